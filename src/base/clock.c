@@ -1,0 +1,14 @@
+/* Clock readings (see clock.h). */
+#include "base/clock.h"
+
+#include <time.h>
+
+uint64_t clock_mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+double clock_mono_s(void) { return (double)clock_mono_ns() * 1e-9; }
+
+int64_t clock_unix_s(void) { return (int64_t)time(NULL); }

@@ -1,0 +1,81 @@
+/* Kernel interface used by the model layer: tensor type traits, matmul, elementwise
+ * ops and the thread pool. Scalar reference kernels back every entry; SIMD variants
+ * (AVX2, AVX-512) plug in behind the same functions, chosen at run time.
+ * This layer knows tensors only as typed rows of bytes; it never reads files. */
+#ifndef KERNELS_KERNELS_H
+#define KERNELS_KERNELS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gguf/types.h"
+
+/* ---- type traits ------------------------------------------------------------ */
+typedef struct kern_type_traits {
+    uint32_t type;                 /* ggml type id */
+    const char *name;
+    uint32_t block_elems, block_bytes;
+    /* row of n elements (n % block_elems == 0) -> float */
+    void (*to_float)(const void *src, float *dst, int64_t n);
+    /* float -> row of n elements: reference quantizer (also used for activations) */
+    void (*from_float)(const float *src, void *dst, int64_t n);
+    /* dot of one weight row (this type) with one activation row already converted to
+       vec_dot_type, n elements */
+    float (*vec_dot)(int64_t n, const void *w, const void *x);
+    uint32_t vec_dot_type;         /* activation format vec_dot expects (F32, Q8_0, Q8_K, ...) */
+} kern_type_traits;
+
+/* Traits for a type the kernels can compute, or NULL (unsupported). */
+const kern_type_traits *kern_traits(uint32_t type);
+
+/* Bytes of a row of n elements of type (n must be a multiple of the block size). */
+size_t kern_row_bytes(uint32_t type, int64_t n);
+
+float kern_f16_to_f32(uint16_t h);
+uint16_t kern_f32_to_f16(float f);    /* round to nearest even */
+float kern_bf16_to_f32(uint16_t h);
+uint16_t kern_f32_to_bf16(float f);   /* round to nearest even */
+
+/* ---- thread pool ------------------------------------------------------------ */
+typedef struct kern_pool kern_pool;
+/* Persistent workers; n_threads <= 0 means one per physical core. NULL on failure. */
+kern_pool *kern_pool_new(int n_threads);
+void kern_pool_free(kern_pool *p);   /* accepts NULL */
+int kern_pool_size(const kern_pool *p);
+/* Runs fn(ctx, ith, nth) on every thread (the caller is thread 0) and returns when all
+   are done. p may be NULL: runs fn(ctx, 0, 1). */
+void kern_pool_run(kern_pool *p, void (*fn)(void *ctx, int ith, int nth), void *ctx);
+
+/* ---- matmul ----------------------------------------------------------------- */
+/* A weight matrix: rows x cols elements of `type`, row-major, row i at data + i*row_bytes. */
+typedef struct kern_matrix {
+    uint32_t type;
+    int64_t rows;      /* output features */
+    int64_t cols;      /* input features (row length) */
+    size_t row_bytes;
+    const void *data;
+} kern_matrix;
+
+/* y[t][r] = sum_c W[r][c] * x[t][c] for t < n_tok. x: [n_tok][cols] floats,
+   y: [n_tok][rows] floats (row stride ldy >= rows). Uses the pool for rows. */
+void kern_matmul(kern_pool *p, const kern_matrix *w, const float *x, int64_t n_tok,
+                 float *y, int64_t ldy);
+
+/* Dequantizes row r of w into out[cols]. */
+void kern_get_row(const kern_matrix *w, int64_t r, float *out);
+
+/* ---- elementwise ops (in place where out == x is allowed) ------------------- */
+void kern_rmsnorm(const float *x, const float *weight, int64_t n, float eps, float *out);
+void kern_layernorm(const float *x, const float *weight, const float *bias, int64_t n,
+                    float eps, float *out);
+/* Rotary embedding of n_heads heads of head_dim, at position pos, over the first
+   n_rot dims of each head. neox: pairs (i, i+n_rot/2); else adjacent pairs (2i, 2i+1). */
+void kern_rope(float *x, int n_heads, int head_dim, int n_rot, int64_t pos,
+               float freq_base, float freq_scale, bool neox);
+void kern_softmax(float *x, int64_t n);           /* in place, max-subtracted */
+void kern_silu_mul(const float *gate, const float *up, int64_t n, float *out);
+void kern_gelu(float *x, int64_t n);               /* tanh approximation, in place */
+void kern_add(float *x, const float *y, int64_t n); /* x += y */
+
+#endif
