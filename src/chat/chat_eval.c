@@ -76,6 +76,7 @@ cv call_macro(chat_ctx *c, cmacro *m, cargs *a, cv caller) {
     cframe *fr = frame_new(c, m->closure);
     int nparams = def->n - first;
     clist *varargs = cl_new(c, 0);
+    varargs->tuple = true;
     cdict *kwargs = cd_new(c, CV_DICT);
     for (int i = a->n > nparams ? nparams : a->n; i < a->n; i++) cl_push(c, varargs, cv_ref(a->pos[i]));
     for (int k = 0; k < a->nk; k++) {
@@ -171,7 +172,7 @@ static cv eval_filter(chat_ctx *c, const cnode *n, cframe *f, cv input) {
     argvals av;
     eval_args(c, n, 1, f, &av);
     c->line = n->line;
-    if (n->sym < 0) chat_fail(c, HEARTH_ERR_FORMAT, "TemplateAssertionError", "No filter named '%s'.", n->lit.u.s->s);
+    if (n->sym < 0) chat_fail(c, HEARTH_ERR_FORMAT, "TemplateRuntimeError", "No filter named '%s' found.", n->lit.u.s->s);
     cv r = apply_filter(c, n->sym, val, &av.a);
     free_args(c, &av);
     cv_unref(c, val);
@@ -183,7 +184,7 @@ static bool eval_test(chat_ctx *c, const cnode *n, cframe *f) {
     argvals av;
     eval_args(c, n, 1, f, &av);
     c->line = n->line;
-    if (n->sym < 0) chat_fail(c, HEARTH_ERR_FORMAT, "TemplateAssertionError", "No test named '%s'.", n->lit.u.s->s);
+    if (n->sym < 0) chat_fail(c, HEARTH_ERR_FORMAT, "TemplateRuntimeError", "No test named '%s' found.", n->lit.u.s->s);
     bool r = apply_test(c, n->sym, val, &av.a);
     free_args(c, &av);
     cv_unref(c, val);
