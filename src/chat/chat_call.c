@@ -476,7 +476,7 @@ cv call_global(chat_ctx *c, int id, cargs *a) {
 
 static bool is_num(cv v) { return v.t == CV_BOOL || v.t == CV_INT || v.t == CV_FLOAT; }
 static double as_f(cv v) { return v.t == CV_FLOAT ? v.u.f : v.t == CV_INT ? (double)v.u.i : (double)v.u.b; }
-static int64_t as_i(cv v) { return v.t == CV_INT ? v.u.i : (int64_t)v.u.b; }
+static int64_t as_i(cv v) { return v.t == CV_INT ? v.u.i : v.t == CV_BOOL ? (int64_t)v.u.b : 0; }
 
 static const char *op_sym(int op) {
     static const char *const s[] = {"", "+", "-", "*", "/", "//", "%", "** or pow()"};

@@ -7,6 +7,7 @@
 #include "chat/chat_internal.h"
 
 #define MAX_ARGS 32
+#define MAX_EVAL_NEST 2000 /* nested evaluations at once: about 1 MiB of C stack */
 
 enum { FLOW_NORMAL, FLOW_BREAK, FLOW_CONTINUE };
 
@@ -218,7 +219,22 @@ static cv eval_slice(chat_ctx *c, const cnode *n, cframe *f) {
     return r;
 }
 
+static void enter(chat_ctx *c) {
+    if (++c->nest > MAX_EVAL_NEST)
+        chat_fail(c, HEARTH_ERR_RANGE, "RecursionError", "template evaluation nested deeper than %d levels",
+                  MAX_EVAL_NEST);
+}
+
+static cv eval_inner(chat_ctx *c, const cnode *n, cframe *f);
+
 cv eval_expr(chat_ctx *c, const cnode *n, cframe *f) {
+    enter(c);
+    cv r = eval_inner(c, n, f);
+    c->nest--;
+    return r;
+}
+
+static cv eval_inner(chat_ctx *c, const cnode *n, cframe *f) {
     chat_steps(c, 1);
     c->line = n->line;
     switch (n->kind) {
@@ -416,7 +432,16 @@ static int exec_for(chat_ctx *c, const cnode *n, cframe *f, cbuf *out) {
     return FLOW_NORMAL;
 }
 
+static int exec_inner(chat_ctx *c, const cnode *n, cframe *f, cbuf *out);
+
 static int exec_node(chat_ctx *c, const cnode *n, cframe *f, cbuf *out) {
+    enter(c);
+    int flow = exec_inner(c, n, f, out);
+    c->nest--;
+    return flow;
+}
+
+static int exec_inner(chat_ctx *c, const cnode *n, cframe *f, cbuf *out) {
     chat_steps(c, 1);
     c->line = n->line;
     switch (n->kind) {

@@ -198,6 +198,7 @@ typedef struct chat_ctx {
     size_t max_output;  /* cap on any string, and on the rendered text */
     size_t live, max_live; /* bytes held by live objects, and the cap */
     int depth, max_depth;  /* macro call depth */
+    int nest;              /* evaluation recursion depth (bounds the C stack) */
     int line;              /* template line being evaluated */
     const struct chat_template *tpl;
     cv *vars;              /* context variable per symbol id (undefined when absent) */

@@ -442,7 +442,8 @@ static bool eq_depth(chat_ctx *c, cv a, cv b, int depth) {
 
 bool cv_eq(chat_ctx *c, cv a, cv b) { return eq_depth(c, a, b, 0); }
 
-int cv_cmp(chat_ctx *c, cv a, cv b, const char *opname) {
+static int cmp_depth(chat_ctx *c, cv a, cv b, const char *opname, int depth) {
+    if (depth > MAX_NEST) chat_fail(c, HEARTH_ERR_RANGE, "RecursionError", "structure nested too deeply to compare");
     if (a.t == CV_UNDEF) chat_fail_undef(c, a);
     if (b.t == CV_UNDEF) chat_fail_undef(c, b);
     if (is_num(a) && is_num(b)) {
@@ -463,13 +464,15 @@ int cv_cmp(chat_ctx *c, cv a, cv b, const char *opname) {
         size_t n = a.u.l->n < b.u.l->n ? a.u.l->n : b.u.l->n;
         for (size_t i = 0; i < n; i++) {
             chat_steps(c, 1);
-            if (!cv_eq(c, a.u.l->v[i], b.u.l->v[i])) return cv_cmp(c, a.u.l->v[i], b.u.l->v[i], opname);
+            if (!cv_eq(c, a.u.l->v[i], b.u.l->v[i])) return cmp_depth(c, a.u.l->v[i], b.u.l->v[i], opname, depth + 1);
         }
         return a.u.l->n < b.u.l->n ? -1 : a.u.l->n > b.u.l->n ? 1 : 0;
     }
     chat_fail(c, HEARTH_ERR_FORMAT, "TypeError", "'%s' not supported between instances of '%s' and '%s'",
               opname, cv_pytype(a), cv_pytype(b));
 }
+
+int cv_cmp(chat_ctx *c, cv a, cv b, const char *opname) { return cmp_depth(c, a, b, opname, 0); }
 
 const char *cv_pytype(cv v) {
     switch (v.t) {
