@@ -166,7 +166,8 @@ static size_t lex_string(lexer *lx, size_t p) {
     size_t n = i - a;
     char *buf = mem_alloc(n + 1);
     if (!buf) {
-        fail(lx, p, "out of memory");
+        err_set(lx->err, HEARTH_ERR_NOMEM, "out of memory while compiling a template");
+        lx->failed = true;
         return lx->n;
     }
     size_t o = 0;
