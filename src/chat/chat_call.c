@@ -267,7 +267,7 @@ static cv str_format(chat_ctx *c, cstr *fmt, cargs *a) {
     return cb_take(c, b);
 }
 
-static cv str_method(chat_ctx *c, cstr *s, const char *m, cargs *a, cv self) {
+static cv str_method(chat_ctx *c, cstr *s, const char *m, cargs *a) {
     cv a0 = arg_get(a, 0, NULL), a1 = arg_get(a, 1, NULL);
     if (!strcmp(m, "strip")) return str_strip(c, s, a0, true, true);
     if (!strcmp(m, "lstrip")) return str_strip(c, s, a0, true, false);
@@ -309,26 +309,10 @@ static cv str_method(chat_ctx *c, cstr *s, const char *m, cargs *a, cv self) {
         return cb_take(c, b);
     }
     if (!strcmp(m, "format")) return str_format(c, s, a);
-    if (!strcmp(m, "splitlines")) {
-        clist *l = cl_new(c, 0);
-        size_t start = 0, i = 0;
-        while (i < s->len) {
-            size_t at = i;
-            uint32_t cp = chat_next_cp(s->s, s->len, &i);
-            if (cp == '\n' || cp == '\r' || cp == 0x0b || cp == 0x0c || (cp >= 0x1c && cp <= 0x1e) || cp == 0x85 ||
-                cp == 0x2028 || cp == 0x2029) {
-                cl_push(c, l, cv_str(c, s->s + start, at - start));
-                if (cp == '\r' && i < s->len && s->s[i] == '\n') i++;
-                start = i;
-            }
-        }
-        if (start < s->len) cl_push(c, l, cv_str(c, s->s + start, s->len - start));
-        return cv_list(l);
-    }
+    if (!strcmp(m, "splitlines")) return str_splitlines(c, s);
     static const char *const is_names[] = {"isdigit", "isalpha", "isalnum", "isspace", "isupper", "islower", NULL};
     for (int k = 0; is_names[k]; k++)
         if (!strcmp(m, is_names[k])) return cv_bool(all_cps(s, k));
-    (void)self;
     return cv_undef();
 }
 
@@ -366,7 +350,7 @@ cv call_method(chat_ctx *c, cv self, cstr *name, cargs *a, bool *found) {
     if (!*found) return cv_undef();
     const char *m = name->s;
     switch (self.t) {
-    case CV_STR: return str_method(c, self.u.s, m, a, self);
+    case CV_STR: return str_method(c, self.u.s, m, a);
     case CV_DICT: return dict_method(c, self.u.d, m, a);
     case CV_LIST: {
         clist *l = self.u.l;

@@ -133,8 +133,6 @@ static cv call_with_caller(chat_ctx *c, cv callee, cargs *a, cv caller) {
     }
 }
 
-cv call_value(chat_ctx *c, cv callee, cargs *a) { return call_with_caller(c, callee, a, cv_undef()); }
-
 static cv eval_call(chat_ctx *c, const cnode *n, cframe *f, cv caller) {
     const cnode *callee = n->kid[0];
     argvals av;

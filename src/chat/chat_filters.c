@@ -49,14 +49,7 @@ int chat_test_id(const char *name) {
     return -1;
 }
 
-const char *chat_filter_name(int id) { return id >= 0 && id < FL_COUNT_ALL ? filter_names[id] : "?"; }
-
 /* ---- helpers -------------------------------------------------------------------- */
-
-static cargs no_args(void) {
-    cargs a = {0};
-    return a;
-}
 
 /* The args after the first `skip` positional ones. */
 static cargs shift_args(cargs *a, int skip) {
@@ -276,20 +269,12 @@ static cv filter_indent(chat_ctx *c, cv val, cargs *a) {
         ind = cb_take(c, b);
     }
     cv s = as_str(c, val);
-    cv lines = cv_undef();
-    {
-        /* s + "\n", split into lines as str.splitlines() */
-        cbuf *b = cb_new(c);
-        cb_put(c, b, s.u.s->s, s.u.s->len);
-        cb_putc(c, b, '\n');
-        cv full = cb_take(c, b);
-        cargs none = no_args();
-        bool found;
-        cv fn = cv_strz(c, "splitlines");
-        lines = call_method(c, full, fn.u.s, &none, &found);
-        cv_unref(c, fn);
-        cv_unref(c, full);
-    }
+    cbuf *b = cb_new(c); /* s + "\n" split as str.splitlines(), as Jinja2 does */
+    cb_put(c, b, s.u.s->s, s.u.s->len);
+    cb_putc(c, b, '\n');
+    cv full = cb_take(c, b);
+    cv lines = str_splitlines(c, full.u.s);
+    cv_unref(c, full);
     clist *l = lines.u.l;
     cbuf *out = cb_new(c);
     if (first) cb_put(c, out, ind.u.s->s, ind.u.s->len);

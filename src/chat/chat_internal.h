@@ -296,6 +296,7 @@ size_t py_slice(chat_ctx *c, int64_t len, cv start, cv stop, cv step, int64_t *f
 cv str_slice(chat_ctx *c, cstr *s, cv start, cv stop, cv step);
 cv str_index_cp(chat_ctx *c, cstr *s, int64_t i, bool *ok);
 int64_t str_find(cstr *s, cstr *sub, bool reverse); /* code point index or -1 */
+cv str_splitlines(chat_ctx *c, cstr *s); /* str.splitlines() */
 
 /* ---- JSON (chat_json.c) ------------------------------------------------------- */
 struct json_t;
@@ -350,7 +351,6 @@ typedef struct cargs {
 cv eval_expr(chat_ctx *c, const cnode *n, cframe *f);
 void exec_body(chat_ctx *c, const cnode *n, cframe *f, cbuf *out);
 cv call_macro(chat_ctx *c, cmacro *m, cargs *a, cv caller);
-cv call_value(chat_ctx *c, cv callee, cargs *a);
 cv arg_get(cargs *a, int idx, const char *name); /* borrowed; undefined when absent */
 cv env_getattr(chat_ctx *c, cv obj, cstr *name);  /* new ref: obj.name */
 cv env_getitem(chat_ctx *c, cv obj, cv key);      /* new ref: obj[key] */
@@ -362,7 +362,6 @@ cv global_value(chat_ctx *c, int id);
 
 int chat_filter_id(const char *name); /* -1 when unknown */
 int chat_test_id(const char *name);
-const char *chat_filter_name(int id);
 cv apply_filter(chat_ctx *c, int id, cv val, cargs *a);
 bool apply_test(chat_ctx *c, int id, cv val, cargs *a);
 bool apply_test_by_name(chat_ctx *c, cstr *name, cv val, cargs *a);

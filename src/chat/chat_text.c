@@ -370,3 +370,20 @@ cv str_mark_safe(chat_ctx *c, cv s) {
     cv_unref(c, s);
     return r;
 }
+
+cv str_splitlines(chat_ctx *c, cstr *s) {
+    clist *l = cl_new(c, 0);
+    size_t start = 0, i = 0;
+    while (i < s->len) {
+        size_t at = i;
+        uint32_t cp = chat_next_cp(s->s, s->len, &i);
+        if (cp == '\n' || cp == '\r' || cp == 0x0b || cp == 0x0c || (cp >= 0x1c && cp <= 0x1e) || cp == 0x85 ||
+            cp == 0x2028 || cp == 0x2029) {
+            cl_push(c, l, cv_str(c, s->s + start, at - start));
+            if (cp == '\r' && i < s->len && s->s[i] == '\n') i++;
+            start = i;
+        }
+    }
+    if (start < s->len) cl_push(c, l, cv_str(c, s->s + start, s->len - start));
+    return cv_list(l);
+}
