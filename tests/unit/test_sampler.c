@@ -347,6 +347,10 @@ static void test_penalties_by_hand(void **state) {
     const int32_t slide[] = {0, 0, 0, 5, 5, 5};
     penalised(1.0f, 0, 1.0f, 3, slide, 6, got);
     expect_logits("slid window", got, (const float[6]){2.0f, -1.0f, 0.5f, 3.0f, -2.0f, -2.0f});
+    /* 5 5 0 0 5 with window 3: token 5 left twice and came back once. */
+    const int32_t back[] = {5, 5, 0, 0, 5};
+    penalised(1.0f, 0, 1.0f, 3, back, 5, got);
+    expect_logits("re-entered window", got, (const float[6]){0.0f, -1.0f, 0.5f, 3.0f, -2.0f, 0.0f});
 }
 
 static void test_penalty_changes_choice_and_reset(void **state) {
