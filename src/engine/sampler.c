@@ -265,20 +265,133 @@ static void sampler_softmax(sampler_cand *c, size_t n) {
     for (size_t i = 0; i < n; i++) c[i].p = (float)(c[i].p / sum);
 }
 
-/* Smallest most-likely prefix with mass >= top_p. Unless already sorted, sorts only a
- * growing head of the candidates until it holds enough mass. Returns the new count. */
-static size_t sampler_top_p(sampler_cand *c, size_t n, bool sorted, float top_p) {
-    size_t head = sorted ? n : (n < 64 ? n : 64);
-    for (;;) {
-        if (!sorted) sampler_select_top(c, n, head);
-        double mass = 0;
-        for (size_t i = 0; i < head; i++) {
-            mass += c[i].p;
-            if (mass >= top_p) return i + 1;
-        }
-        if (head == n) return n;
-        head = n / 8 < head ? n : head * 8;
+/* On candidates sorted best first: the length of the smallest prefix whose mass reaches
+ * top_p, or 0 when even all n do not (rounding). */
+static size_t sampler_nucleus_len(const sampler_cand *c, size_t n, float top_p) {
+    double mass = 0;
+    for (size_t i = 0; i < n; i++) {
+        mass += c[i].p;
+        if (mass >= top_p) return i + 1;
     }
+    return 0;
+}
+
+/* Order-preserving maps between finite floats and unsigned integers. */
+static uint32_t sampler_float_key(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return (u & 0x80000000u) ? ~u : u | 0x80000000u;
+}
+
+static float sampler_key_float(uint32_t k) {
+    uint32_t u = (k & 0x80000000u) ? k & 0x7FFFFFFFu : ~k;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static double sampler_mass_from(const sampler_cand *c, size_t n, float logit) {
+    double mass = 0;
+    for (size_t i = 0; i < n; i++)
+        if (c[i].logit >= logit) mass += c[i].p;
+    return mass;
+}
+
+static void sampler_swap(sampler_cand *c, size_t i, size_t j) {
+    sampler_cand tmp = c[i];
+    c[i] = c[j];
+    c[j] = tmp;
+}
+
+#define SAMPLER_BUCKETS 256
+
+/* Narrows [*lo, *hi], a range of logits holding the top-p cut, to the logits of the one
+ * histogram bucket the cut falls in; false when that is not possible (one value left). */
+static bool sampler_narrow_cut(const sampler_cand *c, size_t n, float top_p, float *lo, float *hi) {
+    if (*lo >= *hi) return false;
+    double mass[SAMPLER_BUCKETS] = {0}, above = 0;
+    float b_min[SAMPLER_BUCKETS], b_max[SAMPLER_BUCKETS];
+    for (int b = 0; b < SAMPLER_BUCKETS; b++) {
+        b_min[b] = INFINITY;
+        b_max[b] = -INFINITY;
+    }
+    double base = *lo, scale = SAMPLER_BUCKETS / ((double)*hi - base);
+    for (size_t i = 0; i < n; i++) {
+        float l = c[i].logit;
+        if (l > *hi) above += c[i].p;
+        if (l > *hi || l < *lo) continue;
+        int b = (int)(((double)l - base) * scale);
+        b = b < SAMPLER_BUCKETS ? b : SAMPLER_BUCKETS - 1;
+        mass[b] += c[i].p;
+        b_min[b] = l < b_min[b] ? l : b_min[b];
+        b_max[b] = l > b_max[b] ? l : b_max[b];
+    }
+    for (int b = SAMPLER_BUCKETS - 1; b >= 0; b--) {
+        if (above + mass[b] >= top_p && mass[b] > 0) {
+            *lo = b_min[b];
+            *hi = b_max[b];
+            return true;
+        }
+        above += mass[b];
+    }
+    return false;
+}
+
+/* Top-p on unsorted candidates, keeping the set the sorted rule keeps without sorting a
+ * large nucleus. Histogram passes narrow the range of the cut (the logit of the last
+ * candidate kept), a bisection over the logits' ordered bit patterns pins it; all
+ * candidates above it stay, and of those equal to it the lowest ids until the mass
+ * reaches top_p. The kept candidates end up in c[0..returned) in a fixed order. */
+static size_t sampler_top_p_bisect(sampler_cand *c, size_t n, float top_p) {
+    float lo_logit = c[0].logit, hi_logit = c[0].logit;
+    for (size_t i = 1; i < n; i++) {
+        if (c[i].logit < lo_logit) lo_logit = c[i].logit;
+        if (c[i].logit > hi_logit) hi_logit = c[i].logit;
+    }
+    if (sampler_mass_from(c, n, lo_logit) < top_p) return n;
+    float lo_narrow = lo_logit, hi_narrow = hi_logit;
+    for (int round = 0; round < 4 && sampler_narrow_cut(c, n, top_p, &lo_narrow, &hi_narrow); round++) {}
+    if (sampler_mass_from(c, n, lo_narrow) >= top_p) {   /* rounding could disagree: then search it all */
+        lo_logit = lo_narrow;
+        hi_logit = hi_narrow;
+    }
+    uint32_t lo = sampler_float_key(lo_logit), hi = sampler_float_key(hi_logit);
+    while (lo < hi) {   /* invariant: the mass from lo reaches top_p */
+        uint32_t mid = lo + (hi - lo + 1) / 2;
+        if (sampler_mass_from(c, n, sampler_key_float(mid)) >= top_p) lo = mid;
+        else hi = mid - 1;
+    }
+    float cut = sampler_key_float(lo);
+    size_t above = 0;
+    double mass = 0;
+    for (size_t i = 0; i < n; i++)
+        if (c[i].logit > cut) {
+            mass += c[i].p;
+            sampler_swap(c, above++, i);
+        }
+    size_t ties_end = above;
+    for (size_t i = above; i < n; i++)
+        if (c[i].logit == cut) sampler_swap(c, ties_end++, i);
+    size_t n_ties = ties_end - above, take = 0;
+    while (take < n_ties && (take == 0 || mass < top_p)) mass += c[above + take++].p;
+    if (take < n_ties) sampler_select_top(c + above, n_ties, take);   /* equal logits: lowest ids */
+    return above + take;
+}
+
+/* Top-p on unsorted candidates: a sorted head of 64, then 512, usually holds the mass;
+ * a flat distribution over a large vocabulary falls through to the bisection. */
+static size_t sampler_top_p(sampler_cand *c, size_t n, float top_p) {
+    for (size_t head = 64; head <= 512; head *= 8) {
+        if (head >= n) {
+            sampler_select_top(c, n, n);
+            size_t len = sampler_nucleus_len(c, n, top_p);
+            return len ? len : n;
+        }
+        sampler_select_top(c, n, head);
+        size_t len = sampler_nucleus_len(c, head, top_p);
+        if (len) return len;
+    }
+    return sampler_top_p_bisect(c, n, top_p);
 }
 
 static size_t sampler_min_p(sampler_cand *c, size_t n, float min_p) {
@@ -332,7 +445,10 @@ int32_t sampler_sample(sampler *s, float *logits) {
         sorted = true;
     }
     sampler_softmax(c, n);
-    if (p->top_p < 1.0f) n = sampler_top_p(c, n, sorted, p->top_p);
+    if (p->top_p < 1.0f) {
+        size_t len = sorted ? sampler_nucleus_len(c, n, p->top_p) : sampler_top_p(c, n, p->top_p);
+        if (len) n = len;
+    }
     if (p->min_p > 0) n = sampler_min_p(c, n, p->min_p);
     return sampler_draw(s, c, n);
 }

@@ -4,6 +4,7 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -201,6 +202,64 @@ static void test_top_p_large_nucleus(void **state) {
     }
     if (distinct < kept / 2) fail_msg("only %d distinct tokens drawn from a nucleus of %d", distinct, kept);
     sampler_free(s);
+}
+
+/* A nucleus too large for the sorted heads, whose cut falls inside a group of tied logits:
+ * with a huge temperature the kept tokens are drawn uniformly, so the drawn set must be
+ * exactly the nucleus of the sorted rule (ties kept lowest id first), whether found by
+ * top-k's sort or without it. */
+static void test_top_p_cut_among_ties(void **state) {
+    enum { N = 1200, DRAWS = 10000 };
+    static float logits[N];
+    static int counts[N], order[N];
+    static double prob[N];
+    uint64_t st = 17;
+    for (int i = 0; i < N; i++)
+        logits[i] = i % 20 == 0 ? 3.0f : i % 2 == 1 ? 1.0f : -3.0f * test_rand(&st);
+    double z = 0;
+    for (int i = 0; i < N; i++) z += (prob[i] = exp(logits[i] - 3.0));
+    const float top_p = (float)((60 * exp(0.0) + 500.5 * exp(-2.0)) / z);   /* cut at the 501st tie */
+    /* Sorted rule by brute force: logit descending, then id; insertion into a ranked list. */
+    int ranked = 0;
+    for (int i = 0; i < N; i++) {
+        int j = ranked++;
+        while (j > 0 && logits[order[j - 1]] < logits[i]) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = i;
+    }
+    double mass = 0;
+    int kept = 0;
+    while (mass < top_p) mass += prob[order[kept++]] / z;
+    assert_int_equal(kept, 561);
+    static bool in_nucleus[N];
+    for (int i = 0; i < N; i++) in_nucleus[i] = false;
+    for (int i = 0; i < kept; i++) in_nucleus[order[i]] = true;
+
+    for (int sorted = 0; sorted < 2; sorted++) {
+        sampler_params p = plain_params(2718);
+        p.top_p = top_p;
+        p.top_k = sorted ? N - 1 : 0;
+        p.temperature = 1e6f;
+        sampler *s = new_or_fail(&p, N);
+        memset(counts, 0, sizeof counts);
+        for (int d = 0; d < DRAWS; d++) {
+            float work[N];
+            memcpy(work, logits, sizeof work);
+            int32_t t = sampler_sample(s, work);
+            assert_true(t >= 0 && t < N);
+            counts[t]++;
+        }
+        for (int t = 0; t < N; t++) {
+            if (counts[t] && !in_nucleus[t])
+                fail_msg("top_k %d: token %d (logit %g) outside the nucleus drawn %d times", p.top_k, t, logits[t],
+                         counts[t]);
+            if (!counts[t] && in_nucleus[t])
+                fail_msg("top_k %d: token %d (logit %g) in the nucleus never drawn", p.top_k, t, logits[t]);
+        }
+        sampler_free(s);
+    }
 }
 
 static void test_min_p_floor(void **state) {
@@ -542,6 +601,7 @@ int main(void) {
         cmocka_unit_test(test_top_k_one_is_greedy),
         cmocka_unit_test(test_top_p_nucleus_only),
         cmocka_unit_test(test_top_p_large_nucleus),
+        cmocka_unit_test(test_top_p_cut_among_ties),
         cmocka_unit_test(test_min_p_floor),
         cmocka_unit_test(test_low_temperature_concentrates),
         cmocka_unit_test(test_empirical_frequencies),
