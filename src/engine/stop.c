@@ -95,6 +95,7 @@ hearth_status stop_matcher_feed(stop_matcher *m, const char *text, size_t len, c
     if (!ck_add(m->held, len, &total)) return HEARTH_ERR_NOMEM;
     if (m->out_len > 0) memmove(m->buf, m->buf + m->out_len, m->held);
     m->out_len = 0;
+    if (total == 0) return HEARTH_OK;
     if (total > m->cap) {
         size_t cap = m->cap < 64 ? 64 : m->cap;
         while (cap < total) cap = cap > SIZE_MAX / 2 ? total : cap * 2;
@@ -124,7 +125,7 @@ hearth_status stop_matcher_feed(stop_matcher *m, const char *text, size_t len, c
         m->out_len = utf8_complete_prefix(m->buf, total - stop_partial_tail(m, m->buf, total));
         m->held = total - m->out_len;
     }
-    *emit = m->buf ? m->buf : "";
+    *emit = m->buf;
     *emit_len = m->out_len;
     return HEARTH_OK;
 }
