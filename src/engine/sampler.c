@@ -220,6 +220,12 @@ static inline bool sampler_better(const sampler_cand *a, const sampler_cand *b) 
     return a->logit > b->logit || (a->logit == b->logit && a->id < b->id);
 }
 
+static void sampler_swap(sampler_cand *c, size_t i, size_t j) {
+    sampler_cand tmp = c[i];
+    c[i] = c[j];
+    c[j] = tmp;
+}
+
 /* Restores the heap property below i in a heap whose root is its worst element. */
 static void sampler_sift_down(sampler_cand *h, size_t n, size_t i) {
     for (;;) {
@@ -227,9 +233,7 @@ static void sampler_sift_down(sampler_cand *h, size_t n, size_t i) {
         if (l < n && sampler_better(&h[worst], &h[l])) worst = l;
         if (r < n && sampler_better(&h[worst], &h[r])) worst = r;
         if (worst == i) return;
-        sampler_cand tmp = h[i];
-        h[i] = h[worst];
-        h[worst] = tmp;
+        sampler_swap(h, i, worst);
         i = worst;
     }
 }
@@ -240,15 +244,11 @@ static void sampler_select_top(sampler_cand *c, size_t n, size_t k) {
     for (size_t i = k / 2; i-- > 0;) sampler_sift_down(c, k, i);
     for (size_t i = k; i < n; i++)
         if (sampler_better(&c[i], &c[0])) {
-            sampler_cand tmp = c[0];
-            c[0] = c[i];
-            c[i] = tmp;
+            sampler_swap(c, 0, i);
             sampler_sift_down(c, k, 0);
         }
     for (size_t end = k; end-- > 1;) {
-        sampler_cand tmp = c[0];
-        c[0] = c[end];
-        c[end] = tmp;
+        sampler_swap(c, 0, end);
         sampler_sift_down(c, end, 0);
     }
 }
@@ -295,12 +295,6 @@ static double sampler_mass_from(const sampler_cand *c, size_t n, float logit) {
     for (size_t i = 0; i < n; i++)
         if (c[i].logit >= logit) mass += c[i].p;
     return mass;
-}
-
-static void sampler_swap(sampler_cand *c, size_t i, size_t j) {
-    sampler_cand tmp = c[i];
-    c[i] = c[j];
-    c[j] = tmp;
 }
 
 #define SAMPLER_BUCKETS 256
@@ -398,10 +392,10 @@ static size_t sampler_min_p(sampler_cand *c, size_t n, float min_p) {
     float p_max = 0;
     for (size_t i = 0; i < n; i++)
         if (c[i].p > p_max) p_max = c[i].p;
-    float floor = min_p * p_max;
+    float threshold = min_p * p_max;
     size_t kept = 0;
     for (size_t i = 0; i < n; i++)
-        if (c[i].p >= floor) c[kept++] = c[i];
+        if (c[i].p >= threshold) c[kept++] = c[i];
     return kept;
 }
 

@@ -66,7 +66,8 @@ uint64_t sampler_random_seed(void);
 typedef struct sampler sampler;
 
 /* Checks p against a vocabulary of n_vocab tokens and allocates the sampler's buffers
- * (about 12 bytes per vocabulary entry, plus 4 more and the window when penalties are on).
+ * (12 bytes per vocabulary entry; with penalties on, 4 more plus 4 per window token, or
+ * 8 more for the whole-history window). One sampler per sequence, used by one thread at a time.
  * Returns NULL and fills err: HEARTH_ERR_INVALID naming the bad parameter, or NOMEM. */
 sampler *sampler_new(const sampler_params *p, int32_t n_vocab, hearth_err *err);
 void sampler_free(sampler *s);
