@@ -266,6 +266,39 @@ static void test_tensor_table(void **state) {
     expect_refused(b.p, b.len, "newline in a tensor name", "tensor '\\x0a0'");
 }
 
+/* Random byte changes (fixed seed): every result is OK or FORMAT, and an accepted file's
+ * pointers all lie inside the buffer. */
+static void test_random_mutations(void **state) {
+    uint64_t rng = 0x9e3779b97f4a7c15ull;
+    for (int iter = 0; iter < 20000; iter++) {
+        bytes b = valid;
+        int flips = 1 + iter % 4;
+        for (int k = 0; k < flips; k++) {
+            rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+            b.p[(rng >> 8) % b.len] = (uint8_t)rng;
+        }
+        uint8_t *exact = malloc(b.len); /* exact size, so any over-read is caught by ASan */
+        memcpy(exact, b.p, b.len);
+        gguf_file *f = NULL;
+        hearth_err e = {0};
+        hearth_status st = gguf_open_memory(exact, b.len, "fuzz.gguf", &f, &e);
+        if (st != HEARTH_OK && st != HEARTH_ERR_FORMAT) fail_msg("iteration %d: status %d: %s", iter, (int)st, e.msg);
+        if (st != HEARTH_OK && (!e.msg[0] || strchr(e.msg, '\n'))) fail_msg("iteration %d: bad message '%s'", iter, e.msg);
+        for (uint64_t i = 0; f && i < gguf_tensor_count(f); i++) {
+            const gguf_tensor *t = gguf_tensor_at(f, i);
+            const uint8_t *d = t->data;
+            assert_true(d >= exact && d + t->size <= exact + b.len);
+        }
+        for (uint64_t i = 0; f && i < gguf_kv_count(f); i++) {
+            const gguf_kv *kv = gguf_kv_at(f, i);
+            const uint8_t *k = (const uint8_t *)kv->key.ptr;
+            assert_true(k >= exact && k + kv->key.len <= exact + b.len);
+        }
+        gguf_close(f);
+        free(exact);
+    }
+}
+
 /* The CLI reports the same refusals as one line on stderr with exit status 1. */
 static void test_cli_refuses(void **state) {
     struct { const char *name; size_t off; uint64_t v; unsigned n; size_t len; } cases[] = {
@@ -324,6 +357,7 @@ int main(void) {
         cmocka_unit_test(test_value_types),
         cmocka_unit_test(test_nesting_too_deep),
         cmocka_unit_test(test_tensor_table),
+        cmocka_unit_test(test_random_mutations),
         cmocka_unit_test(test_cli_refuses),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
