@@ -78,6 +78,10 @@ static void print_text_str(gguf_str s, uint64_t max) {
 /* The shortest decimal that reads back as the same float (or double). */
 static void print_shortest(double x, bool single) {
     char buf[40];
+    if (x == floor(x) && fabs(x) < 1e15) {
+        printf("%.0f", x);
+        return;
+    }
     for (int prec = 1; prec <= 17; prec++) {
         snprintf(buf, sizeof buf, "%.*g", prec, x);
         double back = strtod(buf, NULL);
