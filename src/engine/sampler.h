@@ -18,9 +18,11 @@
  *   8. temperature       p ∝ exp((logit - logit_max) / temperature) over what is left
  *   9. draw              one uniform number from the sampler's xoshiro256** generator
  *                        (seeded by splitmix64), walked along the candidates' cumulative mass
- * Filters 6 and 7 always keep at least the most likely candidate. Every non-greedy call
- * consumes exactly one random number, so the same seed and the same logits give the same
- * tokens on every platform. Tokens whose logit is -INFINITY after steps 1-2 are never
+ * Filters 6 and 7 always keep at least the most likely candidate; top-p without top-k
+ * sorts only a small head, or finds its cut by bisection, never the whole vocabulary.
+ * Every non-greedy call consumes exactly one random number from a pure-integer generator,
+ * so a seed gives the same random sequence everywhere, and the same tokens wherever the
+ * C library's expf rounds alike. Tokens whose logit is -INFINITY after steps 1-2 are never
  * drawn. */
 #ifndef ENGINE_SAMPLER_H
 #define ENGINE_SAMPLER_H
