@@ -75,7 +75,7 @@ typedef struct kern_matrix {
 hearth_status kern_matmul(kern_pool *p, const kern_matrix *w, const float *x, int64_t n_tok,
                           float *y, int64_t ldy);
 
-/* Dequantizes row r of w into out[cols]. */
+/* Dequantizes row r (< rows) of w into out[cols]; w->type must have kernels. */
 void kern_get_row(const kern_matrix *w, int64_t r, float *out);
 
 /* ---- elementwise ops (in place where out == x is allowed) ------------------- */
