@@ -78,7 +78,8 @@ hearth_status kern_matmul(kern_pool *p, const kern_matrix *w, const float *x, in
 /* Dequantizes row r (< rows) of w into out[cols]; w->type must have kernels. */
 void kern_get_row(const kern_matrix *w, int64_t r, float *out);
 
-/* ---- elementwise ops (in place where out == x is allowed) ------------------- */
+/* ---- elementwise ops (in place where out == x is allowed) -------------------
+   Norms: weight and bias may be NULL (no scale / no shift). */
 void kern_rmsnorm(const float *x, const float *weight, int64_t n, float eps, float *out);
 void kern_layernorm(const float *x, const float *weight, const float *bias, int64_t n,
                     float eps, float *out);
@@ -86,7 +87,8 @@ void kern_layernorm(const float *x, const float *weight, const float *bias, int6
    n_rot dims of each head. neox: pairs (i, i+n_rot/2); else adjacent pairs (2i, 2i+1). */
 void kern_rope(float *x, int n_heads, int head_dim, int n_rot, int64_t pos,
                float freq_base, float freq_scale, bool neox);
-void kern_softmax(float *x, int64_t n);           /* in place, max-subtracted */
+/* In place, max-subtracted; -INFINITY entries get 0; an all -INFINITY row becomes uniform. */
+void kern_softmax(float *x, int64_t n);
 void kern_silu_mul(const float *gate, const float *up, int64_t n, float *out);
 void kern_gelu(float *x, int64_t n);               /* tanh approximation, in place */
 void kern_add(float *x, const float *y, int64_t n); /* x += y */
