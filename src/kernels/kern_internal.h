@@ -91,8 +91,9 @@ KERN_DECLARE_TYPE(q6_k)
 float kern_fit_scale_min(int n, int nmax, const float *x, const float *w, uint8_t *L,
                          float *min, float rmin, float rdelta, int nstep);
 /* Fits x[i] ~ scale*(L[i] - nmax) with L[i] in [0, 2*nmax - 1] (signed, no offset),
-   weighting by x^2. Returns scale (0 for an all-zero group). */
-float kern_fit_scale_signed(int n, int nmax, const float *x, uint8_t *L);
+   minimising the w-weighted squared error over a grid of candidate scales. Returns
+   scale (0 for an all-zero group). */
+float kern_fit_scale_signed(int n, int nmax, const float *x, const float *w, uint8_t *L);
 
 /* ---- thread pool scratch (pool.c) ------------------------------------------- */
 /* A buffer of at least bytes owned by the pool, kept between calls; NULL if it cannot

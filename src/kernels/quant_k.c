@@ -4,6 +4,7 @@
  * plus per-group scales, so the bit layout lives in exactly one place per format.
  * Must never read or write past n elements. */
 #include <math.h>
+#include <stdbool.h>
 
 #include "kernels/kern_internal.h"
 
@@ -82,11 +83,86 @@ static void pack_q6_k(const uint8_t L[256], kern_block_q6_k *b) {
             }
 }
 
-/* ---- Q4_K / Q5_K quantizer: x = d*sc[j]*q - dmin*mn[j] over 32-element groups j ---- */
+/* ---- Q4_K / Q5_K quantizer: x = d*sc[j]*q - dmin*mn[j] over 32-element groups j ----
+ * 1. per group, fit a float scale and min (kern_fit_scale_min);
+ * 2. encode them as 6-bit multiples of two fp16 super-scales d, dmin, trying the
+ *    neighbours of the nearest integers and keeping the pair whose rounding fits best;
+ * 3. refit d and dmin by least squares over the whole block for those integers and
+ *    quants, and redo step 2 while the weighted error keeps falling. */
+
+static inline float f16_round(float f) { return KERN_F16(kern_f32_to_f16(f)); }
+
+/* Rounds group x (32 values) for x ~ ds*q - dm; writes q, returns the weighted error. */
+static float round_group_min(const float *x, const float *w, int nmax, float ds, float dm, uint8_t *q) {
+    float err = 0.0f, inv = ds > 0.0f ? 1.0f / ds : 0.0f;
+    for (int l = 0; l < 32; l++) {
+        int v = clampi(kern_nearest_int((x[l] + dm) * inv), 0, nmax);
+        q[l] = (uint8_t)v;
+        float diff = ds * v - dm - x[l];
+        err += w[l] * diff * diff;
+    }
+    return err;
+}
+
+/* Step 2 for all groups; returns the block's weighted error. */
+static float encode_groups(const float *x, const float *w, int nmax, float d, float dmin,
+                           const float scale[8], const float mins[8], uint8_t sc[8], uint8_t mn[8],
+                           uint8_t L[256]) {
+    float total = 0.0f;
+    uint8_t trial[32];
+    for (int j = 0; j < 8; j++) {
+        int s0 = d > 0.0f ? kern_nearest_int(scale[j] / d) : 0;
+        int m0 = dmin > 0.0f ? kern_nearest_int(mins[j] / dmin) : 0;
+        float best = INFINITY;
+        for (int ds = -1; ds <= 1; ds++)
+            for (int dm = -1; dm <= 1; dm++) {
+                int s = clampi(s0 + ds, 0, 63), m = clampi(m0 + dm, 0, 63);
+                float e = round_group_min(x + 32 * j, w + 32 * j, nmax, d * s, dmin * m, trial);
+                if (e < best) {
+                    best = e;
+                    sc[j] = (uint8_t)s;
+                    mn[j] = (uint8_t)m;
+                    memcpy(L + 32 * j, trial, 32);
+                }
+            }
+        total += best;
+    }
+    return total;
+}
+
+/* Step 3: least-squares d, dmin for x ~ d*(sc*q) - dmin*mn; false if degenerate. */
+static bool refit_super_scales(const float *x, const float *w, const uint8_t sc[8], const uint8_t mn[8],
+                               const uint8_t L[256], float *d, float *dmin) {
+    double A = 0, B = 0, C = 0, X = 0, Y = 0;
+    for (int i = 0; i < 256; i++) {
+        double a = (double)sc[i / 32] * L[i], b = mn[i / 32];
+        A += w[i] * a * a;
+        B += w[i] * a * b;
+        C += w[i] * b * b;
+        X += w[i] * a * x[i];
+        Y += w[i] * b * x[i];
+    }
+    if (A <= 0) return false;
+    double det = A * C - B * B;
+    double nd = X / A, ne = 0.0;
+    if (C > 0 && det > 1e-12 * A * C) {
+        nd = (X * C - B * Y) / det;
+        ne = (B * X - A * Y) / det;
+        if (ne < 0) {
+            ne = 0;
+            nd = X / A;
+        }
+    }
+    if (!(nd > 0)) return false;
+    *d = f16_round((float)nd);
+    *dmin = f16_round((float)ne);
+    return *d > 0.0f;
+}
+
 static void quantize_k_scale_min(const float *x, int nmax, float rmin, int nstep,
                                  uint16_t *d_out, uint16_t *dmin_out, uint8_t scales[12],
                                  uint8_t L[256]) {
-    float scale[8], mins[8], w[32];
+    float scale[8], mins[8], w[256];
     float max_scale = 0.0f, max_min = 0.0f;
     for (int j = 0; j < 8; j++) {
         const float *xs = x + 32 * j;
@@ -94,33 +170,37 @@ static void quantize_k_scale_min(const float *x, int nmax, float rmin, int nstep
         for (int l = 0; l < 32; l++) sum_x2 += xs[l] * xs[l];
         float av = sqrtf(sum_x2 / 32.0f);
         /* weight large values more, but never ignore small ones */
-        for (int l = 0; l < 32; l++) w[l] = av + fabsf(xs[l]);
-        scale[j] = kern_fit_scale_min(32, nmax, xs, w, L + 32 * j, &mins[j], rmin, 0.1f, nstep);
+        for (int l = 0; l < 32; l++) w[32 * j + l] = av + fabsf(xs[l]);
+        scale[j] = kern_fit_scale_min(32, nmax, xs, w + 32 * j, L + 32 * j, &mins[j], rmin, 0.1f, nstep);
         max_scale = fmaxf(max_scale, scale[j]);
         max_min = fmaxf(max_min, mins[j]);
     }
 
-    /* the group scales and mins themselves are quantized to 6 bits */
-    float inv_scale = max_scale > 0.0f ? 63.0f / max_scale : 0.0f;
-    float inv_min = max_min > 0.0f ? 63.0f / max_min : 0.0f;
     uint8_t sc[8], mn[8];
-    for (int j = 0; j < 8; j++) {
-        sc[j] = (uint8_t)clampi(kern_nearest_int(inv_scale * scale[j]), 0, 63);
-        mn[j] = (uint8_t)clampi(kern_nearest_int(inv_min * mins[j]), 0, 63);
+    float d = f16_round(max_scale / 63.0f), dmin = f16_round(max_min / 63.0f);
+    if (d == 0.0f) {   /* all groups constant (or negligible): offsets only */
+        memset(sc, 0, sizeof sc);
+        for (int j = 0; j < 8; j++) mn[j] = (uint8_t)clampi(dmin > 0.0f ? kern_nearest_int(mins[j] / dmin) : 0, 0, 63);
+        memset(L, 0, 256);
+    } else {
+        float err = encode_groups(x, w, nmax, d, dmin, scale, mins, sc, mn, L);
+        for (int iter = 0; iter < 2; iter++) {
+            float d2 = d, dmin2 = dmin;
+            uint8_t sc2[8], mn2[8], L2[256];
+            if (!refit_super_scales(x, w, sc, mn, L, &d2, &dmin2)) break;
+            float err2 = encode_groups(x, w, nmax, d2, dmin2, scale, mins, sc2, mn2, L2);
+            if (!(err2 < err)) break;
+            err = err2;
+            d = d2;
+            dmin = dmin2;
+            memcpy(sc, sc2, sizeof sc);
+            memcpy(mn, mn2, sizeof mn);
+            memcpy(L, L2, 256);
+        }
     }
     pack_scales_mins(sc, mn, scales);
-    *d_out = kern_f32_to_f16(max_scale / 63.0f);
-    *dmin_out = kern_f32_to_f16(max_min / 63.0f);
-
-    /* requantize against the scales as they will be decoded */
-    float d = KERN_F16(*d_out), dmin = KERN_F16(*dmin_out);
-    for (int j = 0; j < 8; j++) {
-        float dj = d * sc[j];
-        if (dj == 0.0f) continue;
-        float mj = dmin * mn[j];
-        for (int l = 0; l < 32; l++)
-            L[32 * j + l] = (uint8_t)clampi(kern_nearest_int((x[32 * j + l] + mj) / dj), 0, nmax);
-    }
+    *d_out = kern_f32_to_f16(d);
+    *dmin_out = kern_f32_to_f16(dmin);
 }
 
 /* ---- Q4_K ------------------------------------------------------------------- */
@@ -210,36 +290,87 @@ float kern_q5_k_vec_dot(int64_t n, const void *w, const void *x) {
     return sum;
 }
 
-/* ---- Q6_K: x = d * scales[e/16] * q, q in [-32, 31] --------------------------- */
+/* ---- Q6_K: x = d * scales[e/16] * q, q in [-32, 31] ---------------------------
+ * Per 16-element group a signed scale is fitted (kern_fit_scale_signed), then the
+ * scales are encoded as int8 multiples of one fp16 d as for Q4_K: neighbours of the
+ * nearest integer are tried, and d is refitted by least squares while the error falls.
+ * Errors are weighted as for Q4_K: group RMS + |x|. */
+
+static float round_group_signed(const float *x, const float *w, float ds, uint8_t *q) {
+    float err = 0.0f, inv = ds != 0.0f ? 1.0f / ds : 0.0f;
+    for (int l = 0; l < 16; l++) {
+        int v = clampi(kern_nearest_int(x[l] * inv), -32, 31);
+        q[l] = (uint8_t)(v + 32);
+        float diff = ds * v - x[l];
+        err += w[l] * diff * diff;
+    }
+    return err;
+}
+
+static float encode_groups_q6(const float *x, const float *w, float d, const float scale[16], int8_t sc[16], uint8_t L[256]) {
+    float total = 0.0f;
+    uint8_t trial[16];
+    for (int j = 0; j < 16; j++) {
+        int s0 = kern_nearest_int(scale[j] / d);
+        float best = INFINITY;
+        for (int ds = -1; ds <= 1; ds++) {
+            int s = clampi(s0 + ds, -128, 127);
+            float e = round_group_signed(x + 16 * j, w + 16 * j, d * s, trial);
+            if (e < best) {
+                best = e;
+                sc[j] = (int8_t)s;
+                memcpy(L + 16 * j, trial, 16);
+            }
+        }
+        total += best;
+    }
+    return total;
+}
+
 void kern_q6_k_from_float(const float *src, void *dst, int64_t n) {
     kern_block_q6_k *b = dst;
-    uint8_t L[256];
-    float scale[16];
+    uint8_t L[256], L2[256];
+    float scale[16], w[256];
+    int8_t sc2[16];
     for (int64_t i = 0; i < n / KERN_QKK; i++, src += KERN_QKK) {
         float max_abs = 0.0f, max_scale = 0.0f;
         for (int j = 0; j < 16; j++) {
-            scale[j] = kern_fit_scale_signed(16, 32, src + 16 * j, L + 16 * j);
+            const float *xs = src + 16 * j;
+            float sum_x2 = 0.0f;
+            for (int l = 0; l < 16; l++) sum_x2 += xs[l] * xs[l];
+            float av = sqrtf(sum_x2 / 16.0f);
+            for (int l = 0; l < 16; l++) w[16 * j + l] = av + fabsf(xs[l]);
+            scale[j] = kern_fit_scale_signed(16, 32, xs, w + 16 * j, L + 16 * j);
             if (fabsf(scale[j]) > max_abs) {
                 max_abs = fabsf(scale[j]);
                 max_scale = scale[j];
             }
         }
-        if (max_abs < 1e-15f) {
+        /* the largest group scale maps to -128, the side with one more level */
+        float d = f16_round(max_scale / -128.0f);
+        if (max_abs < 1e-15f || d == 0.0f) {
             memset(&b[i], 0, sizeof b[i]);
             continue;
         }
-        /* the largest group scale maps to -128, the side with one more level */
-        float iscale = -128.0f / max_scale;
-        b[i].d = kern_f32_to_f16(1.0f / iscale);
-        for (int j = 0; j < 16; j++)
-            b[i].scales[j] = (int8_t)clampi(kern_nearest_int(iscale * scale[j]), -128, 127);
-        float d = KERN_F16(b[i].d);
-        for (int j = 0; j < 16; j++) {
-            float dj = d * b[i].scales[j];
-            if (dj == 0.0f) continue;
-            for (int l = 0; l < 16; l++)
-                L[16 * j + l] = (uint8_t)(32 + clampi(kern_nearest_int(src[16 * j + l] / dj), -32, 31));
+        float err = encode_groups_q6(src, w, d, scale, b[i].scales, L);
+        for (int iter = 0; iter < 2; iter++) {
+            double num = 0, den = 0;
+            for (int e = 0; e < 256; e++) {
+                double a = (double)b[i].scales[e / 16] * (L[e] - 32);
+                num += w[e] * a * src[e];
+                den += w[e] * a * a;
+            }
+            if (!(den > 0)) break;
+            float d2 = f16_round((float)(num / den));
+            if (d2 == 0.0f) break;
+            float err2 = encode_groups_q6(src, w, d2, scale, sc2, L2);
+            if (!(err2 < err)) break;
+            err = err2;
+            d = d2;
+            memcpy(b[i].scales, sc2, sizeof sc2);
+            memcpy(L, L2, sizeof L);
         }
+        b[i].d = kern_f32_to_f16(d);
         pack_q6_k(L, &b[i]);
     }
 }

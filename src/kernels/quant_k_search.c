@@ -74,7 +74,7 @@ float kern_fit_scale_min(int n, int nmax, const float *x, const float *w, uint8_
     return scale;
 }
 
-float kern_fit_scale_signed(int n, int nmax, const float *x, uint8_t *L) {
+float kern_fit_scale_signed(int n, int nmax, const float *x, const float *w, uint8_t *L) {
     float amax = 0.0f, max = 0.0f;
     for (int i = 0; i < n; i++) {
         if (fabsf(x[i]) > amax) {
@@ -84,7 +84,7 @@ float kern_fit_scale_signed(int n, int nmax, const float *x, uint8_t *L) {
     }
     for (int i = 0; i < n; i++) L[i] = (uint8_t)nmax;   /* quant 0 until a scale is found */
     if (amax < GROUP_EPS) return 0.0f;
-    /* the extreme maps to -nmax, the side with one more level; weights are x^2 */
+    /* the extreme maps to -nmax, the side with one more level */
     float best = -1.0f, scale = 0.0f;
     for (int step = 0; step <= 19; step++) {
         int k = step == 0 ? 0 : step <= 9 ? step - 10 : step - 9;   /* 0, -9..-1, 1..9 */
@@ -92,9 +92,8 @@ float kern_fit_scale_signed(int n, int nmax, const float *x, uint8_t *L) {
         float sum_lx = 0.0f, sum_l2 = 0.0f;
         for (int i = 0; i < n; i++) {
             int l = clampi(kern_nearest_int(iscale * x[i]), -nmax, nmax - 1);
-            float w = x[i] * x[i];
-            sum_lx += w * x[i] * l;
-            sum_l2 += w * l * l;
+            sum_lx += w[i] * x[i] * l;
+            sum_l2 += w[i] * l * l;
         }
         /* least-squares scale sum_lx/sum_l2 reduces the error by sum_lx^2/sum_l2 */
         if (sum_l2 <= 0.0f) continue;
