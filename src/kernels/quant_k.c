@@ -178,10 +178,20 @@ static void quantize_k_scale_min(const float *x, int nmax, float rmin, int nstep
 
     uint8_t sc[8], mn[8];
     float d = f16_round(max_scale / 63.0f), dmin = f16_round(max_min / 63.0f);
-    if (d == 0.0f) {   /* all groups constant (or negligible): offsets only */
+    if (d == 0.0f) {
+        /* scales negligible (below fp16's range) or groups constant: each group becomes
+           the offset nearest its weighted mean, when that mean is negative */
         memset(sc, 0, sizeof sc);
-        for (int j = 0; j < 8; j++) mn[j] = (uint8_t)clampi(dmin > 0.0f ? kern_nearest_int(mins[j] / dmin) : 0, 0, 63);
         memset(L, 0, 256);
+        for (int j = 0; j < 8; j++) {
+            float sw = 0.0f, swx = 0.0f;
+            for (int l = 0; l < 32; l++) {
+                sw += w[32 * j + l];
+                swx += w[32 * j + l] * x[32 * j + l];
+            }
+            float mean = sw > 0.0f ? swx / sw : 0.0f;
+            mn[j] = (uint8_t)(dmin > 0.0f ? clampi(kern_nearest_int(-mean / dmin), 0, 63) : 0);
+        }
     } else {
         float err = encode_groups(x, w, nmax, d, dmin, scale, mins, sc, mn, L);
         for (int iter = 0; iter < 2; iter++) {
