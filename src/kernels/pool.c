@@ -19,6 +19,7 @@
 #include "kernels/kern_internal.h"
 
 #define SPIN_ITERS 20000   /* ~ a fraction of a millisecond before sleeping */
+#define SPIN_PURE 1024     /* then each check also yields, for when threads outnumber cores */
 #define MAX_THREADS 512
 
 struct kern_pool {
@@ -41,7 +42,11 @@ typedef struct {
     int ith;
 } worker_arg;
 
-static inline void cpu_relax(void) {
+static inline void spin_pause(int iter) {
+    if (iter >= SPIN_PURE) {
+        sched_yield();
+        return;
+    }
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #endif
@@ -61,7 +66,7 @@ static uint32_t wait_for_change(kern_pool *p, uint32_t old) {
     for (int i = 0; i < SPIN_ITERS; i++) {
         uint32_t v = atomic_load_explicit(&p->gen, memory_order_acquire);
         if (v != old) return v;
-        cpu_relax();
+        spin_pause(i);
     }
     for (;;) {
         atomic_fetch_add(&p->sleepers, 1);
@@ -181,7 +186,7 @@ void kern_pool_run(kern_pool *p, void (*fn)(void *ctx, int ith, int nth), void *
 
     for (int i = 0; i < SPIN_ITERS; i++) {
         if (atomic_load_explicit(&p->busy, memory_order_acquire) == 0) return;
-        cpu_relax();
+        spin_pause(i);
     }
     atomic_store(&p->caller_asleep, true);
     for (;;) {
