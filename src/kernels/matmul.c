@@ -12,7 +12,8 @@ typedef struct {
     const kern_type_traits *wt;   /* weight type */
     const kern_type_traits *xt;   /* activation type (wt->vec_dot_type) */
     const float *x;
-    uint8_t *xq;                  /* activations as xt, rows of xq_row_bytes */
+    uint8_t *xq_out;              /* conversion target (scratch), NULL for F32 */
+    const uint8_t *xq;            /* activations as xt, rows of xq_row_bytes */
     size_t xq_row_bytes;
     int64_t n_tok;
     float *y;
@@ -27,7 +28,7 @@ static void convert_part(void *ctx, int ith, int nth) {
     int64_t total = j->n_tok * (j->w->cols / be);
     int64_t b0 = total * ith / nth, b1 = total * (ith + 1) / nth;
     if (b1 > b0)
-        j->xt->from_float(j->x + b0 * be, j->xq + (size_t)b0 * j->xt->block_bytes, (b1 - b0) * be);
+        j->xt->from_float(j->x + b0 * be, j->xq_out + (size_t)b0 * j->xt->block_bytes, (b1 - b0) * be);
 }
 
 static void dot_part(void *ctx, int ith, int nth) {
@@ -53,15 +54,14 @@ hearth_status kern_matmul(kern_pool *p, const kern_matrix *w, const float *x, in
         return HEARTH_ERR_INVALID;
     if (n_tok == 0 || w->rows == 0) return HEARTH_OK;
 
-    matmul_job job = {w, wt, xt, x, NULL, xq_row_bytes, n_tok, y, ldy};
+    matmul_job job = {w, wt, xt, x, NULL, (const uint8_t *)x, xq_row_bytes, n_tok, y, ldy};
     uint8_t *owned = NULL;
-    if (xt->type == GGML_F32) {
-        job.xq = (uint8_t *)(uintptr_t)x;   /* read only: F32 activations are used as given */
-    } else {
+    if (xt->type != GGML_F32) {   /* F32 activations are used as given */
         size_t bytes;
         if (!ck_mul((size_t)n_tok, xq_row_bytes, &bytes)) return HEARTH_ERR_INVALID;
-        job.xq = p ? kern_pool_scratch(p, bytes) : (owned = mem_alloc(bytes));
-        if (!job.xq) return HEARTH_ERR_NOMEM;
+        job.xq_out = p ? kern_pool_scratch(p, bytes) : (owned = mem_alloc(bytes));
+        if (!job.xq_out) return HEARTH_ERR_NOMEM;
+        job.xq = job.xq_out;
         kern_pool_run(p, convert_part, &job);
     }
     kern_pool_run(p, dot_part, &job);
