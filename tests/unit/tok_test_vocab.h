@@ -17,7 +17,7 @@ typedef struct test_tok {
 } test_tok;
 
 /* Builds a vocabulary; spec_edit (may be NULL) adjusts the spec before building. */
-static tok_vocab *test_vocab(const char *model, const char *pre, const test_tok *toks, size_t n,
+static inline tok_vocab *test_vocab(const char *model, const char *pre, const test_tok *toks, size_t n,
                              const char *const *merges, size_t n_merges, void (*spec_edit)(tok_spec *)) {
     tok_spec spec;
     tok_spec_init(&spec);
@@ -64,7 +64,7 @@ static tok_vocab *test_vocab(const char *model, const char *pre, const test_tok 
 }
 
 /* Encodes text and compares with the expected ids, printing both on mismatch. */
-static void expect_ids(const tok_vocab *v, const char *text, bool add_special, bool parse_special,
+static inline void expect_ids(const tok_vocab *v, const char *text, bool add_special, bool parse_special,
                        const int32_t *want, size_t n_want) {
     int32_t *ids = NULL;
     size_t n = 0;
@@ -91,7 +91,7 @@ static void expect_ids(const tok_vocab *v, const char *text, bool add_special, b
 #define EXPECT_NO_IDS(v, text, add, parse) expect_ids((v), (text), (add), (parse), NULL, 0)
 
 /* Decodes ids and compares with the expected bytes. */
-static void expect_decode(const tok_vocab *v, const int32_t *ids, size_t n, bool render_special, const char *want,
+static inline void expect_decode(const tok_vocab *v, const int32_t *ids, size_t n, bool render_special, const char *want,
                           size_t want_len) {
     char *out = NULL;
     size_t len = 0;
