@@ -187,6 +187,10 @@ hearth_status tok_pretok_new(int regex_set, tok_pretok **out, hearth_err *err) {
         pcre2_code *c = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED,
                                       PCRE2_UTF | PCRE2_UCP | PCRE2_DOLLAR_ENDONLY, &code, &at, cctx);
         mem_free(pattern);
+        if (!c && (code == PCRE2_ERROR_HEAP_FAILED || code == PCRE2_ERROR_NOMEMORY)) {
+            st = HEARTH_ERR_NOMEM;
+            break;
+        }
         if (!c) {
             PCRE2_UCHAR msg[160];
             pcre2_get_error_message(code, msg, sizeof msg);
