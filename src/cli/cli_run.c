@@ -115,7 +115,7 @@ static hearth_status generate(const run_opts *o, gen_model *gm, const int32_t *i
         return st;
     }
     const model_hparams *hp = model_hp(gm->model);
-    fprintf(stderr, "hearth: %s, %lld layers, %lld-dim, vocab %lld; context %lld, %d threads, seed %llu\n",
+    fprintf(stderr, "hearth: %s, %lld layers, %lld-dim, vocab %lld; context %lld, threads %d, seed %llu\n",
             hp->arch_name, (long long)hp->n_layer, (long long)hp->n_embd, (long long)hp->n_vocab,
             (long long)gen_n_ctx(e), gen_n_threads(e), (unsigned long long)o->sp.seed);
     gen_request req = {.prompt = ids, .n_prompt = n, .n_predict = (int32_t)o->n_predict, .sampling = &o->sp};

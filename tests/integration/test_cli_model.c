@@ -115,9 +115,9 @@ static void test_logits_file(void **state) {
     unlink(in_path);
 }
 
-static char *run_text(const char *args_fmt, const char *model, const char *extra) {
+static char *run_text(const char *args_fmt, const char *model_path, const char *extra) {
     char args[4096];
-    snprintf(args, sizeof args, args_fmt, model, extra);
+    snprintf(args, sizeof args, args_fmt, model_path, extra);
     char *out = NULL, *errout = NULL;
     int code = run_hearth(args, &out, &errout);
     if (code != 0) fail_msg("hearth %s: exit %d, stderr: %s", args, code, errout);
@@ -188,12 +188,12 @@ static void expect_error(const char *args, int code, const char *needle) {
     free(errout);
 }
 
-static void both_commands(const char *model, int code, const char *needle) {
+static void both_commands(const char *model_path, int code, const char *needle) {
     char args[2048], out_path[256];
     tmp_path(out_path, sizeof out_path, "err.f32");
-    snprintf(args, sizeof args, "run -m '%s' -p 'hello' -n 2", model);
+    snprintf(args, sizeof args, "run -m '%s' -p 'hello' -n 2", model_path);
     expect_error(args, code, needle);
-    snprintf(args, sizeof args, "logits -m '%s' -p 'hello' -o '%s'", model, out_path);
+    snprintf(args, sizeof args, "logits -m '%s' -p 'hello' -o '%s'", model_path, out_path);
     expect_error(args, code, needle);
     assert_int_not_equal(access(out_path, F_OK), 0); /* no output file left behind */
 }

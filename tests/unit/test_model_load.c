@@ -4,6 +4,7 @@
  * culprit. Also the forward pass's batch checks. Uses the tiny llama fixture. */
 #include "testutil.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "base/mem.h"
