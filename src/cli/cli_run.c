@@ -2,6 +2,7 @@
  * [--seed S] [-t THREADS] [--ctx N]`: generates text from a prompt, streaming it to
  * stdout as it is produced (flushed per piece); one informational line before and the
  * timings after go to stderr. Failures are one error line on stderr. */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -134,6 +135,7 @@ int cli_run(int argc, char **argv) {
     int code = parse(argc, argv, &o, &done);
     if (code || done) return code;
 
+    signal(SIGPIPE, SIG_IGN); /* a closed stdout ends generation (write error), not the process */
     hearth_err err = {0};
     int32_t *ids = NULL;
     size_t n = 0;

@@ -9,7 +9,7 @@
  * cases and, where finite, disagree with exact arithmetic (position 0, where attention is
  * the identity, is off by 2x in logit scale; a float64 recomputation agrees with Hearth to
  * 1e-6). So for it the test prints the KL against the reference for the record and asserts
- * against an exact float64 forward pass written here instead (the oracle below). */
+ * against an exact float64 forward pass instead (tests/support/oracle.c). */
 #include "testutil.h"
 
 #include <jansson.h>
@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "base/mem.h"
+#include "oracle.h"
 #include "engine/generate.h"
 #include "model/model.h"
 
@@ -58,128 +59,6 @@ static int32_t argmax_f(const float *x, int64_t n) {
     for (int64_t i = 1; i < n; i++)
         if (x[i] > x[best]) best = (int32_t)i;
     return best;
-}
-
-/* ---- the float64 oracle (llama architecture, any weight type, no cache) ---------- */
-
-typedef struct oracle {
-    const model_hparams *hp;
-    const gguf_file *f;
-} oracle;
-
-/* Tensor name as a double matrix [ne1][ne0]. */
-static double *oracle_tensor(const oracle *o, const char *name, int64_t *rows, int64_t *cols) {
-    const gguf_tensor *t = gguf_find_tensor(o->f, name);
-    if (!t && !strcmp(name, "output.weight")) t = gguf_find_tensor(o->f, "token_embd.weight");
-    assert_non_null(t);
-    int64_t n = t->ne[0] * t->ne[1];
-    float *tmp = malloc((size_t)n * sizeof(float));
-    double *out = malloc((size_t)n * sizeof(double));
-    kern_traits(t->type)->to_float(t->data, tmp, n);
-    for (int64_t i = 0; i < n; i++) out[i] = tmp[i];
-    free(tmp);
-    *cols = t->ne[0];
-    *rows = t->ne[1];
-    return out;
-}
-
-static void o_matvec(const double *w, int64_t rows, int64_t cols, const double *x, double *y) {
-    for (int64_t r = 0; r < rows; r++) {
-        double s = 0;
-        for (int64_t c = 0; c < cols; c++) s += w[r * cols + c] * x[c];
-        y[r] = s;
-    }
-}
-
-static void o_rmsnorm(const double *x, const double *w, int64_t n, double eps, double *y) {
-    double s = 0;
-    for (int64_t i = 0; i < n; i++) s += x[i] * x[i];
-    double k = 1.0 / sqrt(s / (double)n + eps);
-    for (int64_t i = 0; i < n; i++) y[i] = x[i] * k * w[i];
-}
-
-static void o_rope(double *x, const model_hparams *hp, int64_t n_heads, int64_t pos) {
-    int64_t hd = hp->head_dim_k, half = hp->n_rot / 2;
-    for (int64_t h = 0; h < n_heads; h++)
-        for (int64_t i = 0; i < half; i++) {
-            double th = (double)pos * hp->rope_scale * pow(hp->rope_base, -2.0 * (double)i / (double)hp->n_rot);
-            int64_t a = hp->rope_neox ? i : 2 * i, b = hp->rope_neox ? i + half : 2 * i + 1;
-            double *v = x + h * hd, x0 = v[a], x1 = v[b];
-            v[a] = x0 * cos(th) - x1 * sin(th);
-            v[b] = x0 * sin(th) + x1 * cos(th);
-        }
-}
-
-/* Logits [n][n_vocab] (as floats) of every position of tokens. */
-static float *oracle_run(const oracle *o, const int32_t *tokens, int64_t n) {
-    const model_hparams *hp = o->hp;
-    assert_int_equal(hp->arch, MODEL_ARCH_LLAMA); /* no biases or head norms here */
-    int64_t e = hp->n_embd, hd = hp->head_dim_k, nh = hp->n_head, nkv = hp->n_head_kv, ff = hp->n_ff, r, c;
-    double *x = calloc((size_t)(n * e), sizeof(double)), *xn = malloc((size_t)e * sizeof(double));
-    double *q = malloc((size_t)(n * nh * hd) * sizeof(double)), *k = malloc((size_t)(n * nkv * hd) * sizeof(double));
-    double *v = malloc((size_t)(n * nkv * hd) * sizeof(double)), *att = malloc((size_t)(nh * hd) * sizeof(double));
-    double *g = malloc((size_t)ff * sizeof(double)), *u = malloc((size_t)ff * sizeof(double));
-    double *tmp = malloc((size_t)e * sizeof(double)), *sc = malloc((size_t)n * sizeof(double));
-    double *emb = oracle_tensor(o, "token_embd.weight", &r, &c);
-    for (int64_t t = 0; t < n; t++) memcpy(x + t * e, emb + tokens[t] * e, (size_t)e * sizeof(double));
-    free(emb);
-    for (int64_t il = 0; il < hp->n_layer; il++) {
-        char nm[9][64];
-        const char *sfx[9] = {"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output",
-                              "ffn_norm",  "ffn_gate", "ffn_up", "ffn_down"};
-        double *w[9];
-        for (int i = 0; i < 9; i++) {
-            snprintf(nm[i], sizeof nm[i], "blk.%lld.%s.weight", (long long)il, sfx[i]);
-            w[i] = oracle_tensor(o, nm[i], &r, &c);
-        }
-        for (int64_t t = 0; t < n; t++) {
-            o_rmsnorm(x + t * e, w[0], e, hp->norm_eps, xn);
-            o_matvec(w[1], nh * hd, e, xn, q + t * nh * hd);
-            o_matvec(w[2], nkv * hd, e, xn, k + t * nkv * hd);
-            o_matvec(w[3], nkv * hd, e, xn, v + t * nkv * hd);
-            o_rope(q + t * nh * hd, hp, nh, t);
-            o_rope(k + t * nkv * hd, hp, nkv, t);
-        }
-        for (int64_t t = 0; t < n; t++) {
-            for (int64_t h = 0; h < nh; h++) {
-                int64_t kh = h / (nh / nkv);
-                double mx = -INFINITY, sum = 0;
-                for (int64_t p = 0; p <= t; p++) {
-                    double s = 0;
-                    for (int64_t i = 0; i < hd; i++) s += q[(t * nh + h) * hd + i] * k[(p * nkv + kh) * hd + i];
-                    sc[p] = s / sqrt((double)hd);
-                    mx = fmax(mx, sc[p]);
-                }
-                for (int64_t p = 0; p <= t; p++) sum += sc[p] = exp(sc[p] - mx);
-                for (int64_t i = 0; i < hd; i++) {
-                    double s = 0;
-                    for (int64_t p = 0; p <= t; p++) s += sc[p] / sum * v[(p * nkv + kh) * hd + i];
-                    att[h * hd + i] = s;
-                }
-            }
-            o_matvec(w[4], e, nh * hd, att, tmp);
-            for (int64_t i = 0; i < e; i++) x[t * e + i] += tmp[i];
-            o_rmsnorm(x + t * e, w[5], e, hp->norm_eps, xn);
-            o_matvec(w[6], ff, e, xn, g);
-            o_matvec(w[7], ff, e, xn, u);
-            for (int64_t i = 0; i < ff; i++) g[i] = g[i] / (1.0 + exp(-g[i])) * u[i];
-            o_matvec(w[8], e, ff, g, tmp);
-            for (int64_t i = 0; i < e; i++) x[t * e + i] += tmp[i];
-        }
-        for (int i = 0; i < 9; i++) free(w[i]);
-    }
-    double *onorm = oracle_tensor(o, "output_norm.weight", &r, &c);
-    double *out = oracle_tensor(o, "output.weight", &r, &c);
-    float *logits = malloc((size_t)(n * hp->n_vocab) * sizeof(float));
-    double *row = malloc((size_t)hp->n_vocab * sizeof(double));
-    for (int64_t t = 0; t < n; t++) {
-        o_rmsnorm(x + t * e, onorm, e, hp->norm_eps, xn);
-        o_matvec(out, hp->n_vocab, e, xn, row);
-        for (int64_t i = 0; i < hp->n_vocab; i++) logits[t * hp->n_vocab + i] = (float)row[i];
-    }
-    free(row), free(onorm), free(out), free(x), free(xn), free(q), free(k), free(v), free(att), free(g), free(u);
-    free(tmp), free(sc);
-    return logits;
 }
 
 /* ---- running Hearth ----------------------------------------------------------------- */
@@ -331,8 +210,7 @@ static void run_case(const golden_model *gmd, const gen_model *gm, runner *r, js
            nan_rows ? " (reference has NaN rows)" : "", top1, greedy_same, N_GREEDY);
 
     if (gmd->oracle) {
-        oracle o = {model_hp(r->m), gm->file};
-        float *exact = oracle_run(&o, seq, n + N_GREEDY - 1);
+        float *exact = oracle_logits(gm->file, model_hp(r->m), seq, n + N_GREEDY - 1);
         double okl = 0;
         for (int64_t i = 0; i < n + N_GREEDY - 1; i++) {
             const float *ex = exact + i * n_vocab, *mine = ours + i * n_vocab;
