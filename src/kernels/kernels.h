@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "gguf/types.h"
+#include "hearth.h"
 
 /* ---- type traits ------------------------------------------------------------ */
 typedef struct kern_type_traits {
@@ -26,10 +27,15 @@ typedef struct kern_type_traits {
     uint32_t vec_dot_type;         /* activation format vec_dot expects (F32, Q8_0, Q8_K, ...) */
 } kern_type_traits;
 
-/* Traits for a type the kernels can compute, or NULL (unsupported). */
+/* Traits for a type the kernels can compute, or NULL (unsupported). Every function
+   pointer is set. The entries may be the fastest kernels this CPU supports (chosen
+   once, at first use); Q8_1 and Q8_K are activation formats but complete entries too. */
 const kern_type_traits *kern_traits(uint32_t type);
+/* The scalar reference kernels of the same types (what SIMD kernels are tested against). */
+const kern_type_traits *kern_scalar_traits(uint32_t type);
 
-/* Bytes of a row of n elements of type (n must be a multiple of the block size). */
+/* Bytes of a row of n elements of type; 0 when the type is unsupported, n is negative
+   or not a multiple of the block size, or the size overflows. */
 size_t kern_row_bytes(uint32_t type, int64_t n);
 
 float kern_f16_to_f32(uint16_t h);
@@ -44,7 +50,8 @@ kern_pool *kern_pool_new(int n_threads);
 void kern_pool_free(kern_pool *p);   /* accepts NULL */
 int kern_pool_size(const kern_pool *p);
 /* Runs fn(ctx, ith, nth) on every thread (the caller is thread 0) and returns when all
-   are done. p may be NULL: runs fn(ctx, 0, 1). */
+   are done. p may be NULL: runs fn(ctx, 0, 1). One caller at a time per pool; fn must
+   not call kern_pool_run on the same pool. */
 void kern_pool_run(kern_pool *p, void (*fn)(void *ctx, int ith, int nth), void *ctx);
 
 /* ---- matmul ----------------------------------------------------------------- */
@@ -58,14 +65,21 @@ typedef struct kern_matrix {
 } kern_matrix;
 
 /* y[t][r] = sum_c W[r][c] * x[t][c] for t < n_tok. x: [n_tok][cols] floats,
-   y: [n_tok][rows] floats (row stride ldy >= rows). Uses the pool for rows. */
-void kern_matmul(kern_pool *p, const kern_matrix *w, const float *x, int64_t n_tok,
-                 float *y, int64_t ldy);
+   y: [n_tok][rows] floats (row stride ldy >= rows). Each x row is converted once to the
+   weight type's vec_dot_type in the pool's scratch (kept between calls); output rows are
+   split across the pool's threads, and the result does not depend on their number.
+   p may be NULL (one thread, a temporary buffer per call). Returns HEARTH_ERR_NOMEM if
+   the scratch cannot grow, HEARTH_ERR_UNSUPPORTED for a type without kernels,
+   HEARTH_ERR_INVALID for inconsistent shapes; y is then untouched. Not reentrant per
+   pool: one caller at a time. */
+hearth_status kern_matmul(kern_pool *p, const kern_matrix *w, const float *x, int64_t n_tok,
+                          float *y, int64_t ldy);
 
-/* Dequantizes row r of w into out[cols]. */
+/* Dequantizes row r (< rows) of w into out[cols]; w->type must have kernels. */
 void kern_get_row(const kern_matrix *w, int64_t r, float *out);
 
-/* ---- elementwise ops (in place where out == x is allowed) ------------------- */
+/* ---- elementwise ops (in place where out == x is allowed) -------------------
+   Norms: weight and bias may be NULL (no scale / no shift). */
 void kern_rmsnorm(const float *x, const float *weight, int64_t n, float eps, float *out);
 void kern_layernorm(const float *x, const float *weight, const float *bias, int64_t n,
                     float eps, float *out);
@@ -73,7 +87,8 @@ void kern_layernorm(const float *x, const float *weight, const float *bias, int6
    n_rot dims of each head. neox: pairs (i, i+n_rot/2); else adjacent pairs (2i, 2i+1). */
 void kern_rope(float *x, int n_heads, int head_dim, int n_rot, int64_t pos,
                float freq_base, float freq_scale, bool neox);
-void kern_softmax(float *x, int64_t n);           /* in place, max-subtracted */
+/* In place, max-subtracted; -INFINITY entries get 0; an all -INFINITY row becomes uniform. */
+void kern_softmax(float *x, int64_t n);
 void kern_silu_mul(const float *gate, const float *up, int64_t n, float *out);
 void kern_gelu(float *x, int64_t n);               /* tanh approximation, in place */
 void kern_add(float *x, const float *y, int64_t n); /* x += y */

@@ -1,0 +1,56 @@
+/* The type traits tables. The scalar table names the reference kernel of every type the
+ * kernels can compute and never changes; the active table, which kern_traits() serves,
+ * starts as a copy of it and is where run-time CPU dispatch installs faster kernels,
+ * entry by entry, once, before first use. Must never hand out an entry with a NULL
+ * function pointer. */
+#include <pthread.h>
+
+#include "base/checked.h"
+#include "kernels/kern_internal.h"
+
+#define ENTRY(id, nm, t, elems, bytes, dot_type)                                     \
+    [id] = {.type = id, .name = nm, .block_elems = elems, .block_bytes = bytes,      \
+            .to_float = kern_##t##_to_float, .from_float = kern_##t##_from_float,    \
+            .vec_dot = kern_##t##_vec_dot, .vec_dot_type = dot_type}
+
+static const kern_type_traits scalar_table[GGML_TYPE_LIMIT] = {
+    ENTRY(GGML_F32, "F32", f32, 1, 4, GGML_F32),
+    ENTRY(GGML_F16, "F16", f16, 1, 2, GGML_F32),
+    ENTRY(GGML_BF16, "BF16", bf16, 1, 2, GGML_F32),
+    ENTRY(GGML_Q8_0, "Q8_0", q8_0, 32, sizeof(kern_block_q8_0), GGML_Q8_0),
+    ENTRY(GGML_Q8_1, "Q8_1", q8_1, 32, sizeof(kern_block_q8_1), GGML_Q8_1),
+    ENTRY(GGML_Q8_K, "Q8_K", q8_k, 256, sizeof(kern_block_q8_k), GGML_Q8_K),
+    ENTRY(GGML_Q4_0, "Q4_0", q4_0, 32, sizeof(kern_block_q4_0), GGML_Q8_0),
+    ENTRY(GGML_Q4_1, "Q4_1", q4_1, 32, sizeof(kern_block_q4_1), GGML_Q8_1),
+    ENTRY(GGML_Q5_0, "Q5_0", q5_0, 32, sizeof(kern_block_q5_0), GGML_Q8_0),
+    ENTRY(GGML_Q5_1, "Q5_1", q5_1, 32, sizeof(kern_block_q5_1), GGML_Q8_1),
+    ENTRY(GGML_Q4_K, "Q4_K", q4_k, 256, sizeof(kern_block_q4_k), GGML_Q8_K),
+    ENTRY(GGML_Q5_K, "Q5_K", q5_k, 256, sizeof(kern_block_q5_k), GGML_Q8_K),
+    ENTRY(GGML_Q6_K, "Q6_K", q6_k, 256, sizeof(kern_block_q6_k), GGML_Q8_K),
+};
+
+static kern_type_traits active_table[GGML_TYPE_LIMIT];
+static pthread_once_t active_once = PTHREAD_ONCE_INIT;
+
+static void active_init(void) {
+    memcpy(active_table, scalar_table, sizeof active_table);
+}
+
+const kern_type_traits *kern_scalar_traits(uint32_t type) {
+    if (type >= GGML_TYPE_LIMIT || !scalar_table[type].name) return NULL;
+    return &scalar_table[type];
+}
+
+const kern_type_traits *kern_traits(uint32_t type) {
+    if (type >= GGML_TYPE_LIMIT || !scalar_table[type].name) return NULL;
+    pthread_once(&active_once, active_init);
+    return &active_table[type];
+}
+
+size_t kern_row_bytes(uint32_t type, int64_t n) {
+    const kern_type_traits *t = kern_scalar_traits(type);
+    if (!t || n < 0 || n % t->block_elems != 0) return 0;
+    size_t bytes;
+    if (!ck_mul((size_t)(n / t->block_elems), (size_t)t->block_bytes, &bytes)) return 0;
+    return bytes;
+}
