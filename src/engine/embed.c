@@ -72,7 +72,8 @@ hearth_status embed_ctx_new(const model *m, const embed_config *cfg, embed_ctx *
     e->m = m;
     e->cfg = c;
     hearth_status st = HEARTH_OK;
-    if (!(e->pool = kern_pool_new(c.n_threads))) st = err_set(err, HEARTH_ERR_NOMEM, "embeddings: out of memory for threads");
+    if (!(e->pool = kern_pool_new(c.n_threads)))
+        st = err_set(err, HEARTH_ERR_NOMEM, "embeddings: out of memory for threads");
     model_ctx_params mp = {.n_batch = c.n_batch, .n_outputs = c.n_batch, .n_ctx = c.n_ctx, .embeddings = true};
     if (!st) st = model_ctx_new(m, &mp, e->pool, &e->ctx, err);
     if (!st && !model_is_encoder(m)) st = new_cache(e, err);
@@ -196,8 +197,8 @@ hearth_status embed_batch(embed_ctx *e, const embed_input *in, size_t n_in, cons
         return err_set(err, HEARTH_ERR_INVALID, "embeddings: output has room for %zu rows, %zu needed", out_rows, need);
     size_t dim = (size_t)model_hp(e->m)->n_embd, row = 0;
     for (size_t i = 0; i < n_in;) {
-        size_t start = i, tokens = 0;
-        while (i < n_in && i - start < (size_t)e->cfg.n_seq && tokens + used_len(e, &in[i], o) <= (size_t)e->cfg.n_batch)
+        size_t start = i, tokens = 0, max_seq = (size_t)e->cfg.n_seq, max_tok = (size_t)e->cfg.n_batch;
+        while (i < n_in && i - start < max_seq && tokens + used_len(e, &in[i], o) <= max_tok)
             tokens += used_len(e, &in[i++], o);
         size_t rows;
         if ((st = run_pass(e, in + start, i - start, o, p, out + row * dim, &rows, err))) return st;

@@ -58,9 +58,10 @@ static hearth_status bind_layer(const gguf_file *f, const model_hparams *hp, int
 }
 
 /* token_embd is already bound (weights.c); the position and token-type tables, the
- * embedding norm and every layer follow. */
+ * embedding norm and every layer follow. bert has no output head: output stays empty. */
 hearth_status model_bert_bind(const gguf_file *f, model *m, f32_arena *a, hearth_err *err) {
     const model_hparams *hp = &m->hp;
+    m->output = (kern_matrix){0};
     const gguf_tensor *types = gguf_find_tensor(f, "token_types.weight");
     if (!types) return err_set(err, HEARTH_ERR_FORMAT, "missing tensor 'token_types.weight'");
     if (types->ne[1] < 1 || types->ne[1] > MAX_TOKEN_TYPES)
@@ -218,7 +219,8 @@ hearth_status model_encode(model_ctx *c, const model_batch *b, hearth_err *err) 
     int64_t e = c->m->hp.n_embd;
     int32_t n_out = 0;
     for (int32_t t = 0; t < b->n; t++)
-        if (b->logits[t]) memcpy(c->out_x + (size_t)(n_out++) * (size_t)e, c->x + (size_t)t * (size_t)e, (size_t)e * sizeof(float));
+        if (b->logits[t])
+            memcpy(c->out_x + (size_t)(n_out++) * (size_t)e, c->x + (size_t)t * (size_t)e, (size_t)e * sizeof(float));
     c->n_out = n_out;
     return HEARTH_OK;
 }

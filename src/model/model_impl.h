@@ -28,7 +28,7 @@ typedef struct model_layer {
 struct model {
     model_hparams hp;
     kern_matrix tok_embd;      /* [n_vocab] x [n_embd] */
-    kern_matrix output;        /* [n_vocab] x [n_embd]; token_embd when tied */
+    kern_matrix output;        /* [n_vocab] x [n_embd]; token_embd when tied; empty for bert */
     float *output_norm;        /* [n_embd]; NULL for bert */
     model_layer *layers;       /* [n_layer] */
     /* bert only: */

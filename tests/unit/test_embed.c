@@ -143,7 +143,8 @@ static void test_pooling_types(void **state) {
         expect_close(cls, tok, dim, 0.999999, "cls vs first token", i);
         expect_close(last, tok + (rows - 1) * (size_t)dim, dim, 0.999999, "last vs last token", i);
         for (int64_t d = 0; d < dim; d++)
-            if (fabsf(mean[d] - avg[d]) > 1e-5f) fail_msg("mean[%lld] = %g, average of tokens %g", (long long)d, mean[d], avg[d]);
+            if (fabsf(mean[d] - avg[d]) > 1e-5f)
+                fail_msg("mean[%lld] = %g, average of tokens %g", (long long)d, mean[d], avg[d]);
         normalize(avg, dim);
         float *mean_n = embed(e, &x.in[i], 1, EMBED_POOL_DEFAULT, true, NULL);
         double ss = 0;
@@ -188,10 +189,10 @@ static void *quantize_bert(size_t *size, int *n_quantized) {
             int64_t n = t->ne[0] * t->ne[1];
             float *tmp = malloc((size_t)n * sizeof(float));
             kern_traits(GGML_F16)->to_float(t->data, tmp, n);
-            void *q = malloc(kern_row_bytes(GGML_Q8_0, t->ne[0]) * (size_t)t->ne[1]);
+            size_t row_bytes = kern_row_bytes(GGML_Q8_0, t->ne[0]);
+            char *q = malloc(row_bytes * (size_t)t->ne[1]);
             for (int64_t r = 0; r < t->ne[1]; r++)
-                kern_traits(GGML_Q8_0)->from_float(tmp + r * t->ne[0],
-                                                   (char *)q + (size_t)r * kern_row_bytes(GGML_Q8_0, t->ne[0]), t->ne[0]);
+                kern_traits(GGML_Q8_0)->from_float(tmp + r * t->ne[0], q + (size_t)r * row_bytes, t->ne[0]);
             free(tmp);
             assert_true(keep.n_bufs < 64);
             data = keep.bufs[keep.n_bufs++] = q;
@@ -252,7 +253,8 @@ static void check_decoder(const gen_model *gm, embed_pooling p) {
     for (int i = 0; i < N_TEXTS; i++) {
         double ss = 0;
         for (int64_t d = 0; d < dim; d++) {
-            if (!isfinite(a[i * dim + d])) fail_msg("%s pooling, input %d: value %lld is %g", embed_pooling_name(p), i, (long long)d, a[i * dim + d]);
+            if (!isfinite(a[i * dim + d]))
+                fail_msg("%s pooling, input %d: value %lld is %g", embed_pooling_name(p), i, (long long)d, a[i * dim + d]);
             ss += (double)a[i * dim + d] * a[i * dim + d];
         }
         if (fabs(ss - 1.0) > 1e-5) fail_msg("%s pooling, input %d: squared norm %.8f", embed_pooling_name(p), i, ss);
@@ -342,7 +344,8 @@ static void expect_refused(const gguf_edit *ed, hearth_status want, const char *
 
 static void test_malformed_bert(void **state) {
     if (!fixtures_available()) return;
-    expect_refused(&(gguf_edit){.drop_tensor = "blk.1.ffn_up.bias"}, HEARTH_ERR_FORMAT, "missing tensor 'blk.1.ffn_up.bias'");
+    expect_refused(&(gguf_edit){.drop_tensor = "blk.1.ffn_up.bias"}, HEARTH_ERR_FORMAT,
+                   "missing tensor 'blk.1.ffn_up.bias'");
     expect_refused(&(gguf_edit){.drop_tensor = "position_embd.weight"}, HEARTH_ERR_FORMAT, "'position_embd.weight'");
     expect_refused(&(gguf_edit){.drop_tensor = "token_types.weight"}, HEARTH_ERR_FORMAT, "'token_types.weight'");
     expect_refused(&(gguf_edit){.drop_tensor = "blk.0.layer_output_norm.bias"}, HEARTH_ERR_FORMAT,
@@ -397,8 +400,8 @@ static void expect_cli(const char *args, int want_rc, const char *needle) {
     const char *nl = errout ? strchr(errout, '\n') : NULL;
     bool one_line = nl && nl[1] == '\0';
     if (rc != want_rc || !errout || !strstr(errout, needle) || !one_line || (out && *out))
-        fail_msg("hearth %s: exit %d (want %d), stderr '%s' (want one line with '%s'), stdout '%.80s'", args, rc, want_rc,
-                 errout ? errout : "", needle, out ? out : "");
+        fail_msg("hearth %s: exit %d (want %d), stderr '%s' (want one line with '%s'), stdout '%.80s'", args, rc,
+                 want_rc, errout ? errout : "", needle, out ? out : "");
     free(out);
     free(errout);
 }
