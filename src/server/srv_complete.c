@@ -2,6 +2,7 @@
  * submit, then either collect every choice into one JSON reply or hand the job to an
  * SSE stream. Never waits on the scheduler for more than 100 ms without checking the
  * client and the deadline. */
+#define _GNU_SOURCE /* POLLRDHUP */
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>

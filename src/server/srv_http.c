@@ -65,7 +65,7 @@ void srv_log(const srv *s, const char *level, json_t *fields) {
              tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
     json_t *line = json_pack("{s:s, s:s}", "time", when, "level", level);
     if (line && json_object_update(line, fields) == 0) {
-        char *text = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        char *text = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
         if (text) s->cfg.log(s->cfg.log_ud, text);
         free(text);
     }
@@ -302,10 +302,10 @@ hearth_status srv_new(const srv_config *cfg, srv **out, hearth_err *err) {
     s->daemon = MHD_start_daemon(
         MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
             (v6 ? MHD_USE_IPv6 : 0),
-        (uint16_t)cfg->port, NULL, NULL, on_access, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        (uint16_t)cfg->port, NULL, NULL, on_access, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         cfg->max_header, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, s, MHD_OPTION_END);
+        on_completed, s, MHD_OPTION_END);
     if (!s->daemon) {
         srv_free(s);
         return err_set(err, HEARTH_ERR_IO, "cannot listen on %s port %d (in use, or not an address of this machine)",
