@@ -2,7 +2,7 @@
  * per chunk, chat choices opening with a role delta, a finish chunk per choice, an
  * optional usage chunk (empty choices), then "data: [DONE]\n\n". A failure after the
  * first byte (deadline, scheduler error) is sent as one `data: {"error":{...}}` frame and
- * the stream ends without [DONE]. Runs on the connection's thread; never blocks longer
+ * the body ends there, without [DONE]; a client that hung up gets its connection closed. Runs on the connection's thread; never blocks longer
  * than 100 ms without checking the client. */
 #include <string.h>
 
@@ -18,8 +18,7 @@ struct srv_stream {
     srv_req req;
     srv_job job;
     srv_buf out;
-    bool ended;   /* every frame is in out; nothing more to wait for */
-    bool aborted; /* close the connection once out is sent */
+    bool ended; /* every frame is in out; nothing more to wait for */
 };
 
 srv_stream *srv_stream_new(const srv_client *c, srv_req *req, srv_job *job) {
@@ -54,7 +53,6 @@ static void error_frame(srv_stream *st, const srv_error *e) {
     srv_job_cancel(&st->job);
     frame(st, srv_error_json(e));
     st->ended = true;
-    st->aborted = true;
 }
 
 static void failure(srv_stream *st, hearth_status why, const char *msg) {
@@ -134,7 +132,7 @@ bool srv_stream_start(srv_stream *st, srv_error *e) {
 
 ssize_t srv_stream_read(srv_stream *st, char *buf, size_t cap) {
     while (st->out.len == 0) {
-        if (st->ended) return st->aborted ? -1 : 0;
+        if (st->ended) return 0;
         size_t which = 0;
         sched_event ev;
         hearth_status why = HEARTH_OK;
