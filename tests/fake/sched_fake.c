@@ -1,8 +1,8 @@
 /* TEST DOUBLE of src/engine/sched.h, for developing the server before the real
  * continuous-batching scheduler lands: one single-sequence gen_engine per slot, each on
  * its own worker thread, a bounded FIFO queue, and the same event contract (UTF-8-safe
- * text, stop strings, logprobs, deadlines, cancel, BUSY). Not part of any build: link it
- * in by hand (e.g. a symlink at src/engine/sched.c) when the real one is absent. */
+ * text, stop strings, logprobs, deadlines, cancel, BUSY). CMakeLists.txt links it only
+ * while src/engine/sched.c does not exist. */
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
