@@ -20,7 +20,7 @@
 #include "server/srv_json.h"
 
 #define STREAM_BLOCK 4096
-#define IDLE_TIMEOUT_S 60
+#define IDLE_TIMEOUT_S 60 /* a connection whose client stops reading is closed (and its sequences cancelled) after this */
 
 typedef struct conn {
     srv_route route;

@@ -348,7 +348,9 @@ bool srv_prompt_chat(const srv_prompter *p, const json_t *messages, const json_t
 }
 
 bool srv_prompt_text(const srv_prompter *p, const char *text, size_t len, int32_t **ids, size_t *n, srv_error *e) {
-    if (tok_encode(p->v, text, len, false, true, ids, n, NULL) != HEARTH_OK || !ensure_bos(p->v, ids, n))
-        return srv_fail(e, 500, "server_error", NULL, NULL, "out of memory tokenizing the prompt");
-    return true;
+    if (tok_encode(p->v, text, len, false, true, ids, n, NULL) == HEARTH_OK && ensure_bos(p->v, ids, n)) return true;
+    mem_free(*ids);
+    *ids = NULL;
+    *n = 0;
+    return srv_fail(e, 500, "server_error", NULL, NULL, "out of memory tokenizing the prompt");
 }
