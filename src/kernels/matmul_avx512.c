@@ -11,6 +11,7 @@
 #include "kernels/kern_internal.h"
 
 #define TILE_T 8
+#define PREFETCH_AHEAD 16384   /* bytes: a few microseconds of streaming ahead */
 #define INLINE static inline __attribute__((always_inline))
 
 INLINE __m512i bcast32(const void *p) {
@@ -24,6 +25,15 @@ INLINE __m512 fabs16(__m512 v) { return _mm512_castsi512_ps(_mm512_and_si512(_mm
 INLINE __m512 half_away(__m512 v) {   /* copysign(0.5 - 2^-25, v) */
     __m512i sign = _mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32((int)0x80000000u));
     return _mm512_castsi512_ps(_mm512_or_si512(sign, _mm512_castps_si512(_mm512_set1_ps(0.49999997f))));
+}
+
+/* Part k of n of the next-but-one unit's lines into the cache: weights stream from
+   memory while a tile computes on them, and the hardware prefetcher alone falls
+   behind when 8 tokens make each line slow to consume. */
+INLINE void prefetch_part(const void *unit, size_t unit_bytes, int k, int n) {
+    const char *p = (const char *)unit + PREFETCH_AHEAD;
+    for (size_t off = unit_bytes * (size_t)k / (size_t)n; off < unit_bytes * (size_t)(k + 1) / (size_t)n; off += 64)
+        _mm_prefetch(p + off, _MM_HINT_T0);
 }
 
 INLINE __m512 f16x16(const uint16_t *h) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)h)); }
@@ -100,6 +110,7 @@ INLINE void tile_q4_k(const kern_panel_q4_k *P, int64_t nsb, const uint8_t *act,
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++) isum[t] = _mm512_setzero_si512();
         for (int j = 0; j < 8; j++) {
+            prefetch_part(p, sizeof *p, j, 8);
             __m512i w[8];
 #pragma GCC unroll 4
             for (int c = 0; c < 4; c++) {
@@ -158,6 +169,7 @@ INLINE void tile_q6_k(const kern_panel_q6_k *P, int64_t nsb, const uint8_t *act,
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++) isum[t] = _mm512_setzero_si512();
         for (int u = 0; u < 8; u++) {
+            prefetch_part(p, sizeof *p, u, 8);
             __m512i w[8];
 #pragma GCC unroll 4
             for (int c = 0; c < 4; c++) {
@@ -205,6 +217,7 @@ INLINE void tile_q8_0(const kern_panel_q8_0 *P, int64_t units, const uint8_t *ac
     for (int t = 0; t < T; t++) accf[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < 2 * units; b++) {
         const kern_panel_q8_0 *p = P + b / 2;
+        prefetch_part(p, sizeof *p, (int)(b % 2), 2);
         __m512i w[8];
 #pragma GCC unroll 8
         for (int c = 0; c < 8; c++) w[c] = _mm512_loadu_si512(p->qs[b % 2][c]);
