@@ -225,9 +225,14 @@ INLINE void tile_q8_0(const kern_panel_q8_0 *P, int64_t units, const uint8_t *ac
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++) {
             const kern_act_q8 *a = (const kern_act_q8 *)(act + (size_t)t * arb) + b;
-            __m512i s = _mm512_set1_epi32(a->corr);
-#pragma GCC unroll 8
-            for (int c = 0; c < 8; c++) s = _mm512_dpbusd_epi32(s, w[c], bcast32(a->qs + 4 * c));
+            /* two dependency chains of 4: vpdpbusd latency, not throughput, bounds one */
+            __m512i s = _mm512_set1_epi32(a->corr), s1 = _mm512_setzero_si512();
+#pragma GCC unroll 4
+            for (int c = 0; c < 4; c++) {
+                s = _mm512_dpbusd_epi32(s, w[c], bcast32(a->qs + 4 * c));
+                s1 = _mm512_dpbusd_epi32(s1, w[4 + c], bcast32(a->qs + 16 + 4 * c));
+            }
+            s = _mm512_add_epi32(s, s1);
             accf[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(a->d)), accf[t]);
         }
     }
