@@ -122,10 +122,13 @@ INLINE void tile_q4_k(const kern_panel_q4_k *P, int64_t nsb, const uint8_t *act,
 #pragma GCC unroll 8
             for (int t = 0; t < T; t++) {
                 const int8_t *xq = act_k(act, arb, t)[sb].qs + 32 * j;
-                __m512i s = _mm512_setzero_si512();
-#pragma GCC unroll 8
-                for (int k = 0; k < 8; k++) s = _mm512_dpbusd_epi32(s, w[k], bcast32(xq + 4 * k));
-                isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(s, sc));
+                __m512i s = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+#pragma GCC unroll 4
+                for (int k = 0; k < 4; k++) {
+                    s = _mm512_dpbusd_epi32(s, w[k], bcast32(xq + 4 * k));
+                    s1 = _mm512_dpbusd_epi32(s1, w[4 + k], bcast32(xq + 16 + 4 * k));
+                }
+                isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(_mm512_add_epi32(s, s1), sc));
             }
         }
         __m512 d = f16x16(p->d), dm = f16x16(p->dmin);
