@@ -106,6 +106,9 @@ float kern_fit_scale_signed(int n, int nmax, const float *x, const float *w, uin
 #define KERN_DECLARE_AVX2(t) float kern_##t##_vec_dot_avx2(int64_t n, const void *w, const void *x);
 KERN_DECLARE_AVX2(q8_0)
 KERN_DECLARE_AVX2(q4_0)
+KERN_DECLARE_AVX2(q4_1)
+KERN_DECLARE_AVX2(q5_0)
+KERN_DECLARE_AVX2(q5_1)
 KERN_DECLARE_AVX2(q4_k)
 KERN_DECLARE_AVX2(q5_k)
 KERN_DECLARE_AVX2(q6_k)
@@ -114,6 +117,7 @@ KERN_DECLARE_AVX2(f16)
 KERN_DECLARE_AVX2(bf16)
 #undef KERN_DECLARE_AVX2
 void kern_q8_0_from_float_avx2(const float *src, void *dst, int64_t n);
+void kern_q8_1_from_float_avx2(const float *src, void *dst, int64_t n);
 void kern_q8_k_from_float_avx2(const float *src, void *dst, int64_t n);
 
 /* ---- repacked weights for the AVX-512 tiled matmul (matmul_pack.c) ----------

@@ -1,6 +1,6 @@
 /* AVX2 (+FMA, F16C) kernels on the plain ggml layouts: the activation quantizers Q8_0
- * and Q8_K (bit-identical to the scalar ones) and vec_dot of Q8_0, Q4_0, Q4_K, Q5_K,
- * Q6_K (u8 x s8 pairs with maddubs, then madd) and of F32/F16/BF16 rows (FMA).
+ * Q8_1 and Q8_K (bit-identical to the scalar ones) and vec_dot of Q8_0, Q4_0, Q4_1,
+ * Q5_0, Q5_1, Q4_K, Q5_K, Q6_K (u8 x s8 pairs with maddubs, then madd) and of F32/F16/BF16 rows (FMA).
  * Compiled with -mavx2 -mfma -mf16c; must never run unless dispatch chose AVX2 or
  * above. Activations of the integer dots are in [-127, 127], as the quantizers make
  * them (the sign trick of the Q8_0 dot needs it). */
@@ -60,6 +60,21 @@ void kern_q8_0_from_float_avx2(const float *src, void *dst, int64_t n) {
     }
 }
 
+void kern_q8_1_from_float_avx2(const float *src, void *dst, int64_t n) {
+    kern_block_q8_1 *b = dst;
+    for (int64_t i = 0; i < n / KERN_QK32; i++, src += KERN_QK32) {
+        float d = absmax8(src, KERN_QK32) / 127.0f;
+        float id = d > 0.0f ? 1.0f / d : 0.0f;
+        __m256 vid = _mm256_set1_ps(id);
+        __m256i q[4];
+        for (int k = 0; k < 4; k++) q[k] = round_away(_mm256_mul_ps(_mm256_loadu_ps(src + 8 * k), vid));
+        int32_t sumq = hsum8i(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
+        _mm256_storeu_si256((__m256i *)b[i].qs, pack32(q[0], q[1], q[2], q[3]));
+        b[i].d = kern_f32_to_f16(d);
+        b[i].s = kern_f32_to_f16(d * (float)sumq);
+    }
+}
+
 void kern_q8_k_from_float_avx2(const float *src, void *dst, int64_t n) {
     kern_block_q8_k *b = dst;
     const __m256i lim = _mm256_set1_epi32(127), nlim = _mm256_set1_epi32(-127);
@@ -114,6 +129,66 @@ float kern_q4_0_vec_dot_avx2(int64_t n, const void *w, const void *x) {
         acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), d, acc);
     }
     return hsum8(acc);
+}
+
+/* The 32 quants of a legacy block in element order: low nibbles, then high nibbles. */
+static inline __m256i nibbles32(const uint8_t qs[16]) {
+    __m128i raw = _mm_loadu_si128((const __m128i *)qs);
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0f));
+}
+
+/* Byte j = 0x10 where bit j of the little-endian word qh is set, else 0. */
+static inline __m256i fifth_bits(const uint8_t qh[4]) {
+    uint32_t v;
+    memcpy(&v, qh, sizeof v);
+    __m256i b = _mm256_shuffle_epi8(_mm256_set1_epi32((int)v),
+                                    _mm256_setr_epi64x(0, 0x0101010101010101ll, 0x0202020202020202ll, 0x0303030303030303ll));
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(b, bit), bit), _mm256_set1_epi8(0x10));
+}
+
+/* sum of unsigned q * signed x over 32 bytes, 8 int32 lanes */
+static inline __m256i dot_u8(__m256i q, const int8_t *x) {
+    __m256i p = _mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)x));
+    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+}
+
+float kern_q4_1_vec_dot_avx2(int64_t n, const void *w, const void *x) {
+    const kern_block_q4_1 *a = w;
+    const kern_block_q8_1 *b = x;
+    __m256 acc = _mm256_setzero_ps();
+    float summ = 0.0f;
+    for (int64_t i = 0; i < n / KERN_QK32; i++) {
+        __m256i s = dot_u8(nibbles32(a[i].qs), b[i].qs);
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(KERN_F16(a[i].d) * KERN_F16(b[i].d)), acc);
+        summ += KERN_F16(a[i].m) * KERN_F16(b[i].s);
+    }
+    return hsum8(acc) + summ;
+}
+
+float kern_q5_0_vec_dot_avx2(int64_t n, const void *w, const void *x) {
+    const kern_block_q5_0 *a = w;
+    const kern_block_q8_0 *b = x;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / KERN_QK32; i++) {
+        __m256i q = _mm256_sub_epi8(_mm256_or_si256(nibbles32(a[i].qs), fifth_bits(a[i].qh)), _mm256_set1_epi8(16));
+        __m256i s = dot_s8(q, _mm256_loadu_si256((const __m256i *)b[i].qs));
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(KERN_F16(a[i].d) * KERN_F16(b[i].d)), acc);
+    }
+    return hsum8(acc);
+}
+
+float kern_q5_1_vec_dot_avx2(int64_t n, const void *w, const void *x) {
+    const kern_block_q5_1 *a = w;
+    const kern_block_q8_1 *b = x;
+    __m256 acc = _mm256_setzero_ps();
+    float summ = 0.0f;
+    for (int64_t i = 0; i < n / KERN_QK32; i++) {
+        __m256i s = dot_u8(_mm256_or_si256(nibbles32(a[i].qs), fifth_bits(a[i].qh)), b[i].qs);
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(KERN_F16(a[i].d) * KERN_F16(b[i].d)), acc);
+        summ += KERN_F16(a[i].m) * KERN_F16(b[i].s);
+    }
+    return hsum8(acc) + summ;
 }
 
 static inline void scales_mins(const uint8_t s[12], uint8_t sc[8], uint8_t mn[8]) {

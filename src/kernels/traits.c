@@ -39,8 +39,12 @@ static void install_avx2(kern_type_traits *t) {
     t[GGML_BF16].vec_dot = kern_bf16_vec_dot_avx2;
     t[GGML_Q8_0].vec_dot = kern_q8_0_vec_dot_avx2;
     t[GGML_Q8_0].from_float = kern_q8_0_from_float_avx2;
+    t[GGML_Q8_1].from_float = kern_q8_1_from_float_avx2;
     t[GGML_Q8_K].from_float = kern_q8_k_from_float_avx2;
     t[GGML_Q4_0].vec_dot = kern_q4_0_vec_dot_avx2;
+    t[GGML_Q4_1].vec_dot = kern_q4_1_vec_dot_avx2;
+    t[GGML_Q5_0].vec_dot = kern_q5_0_vec_dot_avx2;
+    t[GGML_Q5_1].vec_dot = kern_q5_1_vec_dot_avx2;
     t[GGML_Q4_K].vec_dot = kern_q4_k_vec_dot_avx2;
     t[GGML_Q5_K].vec_dot = kern_q5_k_vec_dot_avx2;
     t[GGML_Q6_K].vec_dot = kern_q6_k_vec_dot_avx2;

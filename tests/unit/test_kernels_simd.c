@@ -65,9 +65,18 @@ static void make_weight_row(uint32_t type, kt_rng *r, uint8_t *row, int64_t n, i
             b->d = rand_f16(r, 1e-4f, 1e-2f);
             break;
         }
-        case GGML_Q4_0: {
-            kern_block_q4_0 *b = (kern_block_q4_0 *)row + i;
+        case GGML_Q4_0: ((kern_block_q4_0 *)row)[i].d = rand_f16(r, 1e-4f, 1e-2f); break;
+        case GGML_Q5_0: ((kern_block_q5_0 *)row)[i].d = rand_f16(r, 1e-4f, 1e-2f); break;
+        case GGML_Q4_1: {
+            kern_block_q4_1 *b = (kern_block_q4_1 *)row + i;
             b->d = rand_f16(r, 1e-4f, 1e-2f);
+            b->m = rand_f16(r, -1e-1f, 1e-1f);
+            break;
+        }
+        case GGML_Q5_1: {
+            kern_block_q5_1 *b = (kern_block_q5_1 *)row + i;
+            b->d = rand_f16(r, 1e-4f, 1e-2f);
+            b->m = rand_f16(r, -1e-1f, 1e-1f);
             break;
         }
         }
@@ -85,7 +94,7 @@ static void test_quantizers_bit_exact(void **state) {
     const int64_t n = 1024;
     kt_rng r = {101};
     float *x = malloc(sizeof(float) * n);
-    const uint32_t types[] = {GGML_Q8_0, GGML_Q8_K};
+    const uint32_t types[] = {GGML_Q8_0, GGML_Q8_1, GGML_Q8_K};
     for (int level = KERN_CPU_AVX2; level <= (int)kern_cpu_level_best(); level++)
         for (int kind = 0; kind < 6; kind++) {
             kt_fill_normal(&r, x, n, 1.0f);
@@ -95,7 +104,7 @@ static void test_quantizers_bit_exact(void **state) {
             if (kind == 3) for (int64_t i = 0; i < n; i++) x[i] *= 1e-30f;
             if (kind == 4) for (int64_t i = 0; i < n; i++) x[i] *= 6e4f;
             if (kind == 5) for (int64_t i = 0; i < n; i += 3) x[i] = 0.0f;
-            for (size_t k = 0; k < 2; k++) {
+            for (size_t k = 0; k < 3; k++) {
                 const kern_type_traits *s = kern_scalar_traits(types[k]), *v = kern_level_traits(level, types[k]);
                 size_t bytes = kern_row_bytes(types[k], n);
                 uint8_t *a = malloc(bytes), *b = malloc(bytes);
@@ -162,7 +171,7 @@ static double magnitude(uint32_t type, const uint8_t *w, const uint8_t *xq, int6
 }
 
 static void test_vec_dot_vs_scalar(void **state) {
-    const uint32_t types[] = {GGML_Q8_0, GGML_Q4_0, GGML_Q4_K, GGML_Q5_K, GGML_Q6_K, GGML_F32, GGML_F16, GGML_BF16};
+    const uint32_t types[] = {GGML_Q8_0, GGML_Q4_0, GGML_Q4_1, GGML_Q5_0, GGML_Q5_1, GGML_Q4_K, GGML_Q5_K, GGML_Q6_K, GGML_F32, GGML_F16, GGML_BF16};
     const int64_t n = 2048;
     kt_rng r = {202};
     float *x = malloc(sizeof(float) * n);
