@@ -9,6 +9,9 @@
 
 #include "kernels/kern_internal.h"
 
+/* exact f16 -> f32 in one instruction (the library's converter is an out-of-line call) */
+static inline float f16c(uint16_t h) { return _cvtsh_ss(h); }
+
 static inline float hsum8(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -106,13 +109,13 @@ static inline __m256i dot_s8(__m256i w, __m256i x) {
 
 float kern_q8_0_vec_dot_avx2(int64_t n, const void *w, const void *x) {
     const kern_block_q8_0 *a = w, *b = x;
-    __m256 acc = _mm256_setzero_ps();
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};   /* two fma chains */
     for (int64_t i = 0; i < n / KERN_QK32; i++) {
         __m256i s = dot_s8(_mm256_loadu_si256((const __m256i *)a[i].qs), _mm256_loadu_si256((const __m256i *)b[i].qs));
-        __m256 d = _mm256_set1_ps(KERN_F16(a[i].d) * KERN_F16(b[i].d));
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), d, acc);
+        __m256 d = _mm256_set1_ps(f16c(a[i].d) * f16c(b[i].d));
+        acc[i & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), d, acc[i & 1]);
     }
-    return hsum8(acc);
+    return hsum8(_mm256_add_ps(acc[0], acc[1]));
 }
 
 float kern_q4_0_vec_dot_avx2(int64_t n, const void *w, const void *x) {
@@ -125,7 +128,7 @@ float kern_q4_0_vec_dot_avx2(int64_t n, const void *w, const void *x) {
         __m256i q = _mm256_set_m128i(_mm_srli_epi16(raw, 4), raw);
         q = _mm256_sub_epi8(_mm256_and_si256(q, low), eight);
         __m256i s = dot_s8(q, _mm256_loadu_si256((const __m256i *)b[i].qs));
-        __m256 d = _mm256_set1_ps(KERN_F16(a[i].d) * KERN_F16(b[i].d));
+        __m256 d = _mm256_set1_ps(f16c(a[i].d) * f16c(b[i].d));
         acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), d, acc);
     }
     return hsum8(acc);
@@ -160,8 +163,8 @@ float kern_q4_1_vec_dot_avx2(int64_t n, const void *w, const void *x) {
     float summ = 0.0f;
     for (int64_t i = 0; i < n / KERN_QK32; i++) {
         __m256i s = dot_u8(nibbles32(a[i].qs), b[i].qs);
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(KERN_F16(a[i].d) * KERN_F16(b[i].d)), acc);
-        summ += KERN_F16(a[i].m) * KERN_F16(b[i].s);
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(f16c(a[i].d) * f16c(b[i].d)), acc);
+        summ += f16c(a[i].m) * f16c(b[i].s);
     }
     return hsum8(acc) + summ;
 }
@@ -173,7 +176,7 @@ float kern_q5_0_vec_dot_avx2(int64_t n, const void *w, const void *x) {
     for (int64_t i = 0; i < n / KERN_QK32; i++) {
         __m256i q = _mm256_sub_epi8(_mm256_or_si256(nibbles32(a[i].qs), fifth_bits(a[i].qh)), _mm256_set1_epi8(16));
         __m256i s = dot_s8(q, _mm256_loadu_si256((const __m256i *)b[i].qs));
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(KERN_F16(a[i].d) * KERN_F16(b[i].d)), acc);
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(f16c(a[i].d) * f16c(b[i].d)), acc);
     }
     return hsum8(acc);
 }
@@ -185,8 +188,8 @@ float kern_q5_1_vec_dot_avx2(int64_t n, const void *w, const void *x) {
     float summ = 0.0f;
     for (int64_t i = 0; i < n / KERN_QK32; i++) {
         __m256i s = dot_u8(_mm256_or_si256(nibbles32(a[i].qs), fifth_bits(a[i].qh)), b[i].qs);
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(KERN_F16(a[i].d) * KERN_F16(b[i].d)), acc);
-        summ += KERN_F16(a[i].m) * KERN_F16(b[i].s);
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(f16c(a[i].d) * f16c(b[i].d)), acc);
+        summ += f16c(a[i].m) * f16c(b[i].s);
     }
     return hsum8(acc) + summ;
 }
@@ -215,7 +218,7 @@ static inline float dot_scale_min(const uint8_t scales[12], uint16_t d16, uint16
     for (int j = 0; j < 8; j++) acc = _mm256_add_epi32(acc, dot_u8_scaled(q[j], y->qs + 32 * j, sc[j]));
     int32_t summ = 0;
     for (int j = 0; j < 8; j++) summ += mn[j] * (y->bsums[2 * j] + y->bsums[2 * j + 1]);
-    return y->d * (KERN_F16(d16) * (float)hsum8i(acc) - KERN_F16(dmin16) * (float)summ);
+    return y->d * (f16c(d16) * (float)hsum8i(acc) - f16c(dmin16) * (float)summ);
 }
 
 float kern_q4_k_vec_dot_avx2(int64_t n, const void *w, const void *x) {
@@ -289,7 +292,7 @@ float kern_q6_k_vec_dot_avx2(int64_t n, const void *w, const void *x) {
         __m256i scl = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)a[i].scales));
         __m256i off = _mm256_madd_epi16(scl, _mm256_loadu_si256((const __m256i *)y[i].bsums));
         int32_t sumi = hsum8i(acc) - 32 * hsum8i(off);
-        sum += y[i].d * KERN_F16(a[i].d) * (float)sumi;
+        sum += y[i].d * f16c(a[i].d) * (float)sumi;
     }
     return sum;
 }
