@@ -142,10 +142,16 @@ static enum MHD_Result queue_error(struct MHD_Connection *mc, conn *c, const srv
 
 /* ---- requests ---------------------------------------------------------------------- */
 
+static bool media_type_is(const char *ct, const char *type) {
+    size_t n = strlen(type);
+    return strncasecmp(ct, type, n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+/* JSON bodies, and curl's default for -d (form-urlencoded), whose body is parsed as JSON
+ * too: `curl -d '{...}'` should just work. Anything else is refused with 415. */
 static bool json_content_type(const char *ct) {
     while (*ct == ' ') ct++;
-    size_t n = strlen("application/json");
-    return strncasecmp(ct, "application/json", n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+    return media_type_is(ct, "application/json") || media_type_is(ct, "application/x-www-form-urlencoded");
 }
 
 /* First call of a request: route it and refuse what can be refused before the body. */

@@ -523,8 +523,17 @@ static void test_http_limits(void **state) {
     assert_int_equal(r.status, 413);
     srvtest_resp_free(&r);
     free(big);
-    assert_true(srvtest_http(&server, "POST", "/v1/completions", "prompt=a", "application/x-www-form-urlencoded", &r));
+    assert_true(srvtest_http(&server, "POST", "/v1/completions", "prompt=a", "text/xml", &r));
     assert_int_equal(r.status, 415);
+    srvtest_resp_free(&r);
+    /* curl -d sends form-urlencoded: a JSON body is accepted, anything else is bad JSON */
+    assert_true(srvtest_http(&server, "POST", "/v1/completions", "prompt=a", "application/x-www-form-urlencoded", &r));
+    assert_int_equal(r.status, 400);
+    srvtest_resp_free(&r);
+    assert_true(srvtest_http(&server, "POST", "/v1/completions",
+                             "{\"model\":\"llama-spm-f16\",\"prompt\":\"a\",\"max_tokens\":1}",
+                             "application/x-www-form-urlencoded", &r));
+    assert_int_equal(r.status, 200);
     srvtest_resp_free(&r);
     assert_true(srvtest_http(&server, "GET", "/v1/chat/completions", NULL, NULL, &r));
     assert_int_equal(r.status, 405);
