@@ -18,6 +18,7 @@ static const cli_command commands[] = {
     {"run", cli_run, "generate text from a prompt"},
     {"embed", cli_embed, "print the embedding of a text"},
     {"template", cli_template, "render a chat template with a JSON context"},
+    {"serve", cli_serve, "serve a model over the OpenAI-compatible HTTP API"},
 };
 
 static void usage(FILE *out) {

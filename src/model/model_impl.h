@@ -37,6 +37,7 @@ struct model {
     float *embd_norm;          /* [n_embd] LayerNorm of the summed embeddings */
     float *embd_norm_b;        /* [n_embd] */
     float *f32_arena;          /* one allocation behind every float* above */
+    size_t packed_bytes;       /* weights repacked by kern_matrix_prepare (owned) */
 };
 
 /* Run state of one model (forward.c allocates it; bert.c reuses the same buffers). */
