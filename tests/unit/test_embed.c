@@ -4,8 +4,8 @@
  * stays within cosine 0.999 of F16; decoder embeddings (llama, mean and last pooling) are
  * finite, unit-norm, deterministic and batch-independent; too-long inputs are refused
  * naming their index (or truncated when asked); malformed bert files are refused with the
- * culprit named; encoders cannot be used for logits; `hearth embed` reports errors on one
- * line with exit 1/2. */
+ * culprit named; encoders cannot be used for logits; a failed allocation while making a
+ * context ends cleanly; `hearth embed` reports errors on one line with exit 1/2. */
 #include "testutil.h"
 
 #include <math.h>
@@ -394,6 +394,29 @@ static void test_encoder_not_for_logits(void **state) {
     gen_model_close(gm);
 }
 
+/* Every allocation of embed_ctx_new may fail: NOMEM, nothing returned, nothing leaked. */
+static void test_alloc_failures(void **state) {
+    if (!fixtures_available()) return;
+    const char *models[] = {BERT, LLAMA};
+    for (int k = 0; k < 2; k++) {
+        gen_model *gm = open_model(models[k]);
+        embed_config cfg = {.n_threads = 1};
+        hearth_err err = {0};
+        for (long n = 1;; n++) {
+            embed_ctx *e = NULL;
+            mem_fail_at(n);
+            hearth_status st = embed_ctx_new(gm->model, &cfg, &e, &err);
+            mem_fail_at(0);
+            if (st == HEARTH_OK) {
+                embed_ctx_free(e);
+                break;
+            }
+            if (st != HEARTH_ERR_NOMEM || e) fail_msg("%s, allocation %ld failing: status %d", models[k], n, st);
+        }
+        gen_model_close(gm);
+    }
+}
+
 static void expect_cli(const char *args, int want_rc, const char *needle) {
     char *out = NULL, *errout = NULL;
     int rc = run_hearth(args, &out, &errout);
@@ -438,7 +461,8 @@ int main(void) {
         cmocka_unit_test(test_bert_batching),   cmocka_unit_test(test_pooling_types),
         cmocka_unit_test(test_bert_q8_0),       cmocka_unit_test(test_decoder),
         cmocka_unit_test(test_too_long),        cmocka_unit_test(test_malformed_bert),
-        cmocka_unit_test(test_encoder_not_for_logits), cmocka_unit_test(test_cli),
+        cmocka_unit_test(test_encoder_not_for_logits), cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_cli),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
