@@ -4,7 +4,8 @@
  *   per layer: x += Wo · attention(rope(Wq·n(x)), rope(Wk·n(x)), Wv·n(x)) ;
  *              x += Wdown · (silu(Wgate·n(x)) * Wup·n(x))
  *   logits = Wout · n(x), only for tokens that asked for them.
- * Every matmul takes all the batch's tokens at once. Attention is causal within each
+ * Every matmul takes all the batch's tokens at once and is followed by the LoRA hook
+ * (lora_apply.c: the low-rank paths of the adapters the batch's sequences selected). Attention is causal within each
  * sequence and reads keys/values back from the F16 paged cache, so prefill and decode
  * are the same code. This file never allocates during a forward and never validates
  * model data (loading did); it does validate the batch. */
@@ -14,6 +15,7 @@
 #include "base/checked.h"
 #include "base/err.h"
 #include "base/mem.h"
+#include "model/lora_impl.h"
 #include "model/model_impl.h"
 
 struct model_ctx {
@@ -33,6 +35,7 @@ struct model_ctx {
     float *out_x;    /* [n_outputs][n_embd] final hidden state of flagged tokens */
     float *logits;   /* [n_outputs][n_vocab] */
     int32_t n_out;   /* rows in logits from the last forward */
+    model_lora_run lora; /* adapters selected for the current forward (lora_apply.c) */
 };
 
 static float *alloc_floats(int64_t a, int64_t b, bool *ok) {
@@ -84,6 +87,7 @@ void model_ctx_free(model_ctx *c) {
     if (!c) return;
     float *bufs[] = {c->x, c->xn, c->q, c->k, c->v, c->att, c->gate, c->up, c->scores, c->out_x, c->logits};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) mem_free(bufs[i]);
+    model_lora_run_free(&c->lora);
     mem_free(c);
 }
 
@@ -230,7 +234,7 @@ static hearth_status matmul(model_ctx *c, const kern_matrix *w, const float *x, 
     hearth_status st = kern_matmul(c->pool, w, x, n, y, ldy);
     if (st) return err_set(err, st, "matmul of %lld x %lld weights over %lld tokens failed: %s",
                            (long long)w->rows, (long long)w->cols, (long long)n, hearth_strerror(st));
-    return HEARTH_OK;
+    return model_lora_apply(&c->lora, c->pool, w, x, n, y, ldy, err);
 }
 
 static hearth_status attention_block(model_ctx *c, kv_cache *kv, const model_batch *b, int32_t il,
@@ -299,13 +303,20 @@ static hearth_status run_layers(model_ctx *c, kv_cache *kv, const model_batch *b
                      c->out_x + (size_t)n_out * (size_t)e);
         n_out++;
     }
+    model_lora_use_output_rows(&c->lora);
     if (n_out > 0 && (st = matmul(c, &m->output, c->out_x, n_out, c->logits, m->hp.n_vocab, err))) return st;
     c->n_out = n_out;
     return HEARTH_OK;
 }
 
 hearth_status model_forward(model_ctx *c, kv_cache *kv, const model_batch *b, hearth_err *err) {
-    hearth_status st = reserve_batch(c, kv, b, err);
+    return model_forward_lora(c, kv, b, NULL, err);
+}
+
+hearth_status model_forward_lora(model_ctx *c, kv_cache *kv, const model_batch *b, const model_lora_map *map,
+                                 hearth_err *err) {
+    hearth_status st = model_lora_prepare(&c->lora, c->m, &c->p, b, map, err);
+    if (!st) st = reserve_batch(c, kv, b, err);
     if (st) return st;
     c->n_out = 0;
     if ((st = run_layers(c, kv, b, err))) rollback(kv, b);
