@@ -55,11 +55,13 @@ static const kern_matrix *slot_matrix(const model *m, int64_t slot) {
 
 /* ---- metadata ------------------------------------------------------------------- */
 
-static hearth_status check_str(const gguf_file *f, const char *key, const char *want, hearth_status mismatch,
-                               const char *what, hearth_err *err) {
+/* Checks the string key equals want: FORMAT "<absent>: ..." when it is missing or not a
+ * string, status mismatch "<what>: ..." when it differs. */
+static hearth_status check_str(const gguf_file *f, const char *key, const char *want, const char *absent,
+                               hearth_status mismatch, const char *what, hearth_err *err) {
     gguf_str s;
     if (!gguf_get_str(f, key, &s))
-        return err_set(err, HEARTH_ERR_FORMAT, "not a LoRA adapter: '%s' is %s", key,
+        return err_set(err, HEARTH_ERR_FORMAT, "%s: '%s' is %s", absent, key,
                        gguf_find(f, key) ? "not a string" : "missing");
     if (!gguf_str_eq(s, want))
         return err_set(err, mismatch, "%s: '%s' is '%.*s', expected '%s'", what, key, (int)(s.len > 64 ? 64 : s.len),
@@ -70,9 +72,11 @@ static hearth_status check_str(const gguf_file *f, const char *key, const char *
 /* Alpha from adapter.lora.alpha; 0 when absent (then alpha = rank). */
 static hearth_status read_meta(const model *m, const gguf_file *f, double *alpha, hearth_err *err) {
     hearth_status st;
-    if ((st = check_str(f, "general.type", "adapter", HEARTH_ERR_FORMAT, "not a LoRA adapter", err)) ||
-        (st = check_str(f, "adapter.type", "lora", HEARTH_ERR_UNSUPPORTED, "unsupported adapter type", err)) ||
-        (st = check_str(f, "general.architecture", m->hp.arch_name, HEARTH_ERR_INVALID,
+    const char *not_lora = "not a LoRA adapter";
+    if ((st = check_str(f, "general.type", "adapter", not_lora, HEARTH_ERR_FORMAT, not_lora, err)) ||
+        (st = check_str(f, "adapter.type", "lora", not_lora, HEARTH_ERR_UNSUPPORTED, "unsupported adapter type",
+                        err)) ||
+        (st = check_str(f, "general.architecture", m->hp.arch_name, "malformed adapter", HEARTH_ERR_INVALID,
                         "adapter is for another architecture", err)))
         return st;
     *alpha = 0.0;
