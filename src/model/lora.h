@@ -24,8 +24,10 @@ typedef struct model_lora model_lora;
  * output, feed-forward gate/up/down, output) with both halves present, shapes matching
  * the base matrix, one rank across the file, a computable type and finite values. The
  * weights are copied (as float32), so f may be closed afterwards. The adapter may only
- * be applied to m, which must outlive it. Errors: FORMAT (malformed or not an adapter),
- * UNSUPPORTED (other adapter type, architecture or tensor type, non-adaptable target),
+ * be applied to m, which must outlive it. Errors: FORMAT (not an adapter, a pair half
+ * missing, ranks disagreeing, bad alpha, non-finite weights, other tensors), INVALID (made
+ * for another model: architecture, target or shape not in m), UNSUPPORTED (another
+ * adapter type, a tensor type without kernels, a model family without adapter support),
  * NOMEM. On failure *out is NULL and nothing was changed. One reference is returned. */
 hearth_status model_lora_new(const model *m, const gguf_file *f, model_lora **out, hearth_err *err);
 
