@@ -17,6 +17,7 @@ static const cli_command commands[] = {
     {"logits", cli_logits, "run a prompt and write its logits"},
     {"run", cli_run, "generate text from a prompt"},
     {"template", cli_template, "render a chat template with a JSON context"},
+    {"serve", cli_serve, "serve a model over the OpenAI-compatible HTTP API"},
 };
 
 static void usage(FILE *out) {

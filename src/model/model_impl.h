@@ -25,6 +25,7 @@ struct model {
     float *output_norm;        /* [n_embd] */
     model_layer *layers;       /* [n_layer] */
     float *f32_arena;          /* one allocation behind every float* above */
+    size_t packed_bytes;       /* weights repacked by kern_matrix_prepare (owned) */
 };
 
 /* Fills hp from f's metadata (hparams.c). n_vocab is set later from token_embd. */
