@@ -11,6 +11,11 @@
 #include "base/mem.h"
 #include "model/lora_impl.h"
 
+/* Below this many multiply-adds a low-rank product runs on the calling thread: waking the
+ * pool twice would cost more than the work (a decode token's pair is ~10^4-10^5). The
+ * result does not depend on the choice (kern_matmul is thread-count independent). */
+#define POOL_MIN_MACS ((int64_t)1 << 20)
+
 void model_lora_run_free(model_lora_run *r) {
     mem_free(r->act);
     mem_free(r->coef);
@@ -156,6 +161,7 @@ static hearth_status low_rank(model_lora_run *r, kern_pool *pool, const lora_pai
     for (int64_t i = 0; i < n; i++)
         if (coef[r->output_rows ? r->out_tok[i] : i] != 0.0f) r->rows[ng++] = (int32_t)i;
     if (ng == 0) return HEARTH_OK;
+    if (ng * rank * (in + out) < POOL_MIN_MACS) pool = NULL;
     const float *xin = x;
     if (ng < n) {
         for (int64_t j = 0; j < ng; j++)

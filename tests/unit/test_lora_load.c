@@ -6,7 +6,8 @@
  * right status and a message naming the problem, and the base model's logits are
  * bit-identical afterwards. Also: every allocation failure while loading ends in NOMEM,
  * an adapter of another model or a non-finite scale is refused before the cache changes,
- * references keep an adapter alive, and `hearth logits --lora` reports a bad adapter on
+ * references keep an adapter alive, large low-rank products on the thread pool equal the
+ * single-thread result, and `hearth logits --lora` reports a bad adapter on
  * one error line. */
 #include "testutil.h"
 
@@ -19,6 +20,7 @@
 #include "base/mem.h"
 #include "engine/generate.h"
 #include "gguf/writer.h"
+#include "kernels/kernels.h"
 #include "model/lora.h"
 
 #define TINY "models/llama-2-tiny-random.gguf"
@@ -83,8 +85,11 @@ static void *write_adapter(const adapter_spec *s, size_t *size) {
         uint64_t bytes;
         assert_true(gguf_tensor_bytes(t->type, 2, ne, &bytes));
         data[i] = calloc(1, (size_t)bytes);
-        for (int64_t k = 0; k < n && t->type == GGML_F32; k++)
-            ((float *)data[i])[k] = (float)((k * 7 + i) % 13) * 0.01f - 0.06f;
+        for (int64_t k = 0; k < n && (t->type == GGML_F32 || t->type == GGML_F16); k++) {
+            float v = (float)((k * 7 + i) % 13) * 0.01f - 0.06f;
+            if (t->type == GGML_F32) ((float *)data[i])[k] = v;
+            else ((uint16_t *)data[i])[k] = kern_f32_to_f16(v);
+        }
         if (s->nan_weight && i == 0) ((float *)data[i])[0] = NAN;
         assert_int_equal(gguf_writer_add_tensor(w, t->name, t->type, 2, ne, data[i], &err), HEARTH_OK);
     }
@@ -306,6 +311,56 @@ static void test_selection(void **state) {
     model_free(other);
 }
 
+/* Logits of 12 tokens with the good adapter (its logits pair is large enough to use the
+ * pool) on a context with the given pool: [12][n_vocab]. */
+static float *adapted_logits(model_lora *a, kern_pool *pool, float scale) {
+    hearth_err err;
+    int64_t nv = model_hp(base)->n_vocab;
+    model_ctx *c = NULL;
+    kv_cache *kv = NULL;
+    model_batch b;
+    model_ctx_params cp = {.n_batch = 12, .n_outputs = 12, .n_ctx = 16};
+    kv_config kc = model_kv_config(base, 16, 1);
+    assert_int_equal(model_ctx_new(base, &cp, pool, &c, &err), HEARTH_OK);
+    assert_int_equal(kv_cache_new(&kc, &kv, &err), HEARTH_OK);
+    assert_int_equal(model_batch_init(&b, 12, &err), HEARTH_OK);
+    for (int i = 0; i < 12; i++) model_batch_add(&b, 100 + 37 * i, i, 0, true);
+    model_lora_use use = {a, scale};
+    model_lora_set set = {1, &use};
+    model_lora_map map = {1, &set};
+    if (model_forward_lora(c, kv, &b, &map, &err)) fail_msg("%s", err.msg);
+    float *out = malloc((size_t)(12 * nv) * sizeof(float));
+    for (int i = 0; i < 12; i++) memcpy(out + i * nv, model_logits(c, i), (size_t)nv * sizeof(float));
+    model_batch_free(&b);
+    kv_cache_free(kv);
+    model_ctx_free(c);
+    return out;
+}
+
+/* Large low-rank products run on the pool; the result equals the single-thread one. */
+static void test_pool_equals_single_thread(void **state) {
+    hearth_err err;
+    model_lora *a = NULL;
+    assert_int_equal(load_spec(&good, &a, &err), HEARTH_OK);
+    kern_pool *pool = kern_pool_new(2);
+    assert_non_null(pool);
+    float *one = adapted_logits(a, NULL, 1.0f), *two = adapted_logits(a, pool, 1.0f), *off = adapted_logits(a, pool, 0.0f);
+    int64_t n = 12 * model_hp(base)->n_vocab;
+    double diff = 0, effect = 0;
+    for (int64_t i = 0; i < n; i++) {
+        diff = fmax(diff, fabs((double)one[i] - two[i]));
+        effect = fmax(effect, fabs((double)one[i] - off[i]));
+    }
+    printf("  2 threads vs 1: max |diff| %g; adapter vs scale 0: max |diff| %g\n", diff, effect);
+    if (diff > 1e-6) fail_msg("pool and single-thread adapter results differ by %g", diff);
+    if (effect < 1e-3) fail_msg("the adapter changed the logits by only %g", effect);
+    free(one);
+    free(two);
+    free(off);
+    kern_pool_free(pool);
+    model_lora_release(a);
+}
+
 /* A bad adapter on the command line: exit 1 and one error line naming file and problem. */
 static void test_cli_bad_adapter(void **state) {
     adapter_spec s = good;
@@ -346,6 +401,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good_adapter),       cmocka_unit_test(test_bad_adapters),
         cmocka_unit_test(test_load_out_of_memory), cmocka_unit_test(test_selection),
+        cmocka_unit_test(test_pool_equals_single_thread),
         cmocka_unit_test(test_cli_bad_adapter),
     };
     if (!fixtures_available()) return 0;
