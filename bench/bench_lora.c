@@ -57,7 +57,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: bench_lora MODEL.gguf ADAPTER.gguf [N_TOKENS] [ROUNDS] [THREADS]\n");
         return 2;
     }
-    int n = argc > 3 ? atoi(argv[3]) : 128, rounds = argc > 4 ? atoi(argv[4]) : 5, threads = argc > 5 ? atoi(argv[5]) : 1;
+    int n = argc > 3 ? atoi(argv[3]) : 128, rounds = argc > 4 ? atoi(argv[4]) : 5;
+    int threads = argc > 5 ? atoi(argv[5]) : 1;
     if (n < 1 || rounds < 1 || rounds > 100) return 2;
     hearth_err err = {0};
     gen_model *gm = NULL;

@@ -253,7 +253,8 @@ static void test_mixed_batch(void **state) {
     int32_t row = 0;
     for (int64_t i = 0; i < MAX_POS; i++)
         for (int s = 0; s < N_SEQ; s++)
-            if (i < seqs[s].n) worst = fmax(worst, max_abs_diff(mixed + row++ * n_vocab, alone[s] + i * n_vocab, n_vocab));
+            if (i < seqs[s].n)
+                worst = fmax(worst, max_abs_diff(mixed + row++ * n_vocab, alone[s] + i * n_vocab, n_vocab));
     for (int step = 0; step + 1 < STEPS; step++) {
         model_batch_clear(&r.batch);
         for (int s = N_SEQ - 1; s >= 0; s--)

@@ -193,9 +193,11 @@ static void test_bad_adapters(void **state) {
     expect_refused(&s, HEARTH_ERR_FORMAT, "tensor 'blk.0.attn_q.weight.lora_b' has no partner '.lora_a'");
 
     s = good, s.t[2].ne0 = 8; /* ffn_down's input is n_ff = 32 wide */
-    expect_refused(&s, HEARTH_ERR_INVALID, "tensor 'blk.0.ffn_down.weight.lora_a' has shape [8, 4, 1, 1], expected [32, 4]");
+    expect_refused(&s, HEARTH_ERR_INVALID,
+                   "tensor 'blk.0.ffn_down.weight.lora_a' has shape [8, 4, 1, 1], expected [32, 4]");
     s = good, s.t[3].ne1 = 32; /* ffn_down's output is n_embd = 8 wide */
-    expect_refused(&s, HEARTH_ERR_INVALID, "tensor 'blk.0.ffn_down.weight.lora_b' has shape [4, 32, 1, 1], expected [4, 8]");
+    expect_refused(&s, HEARTH_ERR_INVALID,
+                   "tensor 'blk.0.ffn_down.weight.lora_b' has shape [4, 32, 1, 1], expected [4, 8]");
 
     s = good, s.t[0].name = "blk.0.attn_qq.weight.lora_a", s.t[1].name = "blk.0.attn_qq.weight.lora_b";
     expect_refused(&s, HEARTH_ERR_INVALID, "targets 'blk.0.attn_qq.weight', which is not an adaptable matrix");
@@ -235,7 +237,8 @@ static void test_bad_adapters(void **state) {
     float *after = base_logits();
     int64_t n = 5 * model_hp(base)->n_vocab;
     for (int64_t i = 0; i < n; i++)
-        if (before[i] != after[i]) fail_msg("base logits changed at %lld: %g then %g", (long long)i, before[i], after[i]);
+        if (before[i] != after[i])
+            fail_msg("base logits changed at %lld: %g then %g", (long long)i, before[i], after[i]);
     free(before);
     free(after);
 }
@@ -344,7 +347,8 @@ static void test_pool_equals_single_thread(void **state) {
     assert_int_equal(load_spec(&good, &a, &err), HEARTH_OK);
     kern_pool *pool = kern_pool_new(2);
     assert_non_null(pool);
-    float *one = adapted_logits(a, NULL, 1.0f), *two = adapted_logits(a, pool, 1.0f), *off = adapted_logits(a, pool, 0.0f);
+    float *one = adapted_logits(a, NULL, 1.0f), *two = adapted_logits(a, pool, 1.0f);
+    float *off = adapted_logits(a, pool, 0.0f);
     int64_t n = 12 * model_hp(base)->n_vocab;
     double diff = 0, effect = 0;
     for (int64_t i = 0; i < n; i++) {
