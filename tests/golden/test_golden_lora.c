@@ -272,7 +272,8 @@ static void test_mixed_batch(void **state) {
         int32_t unused[STEPS];
         run_greedy(&b, s, seqs[s].prompt, seqs[s].n, 1, base, unused);
         double d = max_abs_diff(base + (seqs[s].n - 1) * n_vocab, alone[s] + (seqs[s].n - 1) * n_vocab, n_vocab);
-        printf("sequence %d (scale %g): last prompt row differs from the base model by %g\n", s, scales[s], d);
+        printf("sequence %d (%s, scale %g): last prompt row differs from the base model by %g\n", s,
+               scales[s] < 0 ? "no adapter" : "adapter", scales[s] < 0 ? 0.0 : scales[s], d);
         if (scales[s] > 0 ? d < 1e-2 : d != 0) fail_msg("sequence %d: the adapter selection had no effect", s);
         free(base);
         runner_free(&b);
