@@ -16,14 +16,14 @@
 
 static gen_model *st_model;
 
-static int st_open(const char *rel) {
+static inline int st_open(const char *rel) {
     if (!fixtures_available()) return 0;
     hearth_err err = {0};
     if (gen_model_open(fixture_path(rel), &st_model, &err)) fail_msg("%s", err.msg);
     return 0;
 }
 
-static int st_close(void **state) {
+static inline int st_close(void **state) {
     gen_model_close(st_model);
     st_model = NULL;
     return 0;
@@ -38,7 +38,7 @@ static int st_close(void **state) {
     } while (0)
 
 /* A prompt of n tokens: BOS, then ids from a seeded generator. */
-static void st_prompt(int32_t *out, size_t n, uint32_t seed) {
+static inline void st_prompt(int32_t *out, size_t n, uint32_t seed) {
     uint32_t x = seed * 2654435761u + 12345u;
     out[0] = 1;
     for (size_t i = 1; i < n; i++) {
@@ -61,7 +61,7 @@ static sched *st_sched(int32_t n_slots, int32_t max_queue, int32_t step_tokens, 
     return s;
 }
 
-static void st_request(sched_request *r, const int32_t *prompt, size_t n, int32_t max_tokens) {
+static inline void st_request(sched_request *r, const int32_t *prompt, size_t n, int32_t max_tokens) {
     memset(r, 0, sizeof *r);
     r->prompt = prompt;
     r->n_prompt = n;
@@ -88,7 +88,7 @@ typedef struct st_gen_ud {
     st_result *res;
 } st_gen_ud;
 
-static bool st_piece(void *ud, int32_t token, const char *text, size_t len) {
+static inline bool st_piece(void *ud, int32_t token, const char *text, size_t len) {
     st_result *r = ud;
     if (token >= 0 && r->n_tokens < ST_MAX_TOKENS) r->tokens[r->n_tokens++] = token;
     if (r->len + len < sizeof r->text) {
@@ -99,7 +99,7 @@ static bool st_piece(void *ud, int32_t token, const char *text, size_t len) {
     return true;
 }
 
-static void st_reference(const sched_request *q, int64_t n_ctx, st_result *out) {
+static inline void st_reference(const sched_request *q, int64_t n_ctx, st_result *out) {
     memset(out, 0, sizeof *out);
     gen_config cfg = {.n_ctx = n_ctx, .n_batch = 64, .n_threads = 2};
     gen_engine *e = NULL;
@@ -115,7 +115,7 @@ static void st_reference(const sched_request *q, int64_t n_ctx, st_result *out) 
 }
 
 /* Reads events until the last one; checks logprob rows when asked for. */
-static void st_collect(sched_seq *q, int n_logprobs, st_result *out) {
+static inline void st_collect(sched_seq *q, int n_logprobs, st_result *out) {
     memset(out, 0, sizeof *out);
     sched_event ev;
     for (;;) {
@@ -147,7 +147,7 @@ static void st_collect(sched_seq *q, int n_logprobs, st_result *out) {
     if (sched_next(q, &ev, 0)) fail_msg("an event after the last one");
 }
 
-static void st_expect_same(const st_result *want, const st_result *got, const char *what) {
+static inline void st_expect_same(const st_result *want, const st_result *got, const char *what) {
     if (want->n_tokens != got->n_tokens)
         fail_msg("%s: %d tokens from the single-sequence loop, %d from the scheduler", what, want->n_tokens,
                  got->n_tokens);
