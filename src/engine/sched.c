@@ -4,6 +4,7 @@
  * The thread is the only one touching the model context, KV cache and samplers; the
  * loop never spins: with nothing queued or running it waits on a condition variable. */
 #include <string.h>
+#include <time.h>
 
 #include "base/clock.h"
 #include "base/err.h"
@@ -98,6 +99,18 @@ static void shut_down(sched *s) {
     pthread_mutex_unlock(&s->mu);
 }
 
+/* Under mu: sleeps a millisecond, or less when woken. */
+static void wait_briefly(sched *s) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&s->wake, &s->mu, &ts);
+}
+
 static void *sched_main(void *arg) {
     sched *s = arg;
     int32_t *admitted = s->batch_slot + s->p.n_slots; /* second half of the same allocation */
@@ -115,9 +128,10 @@ static void *sched_main(void *arg) {
             q->n_cached = prefix_attach(s, admitted[i]);
             hits += q->n_cached;
         }
-        step_run(s);
+        bool ran = step_run(s);
         pthread_mutex_lock(&s->mu);
         s->prefix_hits += hits;
+        if (!ran && s->running > 0) wait_briefly(s); /* no room this step: never spin */
     }
     pthread_mutex_unlock(&s->mu);
     shut_down(s);

@@ -39,9 +39,18 @@ static void end_cancelled_and_expired(sched *s) {
     }
 }
 
-/* True when the pool has `pages` free pages, evicting cached prefixes if needed. */
-static bool room_for(sched *s, int64_t pages) {
-    return kv_free_pages(s->kv) >= pages || prefix_make_room(s, pages);
+/* True when slot can take n more positions on top of the `pages` already promised this
+ * step, evicting cached prefixes if needed; adds its pages to *pages. Eviction may
+ * unshare the slot's last page, so its need is counted again afterwards. */
+static bool reserve(sched *s, int32_t slot, int64_t n, int64_t *pages) {
+    int64_t need = kv_pages_needed(s->kv, slot, n);
+    if (kv_free_pages(s->kv) < *pages + need) {
+        prefix_make_room(s, *pages + need);
+        need = kv_pages_needed(s->kv, slot, n);
+        if (kv_free_pages(s->kv) < *pages + need) return false;
+    }
+    *pages += need;
+    return true;
 }
 
 /* Next prefilling slot by admission order after `after` (0: the first), or -1. */
@@ -67,12 +76,10 @@ static step_counts build_batch(sched *s) {
     for (int32_t i = 0; i < s->p.n_slots; i++) {
         sched_slot *sl = &s->slots[i];
         if (!sl->q || !sl->decoding) continue;
-        int64_t need = kv_pages_needed(s->kv, i, 1);
-        if (!room_for(s, pages + need)) {
+        if (!reserve(s, i, 1, &pages)) {
             end_with(s, i, SCHED_FINISH_LENGTH, HEARTH_ERR_RANGE, "the KV cache is full");
             continue;
         }
-        pages += need;
         model_batch_add(b, sl->next, (int32_t)kv_seq_len(s->kv, i), i, true);
         s->batch_slot[c.outputs++] = i;
         c.decode++;
@@ -84,9 +91,7 @@ static step_counts build_batch(sched *s) {
         after = s->slots[i].admitted;
         int64_t done = kv_seq_len(s->kv, i), left = q->n_prompt - done;
         int64_t chunk = left < b->cap - b->n ? left : b->cap - b->n;
-        int64_t need = kv_pages_needed(s->kv, i, chunk);
-        if (!room_for(s, pages + need)) break;
-        pages += need;
+        if (!reserve(s, i, chunk, &pages)) break;
         for (int64_t t = done; t < done + chunk; t++)
             model_batch_add(b, q->tokens[t], (int32_t)t, i, t == q->n_prompt - 1);
         if (done + chunk == q->n_prompt) s->batch_slot[c.outputs++] = i;
