@@ -8,7 +8,7 @@
 
 #include "sched_test_util.h"
 
-#define N_TOK 64
+#define N_TOK 192
 #define MAX_SEQ 8
 
 typedef struct bench_job {
