@@ -63,6 +63,8 @@ struct obs {
     size_t n_targets;
     obs_window_rec *window;      /* ring of OBS_WINDOW_CAP */
     size_t window_head, window_n;
+    int64_t store_failures_told; /* store failures already reported in a log line */
+    double store_next_tell;      /* monotonic seconds before which no new report is made */
 };
 
 /* ITL histogram bounds in seconds (OBS_ITL_BUCKETS of them). */

@@ -3,6 +3,7 @@
  * request's shape and timings; prompts and outputs are never part of it, except the
  * request body in the log line when the operator turned log_prompts on. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 
@@ -12,6 +13,7 @@
 #include "obs/obs_json.h"
 
 #define PROMPT_LOG_MAX 8192
+#define STORE_TELL_EVERY_S 60.0
 #define VALUES(...) ((const char *const[]){__VA_ARGS__})
 
 bool obs_request_id_valid(const char *s) {
@@ -147,6 +149,31 @@ static void to_store(obs *o, const obs_request *r, double ttft_ms, int64_t compl
     obs_store_put_request(o->store, &row);
 }
 
+/* A warn line when the store has failed since the last report (at most one a minute). */
+static void watch_store(obs *o) {
+    obs_store_status st;
+    obs_store_get_status(o->store, &st);
+    double now = obs_now_mono();
+    pthread_mutex_lock(&o->mu);
+    bool tell = st.failures > o->store_failures_told && now >= o->store_next_tell;
+    if (tell) {
+        o->store_failures_told = st.failures;
+        o->store_next_tell = now + STORE_TELL_EVERY_S;
+    }
+    pthread_mutex_unlock(&o->mu);
+    if (!tell || !o->cfg.log || OBS_WARN < o->cfg.log_level) return;
+    char when[32];
+    obs_format_time(obs_now_unix(), when);
+    json_t *l = json_pack("{s:s, s:s, s:s, s:o, s:o, s:I, s:I}", "time", when, "level", "warn", "msg",
+                          "request store failing; requests are served, records may be dropped", "db",
+                          obs_json_str(o->db_path), "error", obs_json_str(st.last_error), "failures",
+                          (json_int_t)st.failures, "dropped", (json_int_t)st.dropped);
+    char *text = l ? json_dumps(l, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    if (text) o->cfg.log(o->cfg.log_ud, text);
+    free(text);
+    json_decref(l);
+}
+
 void obs_request_done(obs *o, const obs_request *r) {
     if (!o || !r) return;
     const obs_trace *t = r->trace;
@@ -167,5 +194,7 @@ void obs_request_done(obs *o, const obs_request *r) {
     log_line(o, r, ttft_ms, completion);
     if (r->quiet) return;
     to_window(o, r, ttft_ms, completion);
-    if (o->store) to_store(o, r, ttft_ms, completion);
+    if (!o->store) return;
+    to_store(o, r, ttft_ms, completion);
+    watch_store(o);
 }

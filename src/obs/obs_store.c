@@ -75,14 +75,13 @@ void obs_store_config_default(obs_store_config *c) {
     };
 }
 
-/* ---- status (any thread, mu held by the caller) ----------------------------------- */
+/* ---- status ------------------------------------------------------------------------- */
 
 static void set_error(obs_store *s, const char *what, int rc, const char *detail) {
     pthread_mutex_lock(&s->mu);
     s->st.failures++;
     s->st.up = false;
-    snprintf(s->st.last_error, sizeof s->st.last_error, "%s: %s (%s)", what, detail ? detail : sqlite3_errstr(rc),
-             sqlite3_errstr(rc));
+    snprintf(s->st.last_error, sizeof s->st.last_error, "%s: %s", what, detail ? detail : sqlite3_errstr(rc));
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -186,8 +185,7 @@ static bool db_open(obs_store *s) {
             db_close(s);
             return false;
         }
-        if (rc == SQLITE_OK) rc = sqlite3_exec(s->db, SCHEMA, NULL, NULL, NULL);
-        if (rc != SQLITE_OK) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        if (rc == SQLITE_OK) rc = sqlite3_exec(s->db, SCHEMA, NULL, NULL, NULL); /* closing rolls back */
     }
     if (rc == SQLITE_OK) {
         what = "prepare";
@@ -278,12 +276,17 @@ static int insert(obs_store *s, const item *it) {
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-static int write_batch(obs_store *s, int64_t *pruned) {
+/* One transaction: the batch, then retention. On failure *detail names the error (read
+ * before the rollback, which would reset it). */
+static int write_batch(obs_store *s, int64_t *pruned, char *detail, size_t cap) {
     int rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     for (size_t i = 0; rc == SQLITE_OK && i < s->n_batch; i++) rc = insert(s, &s->batch[i]);
     if (rc == SQLITE_OK) rc = retention(s, pruned);
     if (rc == SQLITE_OK) rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
-    if (rc != SQLITE_OK && !sqlite3_get_autocommit(s->db)) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(detail, cap, "%s: %s", s->path, sqlite3_errmsg(s->db));
+        if (!sqlite3_get_autocommit(s->db)) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    }
     return rc;
 }
 
@@ -320,7 +323,8 @@ static void attempt(obs_store *s) {
         return;
     }
     int64_t pruned = 0;
-    int rc = write_batch(s, &pruned);
+    char detail[200];
+    int rc = write_batch(s, &pruned, detail, sizeof detail);
     if (rc == SQLITE_OK) {
         pthread_mutex_lock(&s->mu);
         s->st.pruned += pruned;
@@ -328,8 +332,6 @@ static void attempt(obs_store *s) {
         finish_batch(s, true);
         return;
     }
-    char detail[200];
-    snprintf(detail, sizeof detail, "%s: %s", s->path, sqlite3_errmsg(s->db));
     set_error(s, "write", rc, detail);
     s->attempts++;
     if ((rc & 0xff) == SQLITE_FULL) {
