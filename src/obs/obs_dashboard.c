@@ -12,6 +12,7 @@ const char obs_dashboard_html[] =
     "<meta charset='utf-8'>\n"
     "<meta name='viewport' content='width=device-width, initial-scale=1'>\n"
     "<title>Hearth dashboard</title>\n"
+    "<link rel='icon' href='data:,'>\n"
     "<style>\n"
     ":root { --bg:#f6f7f9; --card:#fff; --fg:#1d2330; --mute:#667085; --line:#e4e7ec; --ok:#12805c; --warn:#b54708; --bad:#c01048; --accent:#2e5aac; }\n"
     "@media (prefers-color-scheme: dark) { :root { --bg:#11141a; --card:#1a1f29; --fg:#e6e9ef; --mute:#98a2b3; --line:#2b3240; --ok:#3ccb8f; --warn:#f5a524; --bad:#ff6b8b; --accent:#7aa2f7; } }\n"
