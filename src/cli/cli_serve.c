@@ -122,13 +122,15 @@ int cli_serve(int argc, char **argv) {
             if (!*v) return usage_error("--db needs a file name", NULL);
             db = v;
         } else if (!strcmp(a, "--db-max-age")) {
-            if (!obs_parse_duration(v, &d)) return usage_error("--db-max-age must be a duration like 12h or 30d, got", v);
+            if (!obs_parse_duration(v, &d))
+                return usage_error("--db-max-age must be a duration like 12h or 30d, got", v);
             cfg.obs.store.max_age_s = d;
         } else if (!strcmp(a, "--db-max-rows")) {
             if (!parse_long(v, 1, LONG_MAX, &n)) return usage_error("--db-max-rows must be a positive count, got", v);
             cfg.obs.store.max_rows = n;
         } else if (!strcmp(a, "--log-level")) {
-            if (!parse_level(v, &cfg.obs.log_level)) return usage_error("--log-level must be debug, info, warn or error, got", v);
+            if (!parse_level(v, &cfg.obs.log_level))
+                return usage_error("--log-level must be debug, info, warn or error, got", v);
         } else if (!strcmp(a, "--max-body")) {
             if (!parse_long(v, 1024, 1L << 30, &n)) return usage_error("--max-body must be 1024..1073741824, got", v);
             cfg.max_body = (size_t)n;
@@ -137,7 +139,8 @@ int cli_serve(int argc, char **argv) {
         }
     }
     if (!cfg.model.path) return usage_error("missing -m FILE", NULL);
-    if (!no_db && !db) fprintf(stderr, "hearth: warning: no request store (set HEARTH_DATA or HOME, or pass --db FILE)\n");
+    if (!no_db && !db)
+        fprintf(stderr, "hearth: warning: no request store (set HEARTH_DATA or HOME, or pass --db FILE)\n");
     cfg.obs.db_path = no_db ? NULL : db;
     FILE *probe = fopen(cfg.model.path, "rb");
     if (!probe) {

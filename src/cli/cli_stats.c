@@ -49,7 +49,8 @@ static void print_table(const obs_report *r, const char *since_text, double sinc
            (long long)r->requests, (long long)r->errors,
            r->requests ? 100.0 * (double)r->errors / (double)r->requests : 0.0);
     if (r->n_groups == 0) return;
-    printf("\n%-24s %-12s %8s %7s %7s %9s %9s %9s %9s %9s %9s %8s  %s\n", "model", "route", "requests", "errors", "err%",
+    printf("\n%-24s %-12s %8s %7s %7s %9s %9s %9s %9s %9s %9s %8s  %s\n", "model", "route", "requests", "errors",
+           "err%",
            "p50 ms", "p95 ms", "p99 ms", "ttft p50", "ttft p95", "ttft p99", "tok/s", "top errors");
     for (size_t i = 0; i < r->n_groups; i++) {
         const obs_group *g = &r->groups[i];
@@ -90,7 +91,8 @@ int cli_stats(int argc, char **argv) {
         if (!strcmp(a, "--db")) {
             db = v;
         } else if (!strcmp(a, "--since")) {
-            if (!obs_parse_duration(v, &since_s)) return usage_error("--since must be a duration like 15m, 1h or 7d, got", v);
+            if (!obs_parse_duration(v, &since_s))
+                return usage_error("--since must be a duration like 15m, 1h or 7d, got", v);
             since_text = v;
         } else {
             return usage_error("unknown option", a);

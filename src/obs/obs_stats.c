@@ -200,9 +200,10 @@ json_t *obs_report_json(const obs_report *r) {
         for (size_t k = 0; top && k < g->n_top; k++)
             json_array_append_new(top, json_pack("{s:o, s:I}", "code", obs_json_str(g->top[k].code), "count",
                                                  (json_int_t)g->top[k].count));
-        json_t *o = json_pack("{s:o, s:o, s:I, s:I, s:I, s:f, s:o, s:o, s:I, s:I, s:f, s:o}", "model", obs_json_str(g->model),
-                              "route", obs_json_str(g->route), "requests", (json_int_t)g->requests, "errors", (json_int_t)g->errors,
-                              "client_errors", (json_int_t)g->client_errors, "error_rate", g->error_rate,
+        json_t *o = json_pack("{s:o, s:o, s:I, s:I, s:I, s:f, s:o, s:o, s:I, s:I, s:f, s:o}", "model",
+                              obs_json_str(g->model), "route", obs_json_str(g->route), "requests",
+                              (json_int_t)g->requests, "errors", (json_int_t)g->errors, "client_errors",
+                              (json_int_t)g->client_errors, "error_rate", g->error_rate,
                               "latency_ms", pcts_json(&g->latency_ms), "ttft_ms", pcts_json(&g->ttft_ms),
                               "prompt_tokens", (json_int_t)g->prompt_tokens, "completion_tokens",
                               (json_int_t)g->completion_tokens, "tokens_per_s", g->tokens_per_s, "top_errors",

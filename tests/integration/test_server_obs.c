@@ -226,10 +226,11 @@ static void test_metrics_move_with_requests(void **state) {
 
     prom_doc m1 = metrics(&t);
 #define D(name, ...) metric(&m0, name, __VA_ARGS__), metric(&m1, name, __VA_ARGS__)
-    expect_delta("completions 200", D("hearth_requests_total", "route", "completions", "model", MODEL_ID, "status", "200"),
-                 1);
+    expect_delta("completions 200",
+                 D("hearth_requests_total", "route", "completions", "model", MODEL_ID, "status", "200"), 1);
     expect_delta("chat 200", D("hearth_requests_total", "route", "chat", "model", MODEL_ID, "status", "200"), 1);
-    expect_delta("unknown model 404", D("hearth_requests_total", "route", "completions", "model", "", "status", "404"), 1);
+    expect_delta("unknown model 404",
+                 D("hearth_requests_total", "route", "completions", "model", "", "status", "404"), 1);
     expect_delta("prompt tokens", D("hearth_prompt_tokens_total", "model", MODEL_ID, NULL, NULL, NULL, NULL),
                  (double)(p1 + p2));
     expect_delta("generated tokens", D("hearth_generated_tokens_total", "model", MODEL_ID, NULL, NULL, NULL, NULL),
@@ -244,7 +245,8 @@ static void test_metrics_move_with_requests(void **state) {
 #undef D
     assert_true(metric(&m1, "hearth_model_state", "model", MODEL_ID, "state", "ready", NULL, NULL) == 1);
     assert_true(metric(&m1, "hearth_model_state", "model", MODEL_ID, "state", "loading", NULL, NULL) == 0);
-    assert_true(metric(&m1, "hearth_model_load_duration_seconds_count", "model", MODEL_ID, NULL, NULL, NULL, NULL) == 1);
+    assert_true(metric(&m1, "hearth_model_load_duration_seconds_count", "model", MODEL_ID, NULL, NULL, NULL, NULL) ==
+                1);
     assert_true(metric(&m1, "hearth_memory_bytes", "model", MODEL_ID, "kind", "weights", NULL, NULL) > 1e6);
     assert_true(metric(&m1, "hearth_slots_total", "model", MODEL_ID, NULL, NULL, NULL, NULL) == 2);
     assert_true(metric(&m1, "hearth_store_up", NULL, NULL, NULL, NULL, NULL, NULL) == 1);
@@ -321,7 +323,8 @@ static void test_request_ids_and_log_fields(void **state) {
     }
     static const char *const hdr[] = {"X-Request-Id: fields-1", NULL};
     r = http(&t, "POST", "/v1/chat/completions",
-             "{\"model\":\"" MODEL_ID "\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":3}", hdr);
+             "{\"model\":\"" MODEL_ID "\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":3}",
+             hdr);
     assert_int_equal(r.status, 200);
     free(r.body);
     json_t *l = log_line_of(&t, "fields-1");
@@ -345,7 +348,9 @@ static void test_request_ids_and_log_fields(void **state) {
     free(log);
 }
 
-static bool contains(const char *hay, size_t n, const char *needle) { return hay && memmem(hay, n, needle, strlen(needle)); }
+static bool contains(const char *hay, size_t n, const char *needle) {
+    return hay && memmem(hay, n, needle, strlen(needle));
+}
 
 /* Every byte the server wrote: its log, and the database files. */
 static void expect_nowhere(const char *what, const char *text, size_t n) {
@@ -455,7 +460,8 @@ static void test_store_unusable_never_fails_requests(void **state) {
         if (!reported) sleep_ms(50);
     }
     assert_true(reported);
-    resp r = http(&t, "POST", "/v1/completions", "{\"model\":\"" MODEL_ID "\",\"prompt\":\"hi\",\"max_tokens\":2}", NULL);
+    resp r =
+        http(&t, "POST", "/v1/completions", "{\"model\":\"" MODEL_ID "\",\"prompt\":\"hi\",\"max_tokens\":2}", NULL);
     assert_int_equal(r.status, 200);
     free(r.body);
     char *log = stop_and_log(&t);

@@ -199,7 +199,8 @@ bool prom_check_histograms(const prom_doc *d, char *why, size_t cap) {
                 if (strcmp(b->name, bucket)) continue;
                 const char *le = label(b, "le");
                 double lv;
-                if (!le || !parse_value(le, &lv)) return snprintf(why, cap, "%s: bucket without a valid le", f->name), false;
+                if (!le || !parse_value(le, &lv))
+                    return snprintf(why, cap, "%s: bucket without a valid le", f->name), false;
                 if (!(lv > prev_le)) return snprintf(why, cap, "%s: le %s not increasing", f->name, le), false;
                 if (b->value < prev)
                     return snprintf(why, cap, "%s: bucket le=%s count %g below the previous %g", f->name, le, b->value,

@@ -146,7 +146,8 @@ static void test_cardinality_bounded(void **state) {
         series++;
         assert_true(strlen(d.s[i].val[0]) <= OBS_LABEL_MAX);
     }
-    if (series != OBS_MAX_SERIES + 1) fail_msg("series: want %d (limit + overflow), got %zu", OBS_MAX_SERIES + 1, series);
+    if (series != OBS_MAX_SERIES + 1)
+        fail_msg("series: want %d (limit + overflow), got %zu", OBS_MAX_SERIES + 1, series);
     expect(&d, extra + 1, "t_by_model_total", "model", OBS_OVERFLOW_VALUE, NULL, NULL);
     expect(&d, OBS_MAX_SERIES + extra + 1, "t_by_model_total", NULL, NULL, NULL, NULL);
     prom_free(&d);
@@ -495,6 +496,32 @@ static void test_parse_duration(void **state) {
     assert_false(obs_parse_duration("nan", &s));
 }
 
+/* Every allocation of the hub, the registry and rendering may fail: the call reports
+ * NOMEM (or NULL) and leaks nothing, and updates after a failed series stay no-ops. */
+static void test_allocation_failures(void **state) {
+    obs_config c;
+    obs_config_default(&c);
+    for (long k = 1; k < 2000; k++) {
+        mem_fail_at(k);
+        obs *o = NULL;
+        hearth_err err = {0};
+        hearth_status st = obs_new(&c, &o, &err);
+        if (st == HEARTH_OK) {
+            obs_model_state(o, "m", "ready", NULL);
+            send_request(o, "x", 200, false, NULL, NULL);
+            size_t len;
+            mem_free(obs_metrics_text(o, &len));
+        } else {
+            assert_int_equal(st, HEARTH_ERR_NOMEM);
+            assert_null(o);
+        }
+        long made = mem_fail_at(0);
+        obs_free(o);
+        if (made < k) return; /* a run with no failure: every allocation point was covered */
+    }
+    fail_msg("allocation points never ran out");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_render_parses_back),
@@ -509,6 +536,7 @@ int main(void) {
         cmocka_unit_test(test_request_log_line),
         cmocka_unit_test(test_request_metrics),
         cmocka_unit_test(test_parse_duration),
+        cmocka_unit_test(test_allocation_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -32,7 +32,9 @@ typedef struct shim_file {
 
 #define REAL(f) (((shim_file *)(f))->real)
 static int s_close(sqlite3_file *f) { return REAL(f)->pMethods->xClose(REAL(f)); }
-static int s_read(sqlite3_file *f, void *b, int n, sqlite3_int64 o) { return REAL(f)->pMethods->xRead(REAL(f), b, n, o); }
+static int s_read(sqlite3_file *f, void *b, int n, sqlite3_int64 o) {
+    return REAL(f)->pMethods->xRead(REAL(f), b, n, o);
+}
 static int s_write(sqlite3_file *f, const void *b, int n, sqlite3_int64 o) {
     if (g_fault == FAULT_FULL) return SQLITE_FULL;
     return REAL(f)->pMethods->xWrite(REAL(f), b, n, o);
