@@ -31,6 +31,13 @@ static void usage(FILE *out) {
             "  --timeout SECONDS          longest a request may run (default 600)\n"
             "  --chat-template-file FILE  use this Jinja chat template instead of the model's\n"
             "  --max-body BYTES           largest request body (default 8 MiB)\n"
+            "  --db FILE                  request store (SQLite; default $HEARTH_DATA/hearth.db or\n"
+            "                             ~/.local/share/hearth/hearth.db)\n"
+            "  --no-db                    keep no request store\n"
+            "  --db-max-age DURATION      delete stored rows older than this (default 30d; e.g. 12h, 7d)\n"
+            "  --db-max-rows N            keep at most N rows per table (default 1000000)\n"
+            "  --log-level LEVEL          debug, info (default), warn or error, for request lines\n"
+            "  --log-prompts              add request bodies (prompts) to request log lines\n"
             "  -h, --help                 show this help\n");
 }
 
@@ -50,15 +57,36 @@ static bool parse_long(const char *s, long lo, long hi, long *out) {
 
 static void log_line(void *ud, const char *line) { fprintf(stderr, "%s\n", line); }
 
+static bool parse_level(const char *s, obs_level *out) {
+    static const char *const names[] = {"debug", "info", "warn", "error"};
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(s, names[i])) {
+            *out = (obs_level)i;
+            return true;
+        }
+    return false;
+}
+
 int cli_serve(int argc, char **argv) {
     srv_config cfg;
     srv_config_default(&cfg);
     cfg.log = log_line;
+    char default_db[4096];
+    const char *db = obs_default_db_path(default_db, sizeof default_db) ? default_db : NULL;
+    bool no_db = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;
+        }
+        if (!strcmp(a, "--no-db")) {
+            no_db = true;
+            continue;
+        }
+        if (!strcmp(a, "--log-prompts")) {
+            cfg.obs.log_prompts = true;
+            continue;
         }
         if (i + 1 >= argc) return usage_error("missing value or unknown option", a);
         const char *v = argv[++i];
@@ -90,6 +118,19 @@ int cli_serve(int argc, char **argv) {
             cfg.timeout_s = d;
         } else if (!strcmp(a, "--chat-template-file")) {
             cfg.model.template_path = v;
+        } else if (!strcmp(a, "--db")) {
+            if (!*v) return usage_error("--db needs a file name", NULL);
+            db = v;
+        } else if (!strcmp(a, "--db-max-age")) {
+            if (!obs_parse_duration(v, &d))
+                return usage_error("--db-max-age must be a duration like 12h or 30d, got", v);
+            cfg.obs.store.max_age_s = d;
+        } else if (!strcmp(a, "--db-max-rows")) {
+            if (!parse_long(v, 1, LONG_MAX, &n)) return usage_error("--db-max-rows must be a positive count, got", v);
+            cfg.obs.store.max_rows = n;
+        } else if (!strcmp(a, "--log-level")) {
+            if (!parse_level(v, &cfg.obs.log_level))
+                return usage_error("--log-level must be debug, info, warn or error, got", v);
         } else if (!strcmp(a, "--max-body")) {
             if (!parse_long(v, 1024, 1L << 30, &n)) return usage_error("--max-body must be 1024..1073741824, got", v);
             cfg.max_body = (size_t)n;
@@ -98,6 +139,9 @@ int cli_serve(int argc, char **argv) {
         }
     }
     if (!cfg.model.path) return usage_error("missing -m FILE", NULL);
+    if (!no_db && !db)
+        fprintf(stderr, "hearth: warning: no request store (set HEARTH_DATA or HOME, or pass --db FILE)\n");
+    cfg.obs.db_path = no_db ? NULL : db;
     FILE *probe = fopen(cfg.model.path, "rb");
     if (!probe) {
         fprintf(stderr, "hearth: error: %s: %s\n", cfg.model.path, strerror(errno));

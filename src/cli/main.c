@@ -19,6 +19,7 @@ static const cli_command commands[] = {
     {"embed", cli_embed, "print the embedding of a text"},
     {"template", cli_template, "render a chat template with a JSON context"},
     {"serve", cli_serve, "serve a model over the OpenAI-compatible HTTP API"},
+    {"stats", cli_stats, "summarise the requests in the request store"},
     {"loadgen", cli_loadgen, "load-test a local OpenAI-compatible server (streamed completions)"},
 };
 

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "hearth.h"
+#include "obs/obs.h"
 #include "server/srv_model.h"
 
 typedef void (*srv_log_fn)(void *ud, const char *json_line);
@@ -25,9 +26,11 @@ typedef struct srv_config {
     double shutdown_grace_s;   /* srv_free lets running requests finish this long */
     srv_log_fn log;            /* may be NULL */
     void *log_ud;
+    obs_config obs;            /* metrics, request log and store; its log is set to log above */
 } srv_config;
 
-/* timeout 600 s, 256 connections, 8 MiB bodies, 16 KiB headers, 5 s grace. */
+/* timeout 600 s, 256 connections, 8 MiB bodies, 16 KiB headers, 5 s grace, obs defaults
+ * (no request store: the CLI sets its path). */
 void srv_config_default(srv_config *c);
 
 typedef struct srv srv;

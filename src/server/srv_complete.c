@@ -38,7 +38,10 @@ bool srv_wait_event(srv_job *j, const srv_client *c, size_t *which, sched_event 
             *why = HEARTH_ERR_INTERNAL;
             return false;
         }
-        if (srv_job_next(j, which, ev, POLL_MS)) return true;
+        if (srv_job_next(j, which, ev, POLL_MS)) {
+            obs_trace_tokens(c->trace, *which, ev->n_tokens);
+            return true;
+        }
     }
 }
 
@@ -127,6 +130,7 @@ void srv_handle_completion(srv *s, srv_api api, const char *body, size_t len, co
         srv_reply_error(out, &e);
         return;
     }
+    out->model = srv_model_id(s->model);
     double timeout = s->cfg.timeout_s;
     if (req.timeout_s > 0 && (timeout <= 0 || req.timeout_s < timeout)) timeout = req.timeout_s;
     srv_job job;

@@ -157,3 +157,4 @@ const tok_vocab *srv_model_vocab(const srv_model *m) { return m->gm->vocab; }
 const srv_prompter *srv_model_prompter(const srv_model *m) { return m->prompter; }
 sched *srv_model_sched(const srv_model *m) { return m->sched; }
 int64_t srv_model_n_ctx(const srv_model *m) { return m->n_ctx; }
+const gen_model *srv_model_gen(const srv_model *m) { return m->gm; }

@@ -53,5 +53,7 @@ const tok_vocab *srv_model_vocab(const srv_model *m);
 const srv_prompter *srv_model_prompter(const srv_model *m);
 sched *srv_model_sched(const srv_model *m);
 int64_t srv_model_n_ctx(const srv_model *m);
+struct gen_model;
+const struct gen_model *srv_model_gen(const srv_model *m); /* file, weights, vocab */
 
 #endif
