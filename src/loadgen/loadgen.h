@@ -49,6 +49,7 @@ typedef struct loadgen_request {
     long status;          /* HTTP status, 0 when none arrived */
     double start_s;       /* since the run started */
     double ttft_s;        /* first content chunk after start; < 0 when none */
+    double last_s;        /* last content chunk after start */
     double end_s;         /* since the run started */
     long chunks;          /* content chunks */
     long tokens;          /* usage.completion_tokens when reported, else chunks */

@@ -25,9 +25,8 @@ json_t *loadgen_report(const loadgen_config *cfg, const loadgen_result *r) {
         if (q->kind != LOADGEN_OK) continue;
         tokens += q->tokens;
         if (q->ttft_s >= 0) ttft[n_ttft++] = q->ttft_s;
-        /* time per output token after the first: the whole stream, robust to chunks of several tokens */
-        if (q->ttft_s >= 0 && q->tokens > 1)
-            tpot[n_tpot++] = (q->end_s - q->start_s - q->ttft_s) / (double)(q->tokens - 1);
+        /* time per output token after the first, first to last content chunk: robust to chunks of several tokens */
+        if (q->ttft_s >= 0 && q->tokens > 1) tpot[n_tpot++] = (q->last_s - q->ttft_s) / (double)(q->tokens - 1);
     }
     if (r->n_itl) memcpy(itl, r->itl_s, r->n_itl * sizeof *itl);
     long failed = 0;

@@ -102,6 +102,7 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud) {
         if (f->rec->ttft_s < 0) f->rec->ttft_s = now - f->t0;
         else if (!push_gap(f, now - f->t_last)) f->oom = ok = false;
         f->t_last = now;
+        f->rec->last_s = now - f->t0;
     }
     return ok ? n : 0; /* 0 stops a broken stream */
 }
