@@ -10,6 +10,7 @@
 #include "base/mem.h"
 #include "engine/kv_cache.h"
 #include "fz_util.h"
+#include "tiny_model.h"
 #include "gguf/gguf.h"
 #include "model/model.h"
 
@@ -18,8 +19,8 @@ static const uint32_t weight_types[] = {GGML_F32, GGML_F16, GGML_BF16, GGML_Q8_0
                                         GGML_Q5_0, GGML_Q5_1, GGML_Q4_K, GGML_Q5_K, GGML_Q6_K};
 
 /* Reads the spec off the input: sizes first, then per key and per tensor a mode byte. */
-static void read_spec(fz_in *in, fz_model_spec *s) {
-    fz_model_spec_default(s, arches[fz_u8(in) % (sizeof arches / sizeof arches[0])]);
+static void read_spec(fz_in *in, tiny_spec *s) {
+    tiny_spec_default(s, arches[fz_u8(in) % (sizeof arches / sizeof arches[0])]);
     uint8_t sizes = fz_u8(in);
     if (sizes & 1) {
         s->n_head = 1 + fz_u8(in) % 8;
@@ -37,19 +38,19 @@ static void read_spec(fz_in *in, fz_model_spec *s) {
         s->n_head = s->n_head_kv = 2;
         s->head_dim = 128;
     }
-    for (int k = 0; k < FZ_K_COUNT; k++) {
+    for (int k = 0; k < TINY_K_COUNT; k++) {
         uint8_t mode = fz_u8(in);
         if (mode < 0x80) continue; /* half the time: the default */
-        s->key_mode[k] = mode % FZ_KEY_MODES;
-        if (s->key_mode[k] == FZ_KEY_RAW) {
+        s->key_mode[k] = mode % TINY_KEY_MODES;
+        if (s->key_mode[k] == TINY_KEY_RAW) {
             s->key_raw[k] = (int64_t)fz_u64(in);
             s->key_raw_f[k] = fz_f64(in);
         }
     }
     uint8_t n_broken = fz_u8(in) % 4;
     for (uint8_t i = 0; i < n_broken; i++) {
-        uint8_t idx = fz_u8(in) % FZ_MAX_TENSORS;
-        s->tensor_mode[idx] = fz_u8(in) % FZ_T_MODES;
+        uint8_t idx = fz_u8(in) % TINY_MAX_TENSORS;
+        s->tensor_mode[idx] = fz_u8(in) % TINY_T_MODES;
         s->retype[idx] = fz_u8(in);
     }
 }
@@ -82,11 +83,11 @@ done:
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fz_in in = {data, size};
-    fz_model_spec s;
+    tiny_spec s;
     read_spec(&in, &s);
     void *buf = NULL;
     size_t len = 0;
-    if (!fz_model_build(&s, &buf, &len)) return 0;
+    if (!tiny_build(&s, &buf, &len)) return 0;
     gguf_file *f = NULL;
     model *m = NULL;
     hearth_err err = {0};

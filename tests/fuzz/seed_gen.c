@@ -9,6 +9,7 @@
 #include "base/mem.h"
 #include "chat/chat.h"
 #include "fz_util.h"
+#include "tiny_model.h"
 #include "gguf/writer.h"
 
 static const char *out_dir;
@@ -31,13 +32,13 @@ static void seeds_gguf(void) {
     static const uint32_t types[] = {GGML_F32, GGML_Q8_0};
     for (size_t a = 0; a < 3; a++)
         for (size_t t = 0; t < 2; t++) {
-            fz_model_spec s;
-            fz_model_spec_default(&s, archs[a]);
+            tiny_spec s;
+            tiny_spec_default(&s, archs[a]);
             s.n_embd = 32, s.n_ff = 32, s.n_vocab = 4, s.head_dim = 8, s.n_head = 4;
             s.weight_type = types[t];
             void *buf;
             size_t len;
-            if (fz_model_build(&s, &buf, &len)) put("", 0, buf, len), mem_free(buf);
+            if (tiny_build(&s, &buf, &len)) put("", 0, buf, len), mem_free(buf);
         }
     gguf_writer *w = gguf_writer_new();
     hearth_err err;
@@ -67,8 +68,8 @@ static void seeds_gguf(void) {
 /* ---- fuzz_model_load: each architecture and weight type, nothing broken ------------- */
 static void seeds_model(void) {
     for (uint8_t arch = 0; arch < 4; arch++) {
-        uint8_t plain[2 + FZ_K_COUNT + 1 + 3] = {arch, 0};
-        plain[2 + FZ_K_COUNT + 1] = 1;
+        uint8_t plain[2 + TINY_K_COUNT + 1 + 3] = {arch, 0};
+        plain[2 + TINY_K_COUNT + 1] = 1;
         put(plain, sizeof plain, "", 0);
         for (uint8_t wt = 0; wt < 11; wt++) {
             /* sizes: 4 heads, 2 kv heads, head 8 -> embd 32, ff 64, 1 layer, 16 tokens; the
