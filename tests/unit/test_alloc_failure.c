@@ -2,9 +2,9 @@
  * operation succeeds, the N-th allocation fails (mem_fail_at); the operation must then
  * end with HEARTH_ERR_NOMEM, free what it had (run under `make test-asan` to see leaks)
  * and never crash. Covered: GGUF open, model load + run state + KV cache + a forward
- * pass, model open + generation (two threads) with sampling and streaming, the three tokenizer kinds
- * (load, encode, decode, stream), a real chat template (compile + render), the sampler and
- * the KV cache. Uses the smallest fixture model; each path's allocations are counted
+ * pass, model open + generation (two threads) with sampling and streaming, the three
+ * tokenizer kinds (load, encode, decode, stream), a real chat template (compile +
+ * render), the sampler and the KV cache. Uses the smallest fixture model; each path's allocations are counted
  * first (from 5 for the sampler to about 250 for a real chat template). */
 #include "testutil.h"
 
