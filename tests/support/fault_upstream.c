@@ -64,17 +64,21 @@ static bool send_all(int fd, const char *p, size_t n) {
 
 static bool send_str(int fd, const char *s) { return send_all(fd, s, strlen(s)); }
 
-/* Waits until the client hangs up, the server stops, or STALL_MAX_MS. */
-static void stall(fu_server *s, int fd) {
-    for (int waited = 0; waited < STALL_MAX_MS && !atomic_load(&s->stop); waited += 20) {
+/* Waits up to ms; false as soon as the client hangs up or the server stops. */
+static bool wait_ms(fu_server *s, int fd, int ms) {
+    for (int waited = 0; waited < ms; waited += 20) {
+        if (atomic_load(&s->stop)) return false;
         struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
         if (poll(&p, 1, 20) > 0) {
             char b[256];
-            if (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) return;
-            if (recv(fd, b, sizeof b, 0) <= 0) return;
+            if (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) return false;
+            if (recv(fd, b, sizeof b, 0) <= 0) return false;
         }
     }
+    return true;
 }
+
+static void stall(fu_server *s, int fd) { wait_ms(s, fd, STALL_MAX_MS); }
 
 static void reset(int fd) {
     struct linger l = {.l_onoff = 1, .l_linger = 0};
@@ -152,7 +156,7 @@ static void answer(fu_server *s, int fd, const fu_reply *r, bool stream, bool ch
     const char *text = r->text ? r->text : "hi";
     int chunks = r->chunks > 0 ? r->chunks : 3;
     char b[2048];
-    if (r->delay_ms > 0) sleep_ms(r->delay_ms);
+    if (r->delay_ms > 0 && !wait_ms(s, fd, r->delay_ms)) return;
     switch (r->kind) {
     case FU_OK:
         if (stream) {
@@ -204,7 +208,7 @@ static void answer(fu_server *s, int fd, const fu_reply *r, bool stream, bool ch
         for (int i = 0; i < chunks; i++) send_chunk(fd, chat, text);
         if (r->kind == FU_STALL_MIDSTREAM) stall(s, fd);
         if (r->kind == FU_RESET_MIDSTREAM) {
-            sleep_ms(20); /* let the chunks reach the client before the reset */
+            sleep_ms(100); /* let the chunks reach the client before the reset */
             reset(fd);
         }
         break;
