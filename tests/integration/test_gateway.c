@@ -12,6 +12,7 @@
 
 #include "base/clock.h"
 #include "fault_upstream.h"
+#include "srvtest.h"
 #include "gw_test_util.h"
 
 /* ---- a scripted local target: the model name says what it does ---------------------- */
@@ -655,6 +656,44 @@ static void test_client_gone_cancels(void **state) {
     fu_stop(up);
 }
 
+/* ---- a second `hearth serve` as the upstream ------------------------------------------------ */
+
+static void test_hearth_serve_as_upstream(void **state) {
+    if (!fixtures_available()) skip();
+    srvtest t;
+    assert_true(srvtest_start(&t, fixture_path("models/llama-spm-f16.gguf"), "--slots 1 --ctx 512 -t 1"));
+    char json[1024];
+    snprintf(json, sizeof json,
+             "{\"providers\":[{\"name\":\"hearth\",\"base_url\":\"http://127.0.0.1:%d/v1\","
+             "\"models\":{\"tiny\":\"llama-spm-f16\"}}],"
+             "\"routes\":[{\"name\":\"chat\",\"targets\":[\"hearth/tiny\",\"local:fallback\"]}]}",
+             t.port);
+    gw *g = make(json, false);
+    for (int stream = 0; stream < 2; stream++) {
+        json_t *body = json_pack("{s:s, s:[{s:s, s:s}], s:i, s:f, s:b}", "model", "chat", "messages", "role", "user",
+                                 "content", "Once upon a time", "max_tokens", 8, "temperature", 0.0, "stream", stream);
+        gw_request req = {.api = GW_API_CHAT, .model = "chat", .body = body, .stream = stream};
+        collect c;
+        collect_init(&c);
+        gw_sink sk = collect_sink(&c);
+        gw_result res;
+        gw_call(g, &req, &sk, &res);
+        EXPECT_KIND(&res, GW_OUT_OK);
+        assert_string_equal(res.target, "hearth/tiny");
+        if (stream) {
+            if (c.events < 2) fail_msg("%d streamed chunks from hearth serve", c.events);
+        } else {
+            assert_int_equal(c.bodies, 1);
+            assert_non_null(strstr(c.text, "\"chat.completion\""));
+        }
+        assert_non_null(strstr(c.text, "llama-spm-f16"));
+        json_decref(body);
+        gw_result_free(&res);
+    }
+    gw_free(g);
+    assert_int_equal(srvtest_stop(&t), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fallback_on_each_retryable_failure),
@@ -669,6 +708,7 @@ int main(void) {
         cmocka_unit_test(test_shadow_records_both_sides),
         cmocka_unit_test(test_key_only_reaches_its_host),
         cmocka_unit_test(test_client_gone_cancels),
+        cmocka_unit_test(test_hearth_serve_as_upstream),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
