@@ -61,6 +61,7 @@ void gw_race(gw *g, gw_route *route, const gw_request *req, const gw_sink *sink,
             gw_breaker_report(&rs[i].t->breaker, &rs[i].tk, GW_VERDICT_NEUTRAL, NULL, &ch);
             gw_result_add_transition(g, res, rs[i].t, &ch);
         }
+        res->skipped = 0; /* the fallback counts them again */
         gw_fallback(g, route->targets, route->n, req, sink, res, 0, NULL);
         return;
     }
