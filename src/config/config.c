@@ -324,7 +324,7 @@ static hearth_status finish(cfg_build_ctx *b, const cfg_setting *settings, size_
         }
     }
     for (size_t i = 0; i < n; i++) apply_setting(b, &ss, &settings[i]);
-    check_models(b);
+    if (!b->nomem) check_models(b);
     if (b->nomem) return err_set(err, HEARTH_ERR_NOMEM, "out of memory reading the configuration");
     if (b->errs->n == 0) return HEARTH_OK;
     size_t others = b->errs->n - 1 + b->errs->more;
@@ -333,8 +333,9 @@ static hearth_status finish(cfg_build_ctx *b, const cfg_setting *settings, size_
     return HEARTH_ERR_INVALID;
 }
 
-static hearth_status build(const char *text, size_t len, const char *name, bool use_env, const cfg_setting *settings,
-                           size_t n, cfg_config **out, cfg_errors *errs, hearth_err *err) {
+/* dir: where relative paths in the text are taken from (NULL: as written). */
+static hearth_status build(const char *text, size_t len, const char *name, const char *dir, bool use_env,
+                           const cfg_setting *settings, size_t n, cfg_config **out, cfg_errors *errs, hearth_err *err) {
     *out = NULL;
     memset(errs, 0, sizeof *errs);
     cfg_config *c = mem_calloc(1, sizeof *c);
@@ -348,9 +349,8 @@ static hearth_status build(const char *text, size_t len, const char *name, bool 
     defaults(c);
     if (name) {
         c->source = mem_strdup(name);
-        const char *slash = strrchr(name, '/');
-        b.dir = slash ? mem_strndup(name, (size_t)(slash - name) + (slash == name)) : NULL;
-        if (!c->source || (slash && !b.dir)) {
+        b.dir = dir ? mem_strdup(dir) : NULL;
+        if (!c->source || (dir && !b.dir)) {
             err_set(err, st, "out of memory reading the configuration");
             goto done;
         }
@@ -367,12 +367,12 @@ done:
 
 hearth_status cfg_build_text(const char *text, size_t len, const char *name, bool use_env, const cfg_setting *settings,
                              size_t n, cfg_config **out, cfg_errors *errs, hearth_err *err) {
-    return build(text, len, name ? name : "(config)", use_env, settings, n, out, errs, err);
+    return build(text, len, name ? name : "(config)", NULL, use_env, settings, n, out, errs, err);
 }
 
 hearth_status cfg_build(const char *path, bool use_env, const cfg_setting *settings, size_t n, cfg_config **out,
                         cfg_errors *errs, hearth_err *err) {
-    if (!path) return build(NULL, 0, NULL, use_env, settings, n, out, errs, err);
+    if (!path) return build(NULL, 0, NULL, NULL, use_env, settings, n, out, errs, err);
     *out = NULL;
     memset(errs, 0, sizeof *errs);
     FILE *f = fopen(path, "rb");
@@ -388,7 +388,11 @@ hearth_status cfg_build(const char *path, bool use_env, const cfg_setting *setti
         mem_free(text);
         return err_set(err, HEARTH_ERR_IO, "%s: %s", path, bad ? "read error" : "config file larger than 1 MiB");
     }
-    hearth_status st = build(text, len, path, use_env, settings, n, out, errs, err);
+    /* relative paths in the file are relative to the file's own directory */
+    char *real = realpath(path, NULL), *slash = real ? strrchr(real, '/') : NULL;
+    if (slash) *(slash == real ? slash + 1 : slash) = '\0';
+    hearth_status st = build(text, len, path, real, use_env, settings, n, out, errs, err);
+    free(real); /* from realpath, not mem_* */
     mem_free(text);
     return st;
 }
