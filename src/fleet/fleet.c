@@ -230,7 +230,7 @@ static void *loader_main(void *arg) {
     snprintf(name, sizeof name, "%s", e->mc.name);
     uint64_t now = clock_mono_ns();
     e->finished = e->attempt;
-    e->last_st = st;
+    e->last_st = st == HEARTH_ERR_NOT_FOUND ? HEARTH_ERR_IO : st; /* NOT_FOUND means "no such model" */
     e->last_err = err;
     if (st == HEARTH_OK) {
         e->inst = in;

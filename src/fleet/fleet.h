@@ -78,7 +78,8 @@ typedef struct fleet_acquire_opts {
  * Errors: NOT_FOUND (no such model), BUSY (the memory budget is full of models in use:
  * *retry_after_s says when to retry), TIMEOUT (deadline passed while loading), CANCELLED
  * (the fleet is stopping or the model was removed by a reload), or the status of the
- * failed load (its message; *retry_after_s: the backoff left). */
+ * failed load (its message; *retry_after_s: the backoff left; a missing file is IO, so
+ * NOT_FOUND always means an unknown name). */
 hearth_status fleet_acquire(fleet *f, const char *name, const fleet_acquire_opts *o, fleet_lease **out,
                             double *retry_after_s, hearth_err *err);
 /* Ends a use: starts the idle clock when it was the last. Accepts NULL. */

@@ -59,7 +59,8 @@ static void handle_ready(srv *s, srv_reply *out) {
     char why[600] = "";
     bool stopping = atomic_load(&s->stopping);
     bool ready = !stopping && fleet_ready(s->fleet, why, sizeof why);
-    json_t *body = json_pack("{s:s}", "status", stopping ? "stopping" : ready ? "ready" : "loading");
+    const char *status = stopping ? "stopping" : ready ? "ready" : strstr(why, "failed to load") ? "failed" : "loading";
+    json_t *body = json_pack("{s:s}", "status", status);
     if (body && !ready && !stopping) json_object_set_new(body, "reason", json_string(why));
     srv_reply_json(out, ready ? 200 : 503, body);
     if (!ready) out->retry_after_s = 1;
