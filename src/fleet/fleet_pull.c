@@ -2,7 +2,8 @@
  * HTTP Range request when it exists), hashed on the way, verified, synced and renamed to
  * NAME, so NAME only ever appears whole. Names are plain file names checked before
  * anything is written, and every file is opened relative to the store directory without
- * following links, so nothing is written outside the store. The partial file is kept
+ * following links, so nothing is written outside the store. A server that cannot resume
+ * gets the whole file asked again. The partial file is kept
  * only when the transfer itself broke (the next pull resumes it); any other failure
  * removes it. Only http and https are followed, redirects included. Never prints
  * (progress goes to the caller's callback). */
@@ -28,8 +29,6 @@ typedef struct pull {
     EVP_MD_CTX *md;
     int64_t offset;          /* bytes of the partial file before this transfer */
     int64_t written;         /* bytes written by this transfer */
-    bool checked_status;
-    bool restarted;          /* the server ignored the Range: the file starts over */
     bool write_failed;
     int write_errno;
     CURL *curl;
@@ -76,20 +75,6 @@ static bool hash_existing(pull *p, hearth_err *err) {
 static size_t on_data(char *data, size_t size, size_t nmemb, void *ud) {
     pull *p = ud;
     size_t len = size * nmemb;
-    if (!p->checked_status) {
-        p->checked_status = true;
-        long code = 0;
-        curl_easy_getinfo(p->curl, CURLINFO_RESPONSE_CODE, &code);
-        if (p->offset > 0 && code != 206) { /* the server sent the whole file: start over */
-            if (ftruncate(p->fd, 0) != 0 || EVP_DigestInit_ex(p->md, EVP_sha256(), NULL) != 1) {
-                p->write_failed = true;
-                p->write_errno = errno;
-                return 0;
-            }
-            p->offset = 0;
-            p->restarted = true;
-        }
-    }
     for (size_t done = 0; done < len;) {
         ssize_t n = pwrite(p->fd, data + done, len - done, (off_t)(p->offset + p->written));
         if (n < 0 && errno == EINTR) continue;
@@ -144,6 +129,7 @@ static hearth_status transfer(pull *p, const char *url, const fleet_pull_opts *o
     long code = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
     if (rc == CURLE_OK) return HEARTH_OK;
+    if (rc == CURLE_RANGE_ERROR && p->offset > 0) return HEARTH_ERR_RANGE; /* cannot resume: start over */
     if (p->write_failed)
         return err_set(err, HEARTH_ERR_IO, "cannot write the download: %s", strerror(p->write_errno));
     if (rc == CURLE_HTTP_RETURNED_ERROR)
@@ -202,6 +188,15 @@ hearth_status fleet_pull(const char *url, const char *store_dir, const fleet_pul
         goto done;
     }
     st = transfer(&p, https, o, err);
+    if (st == HEARTH_ERR_RANGE) { /* the server does not do ranges: the whole file again */
+        p.offset = p.written = 0;
+        if (ftruncate(fd, 0) != 0 || EVP_DigestInit_ex(p.md, EVP_sha256(), NULL) != 1) {
+            st = err_set(err, HEARTH_ERR_IO, "cannot restart the download: %s", strerror(errno));
+            goto done;
+        }
+        curl_easy_reset(p.curl);
+        st = transfer(&p, https, o, err);
+    }
     if (st == HEARTH_ERR_TIMEOUT) { /* the transfer broke: keep what arrived for the next pull */
         keep_part = p.offset + p.written > 0;
         if (keep_part)
