@@ -5,7 +5,9 @@
  *              x += Wdown · (silu(Wgate·n(x)) * Wup·n(x))
  *   logits = Wout · n(x), only for tokens that asked for them (or n(x) itself when the
  *   context was made for embeddings).
- * Every matmul takes all the batch's tokens at once. Attention is causal within each
+ * Every matmul takes all the batch's tokens at once and is followed by the LoRA hook
+ * (lora_apply.c: the low-rank paths of the adapters the batch's sequences selected).
+ * Attention is causal within each
  * sequence and reads keys/values back from the F16 paged cache, so prefill and decode
  * are the same code. This file never allocates during a forward and never validates
  * model data (loading did); it does validate the batch. */
@@ -15,6 +17,7 @@
 #include "base/checked.h"
 #include "base/err.h"
 #include "base/mem.h"
+#include "model/lora_impl.h"
 #include "model/model_impl.h"
 
 static float *alloc_floats(int64_t a, int64_t b, bool *ok) {
@@ -69,6 +72,7 @@ void model_ctx_free(model_ctx *c) {
     if (!c) return;
     float *bufs[] = {c->x, c->xn, c->q, c->k, c->v, c->att, c->gate, c->up, c->scores, c->out_x, c->logits};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) mem_free(bufs[i]);
+    model_lora_run_free(&c->lora);
     mem_free(c);
 }
 
@@ -219,7 +223,7 @@ static hearth_status matmul(model_ctx *c, const kern_matrix *w, const float *x, 
     hearth_status st = kern_matmul(c->pool, w, x, n, y, ldy);
     if (st) return err_set(err, st, "matmul of %lld x %lld weights over %lld tokens failed: %s",
                            (long long)w->rows, (long long)w->cols, (long long)n, hearth_strerror(st));
-    return HEARTH_OK;
+    return model_lora_apply(&c->lora, c->pool, w, x, n, y, ldy, err);
 }
 
 static hearth_status attention_block(model_ctx *c, kv_cache *kv, const model_batch *b, int32_t il,
@@ -288,6 +292,7 @@ static hearth_status run_layers(model_ctx *c, kv_cache *kv, const model_batch *b
                      c->out_x + (size_t)n_out * (size_t)e);
         n_out++;
     }
+    model_lora_use_output_rows(&c->lora);
     if (n_out > 0 && !c->p.embeddings &&
         (st = matmul(c, &m->output, c->out_x, n_out, c->logits, m->hp.n_vocab, err)))
         return st;
@@ -296,9 +301,15 @@ static hearth_status run_layers(model_ctx *c, kv_cache *kv, const model_batch *b
 }
 
 hearth_status model_forward(model_ctx *c, kv_cache *kv, const model_batch *b, hearth_err *err) {
+    return model_forward_lora(c, kv, b, NULL, err);
+}
+
+hearth_status model_forward_lora(model_ctx *c, kv_cache *kv, const model_batch *b, const model_lora_map *map,
+                                 hearth_err *err) {
     if (model_is_encoder(c->m))
         return err_set(err, HEARTH_ERR_INVALID, "%s is an encoder: run it with model_encode", c->m->hp.arch_name);
-    hearth_status st = reserve_batch(c, kv, b, err);
+    hearth_status st = model_lora_prepare(&c->lora, c->m, &c->p, b, map, err);
+    if (!st) st = reserve_batch(c, kv, b, err);
     if (st) return st;
     c->n_out = 0;
     if ((st = run_layers(c, kv, b, err))) rollback(kv, b);

@@ -4,6 +4,7 @@
 #ifndef MODEL_MODEL_IMPL_H
 #define MODEL_MODEL_IMPL_H
 
+#include "model/lora.h"
 #include "model/model.h"
 
 typedef struct model_layer {
@@ -41,6 +42,20 @@ struct model {
 };
 
 /* Run state of one model (forward.c allocates it; bert.c reuses the same buffers). */
+/* Per model_ctx: the adapters of the current forward and grow-only scratch. */
+typedef struct model_lora_run {
+    bool active;                     /* some token of this forward has a nonzero scale */
+    const model_batch *b;            /* the current batch (borrowed during the forward) */
+    bool output_rows;                /* matmul rows are the flagged tokens, not the batch */
+    int32_t n_act;                   /* distinct adapters used */
+    const model_lora **act;          /* [cap_act] */
+    float *coef;                     /* [n_act][b->n] scale * alpha / rank per token */
+    int32_t *out_tok;                /* [n_batch] batch index of each flagged token */
+    int32_t *rows;                   /* [n_batch] gathered matmul rows */
+    float *xg, *h, *yg;              /* gathered inputs, A·x, B·h */
+    size_t cap_act, cap_coef, cap_tok, cap_rows, cap_xg, cap_h, cap_yg; /* elements allocated */
+} model_lora_run;
+
 struct model_ctx {
     const model *m;
     kern_pool *pool;
@@ -58,6 +73,7 @@ struct model_ctx {
     float *out_x;    /* [n_outputs][n_embd] final hidden state of flagged tokens */
     float *logits;   /* [n_outputs][n_vocab]; NULL with embeddings */
     int32_t n_out;   /* rows in out_x (and logits) from the last forward */
+    model_lora_run lora; /* adapters selected for the current forward (lora_apply.c) */
 };
 
 /* Fills hp from f's metadata (hparams.c). n_vocab is set later from token_embd. */
