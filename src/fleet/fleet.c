@@ -16,7 +16,8 @@
  *   1. A model's instance exists exactly while it is ready or unloading; requests only
  *      ever see a ready instance, through a lease.
  *   2. refs counts the leases of an entry; an entry with refs > 0 is ready and is never
- *      unloaded. Unloading takes the instance out of the entry under the lock, frees it
+ *      unloaded, nor is one with callers waiting in fleet_acquire (they are about to
+ *      take it: a fresh load is never lost to a ttl of 0 before its waiters run). Unloading takes the instance out of the entry under the lock, frees it
  *      without the lock, then returns the entry to available.
  *   3. At most one load runs per entry (single flight): only a caller that moves the
  *      entry from available or failed to loading starts a loader thread; everyone else
@@ -173,7 +174,7 @@ static hearth_status reserve_cb(void *ud, int64_t bytes, double *retry_after_s, 
         fleet_entry *victim = NULL;
         for (int list = 0; list < 2; list++)
             for (fleet_entry *v = list ? f->retired : f->entries; v; v = v->next)
-                if (v != e && v->state == FLEET_READY && v->refs == 0 && !pinned(v) &&
+                if (v != e && v->state == FLEET_READY && v->refs == 0 && v->waiters == 0 && !pinned(v) &&
                     (!victim || v->last_used_ns < victim->last_used_ns))
                     victim = v;
         if (!victim) {
@@ -443,7 +444,7 @@ rescan:;
     uint64_t now = clock_mono_ns(), next = now + (uint64_t)HOUSEKEEPING_MAX_SLEEP_S * NS;
     for (int list = 0; list < 2; list++) {
         for (fleet_entry *e = list ? f->retired : f->entries; e; e = e->next) {
-            if (e->state == FLEET_READY && e->refs == 0) {
+            if (e->state == FLEET_READY && e->refs == 0 && e->waiters == 0) { /* waiters are about to use it */
                 if (e->retired || e->unload_pending) {
                     unload_locked(f, e, e->retired ? "removed or changed by a reload" : "unloaded by an operator");
                     goto rescan;

@@ -133,8 +133,10 @@ done:
     return st;
 }
 
+/* F16 keys and values for every slot's whole context, in whole pages as the scheduler's pool. */
 static int64_t kv_bytes_of(int64_t n_layer, int64_t k_dim, int64_t v_dim, int64_t n_ctx, int64_t slots) {
     int64_t per_pos = 0, total = 0;
+    n_ctx = (n_ctx + KV_DEFAULT_PAGE_SIZE - 1) / KV_DEFAULT_PAGE_SIZE * KV_DEFAULT_PAGE_SIZE;
     if (!ck_add(k_dim, v_dim, &per_pos) || !ck_mul(per_pos, n_layer, &per_pos) || !ck_mul(per_pos, (int64_t)2, &per_pos) ||
         !ck_mul(per_pos, n_ctx, &total) || !ck_mul(total, slots, &total))
         return INT64_MAX;
