@@ -60,7 +60,7 @@ typedef struct fleet_entry {
     hearth_err last_err;
     double last_retry_after;
     int failures, loads;
-    uint64_t retry_at_ns;         /* failed: when it may load again */
+    uint64_t retry_at_ns;         /* failed, or not loaded for the budget: when it may load again */
     uint64_t last_used_ns;        /* clock_mono_ns of the last acquire or release */
     int64_t last_used_unix;
     uint64_t idle_until_ns;       /* ready and unused: unload at this time; UINT64_MAX never */
@@ -237,6 +237,7 @@ static void *loader_main(void *arg) {
         e->inst = in;
         e->state = FLEET_READY;
         e->failures = 0;
+        e->retry_at_ns = 0;
         e->loads++;
         e->load_s = (double)(now - t0) / 1e9;
         e->ready_unix = clock_unix_s();
@@ -248,6 +249,7 @@ static void *loader_main(void *arg) {
     } else if (st == HEARTH_ERR_BUSY) {
         e->state = FLEET_AVAILABLE;
         e->last_retry_after = ra;
+        e->retry_at_ns = now + (uint64_t)(ra * 1e9); /* no automatic retry before then */
         e->reserved = 0;
         snprintf(detail, sizeof detail, "%s", err.msg);
     } else {
@@ -461,9 +463,9 @@ rescan:;
             }
             if (!e->retired && e->mc.preload && !e->admin_unloaded && f->opt.start_preloads) {
                 hearth_err err;
-                if (e->state == FLEET_AVAILABLE && e->waiters == 0) start_load(f, e, &err);
-                else if (e->state == FLEET_FAILED && e->retry_at_ns <= now) start_load(f, e, &err);
-                else if (e->state == FLEET_FAILED && e->retry_at_ns < next) next = e->retry_at_ns;
+                bool idle = e->state == FLEET_FAILED || (e->state == FLEET_AVAILABLE && e->waiters == 0);
+                if (idle && e->retry_at_ns <= now) start_load(f, e, &err);
+                else if (idle && e->retry_at_ns < next) next = e->retry_at_ns;
             }
         }
     }

@@ -316,7 +316,10 @@ void srv_free(srv *s) {
     if (s->daemon) {
         MHD_socket lfd = MHD_quiesce_daemon(s->daemon);
         if (lfd != MHD_INVALID_SOCKET) close(lfd);
-        uint64_t until = clock_mono_ns() + (uint64_t)(s->config->server.shutdown_grace_s * 1e9);
+        pthread_mutex_lock(&s->reload_mu);
+        double grace = s->config->server.shutdown_grace_s;
+        pthread_mutex_unlock(&s->reload_mu);
+        uint64_t until = clock_mono_ns() + (uint64_t)(grace * 1e9);
         while (atomic_load(&s->active) > 0 && clock_mono_ns() < until) usleep(20000);
         atomic_store(&s->cancelling, true);
         MHD_stop_daemon(s->daemon);
