@@ -44,6 +44,13 @@ static void usage(FILE *out) {
             "  --models-dir DIR           model store for pulled models\n"
             "  --chat-template-file FILE  use this Jinja chat template for the -m model\n"
             "  --max-body SIZE            largest request body (default 8MiB)\n"
+            "  --db FILE                  request store (SQLite; default $HEARTH_DATA/hearth.db or\n"
+            "                             ~/.local/share/hearth/hearth.db)\n"
+            "  --no-db                    keep no request store\n"
+            "  --db-max-age DURATION      delete stored rows older than this (default 30d; e.g. 12h, 7d)\n"
+            "  --db-max-rows N            keep at most N rows per table (default 1000000)\n"
+            "  --log-level LEVEL          debug, info (default), warn or error, for request lines\n"
+            "  --log-prompts              add request bodies (prompts) to request log lines\n"
             "  -h, --help                 show this help\n");
 }
 
@@ -82,6 +89,46 @@ static hearth_status build(void *ud, cfg_config **out, cfg_errors *errs, hearth_
 
 static void log_line(void *ud, const char *line) { fprintf(stderr, "%s\n", line); }
 
+static bool parse_level(const char *s, obs_level *out) {
+    static const char *const names[] = {"debug", "info", "warn", "error"};
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(s, names[i])) {
+            *out = (obs_level)i;
+            return true;
+        }
+    return false;
+}
+
+/* The observability flags (not part of the reloadable configuration). 1: consumed
+ * (with *i advanced past a value), 0: not one of them, -1: usage error (reported). */
+static int obs_flag(int argc, char **argv, int *i, obs_config *oc, const char **db, bool *no_db) {
+    const char *a = argv[*i];
+    if (!strcmp(a, "--no-db")) return *no_db = true, 1;
+    if (!strcmp(a, "--log-prompts")) return oc->log_prompts = true, 1;
+    bool known = !strcmp(a, "--db") || !strcmp(a, "--db-max-age") || !strcmp(a, "--db-max-rows") ||
+                 !strcmp(a, "--log-level");
+    if (!known) return 0;
+    if (*i + 1 >= argc) return usage_error("missing value for", a), -1;
+    const char *v = argv[++*i];
+    double d = 0;
+    char *end = NULL;
+    if (!strcmp(a, "--db")) {
+        if (!*v) return usage_error("--db needs a file name", NULL), -1;
+        *db = v;
+    } else if (!strcmp(a, "--db-max-age")) {
+        if (!obs_parse_duration(v, &d)) return usage_error("--db-max-age must be a duration like 12h or 30d, got", v), -1;
+        oc->store.max_age_s = d;
+    } else if (!strcmp(a, "--db-max-rows")) {
+        errno = 0;
+        long long n = strtoll(v, &end, 10);
+        if (!*v || *end || errno || n < 1) return usage_error("--db-max-rows must be a positive count, got", v), -1;
+        oc->store.max_rows = n;
+    } else if (!parse_level(v, &oc->log_level)) {
+        return usage_error("--log-level must be debug, info, warn or error, got", v), -1;
+    }
+    return 1;
+}
+
 static void print_errors(const cfg_errors *errs, const hearth_err *err) {
     if (errs->n == 0) fprintf(stderr, "hearth: error: %s\n", err->msg);
     for (size_t i = 0; i < errs->n; i++) fprintf(stderr, "hearth: error: %s\n", errs->msg[i]);
@@ -108,12 +155,20 @@ int cli_serve(int argc, char **argv) {
     memset(&a, 0, sizeof a);
     a.config = getenv("HEARTH_CONFIG");
     if (a.config && !*a.config) a.config = NULL;
+    obs_config oc;
+    obs_config_default(&oc);
+    char default_db[4096];
+    const char *db = obs_default_db_path(default_db, sizeof default_db) ? default_db : NULL;
+    bool no_db = false;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
             usage(stdout);
             return 0;
         }
+        int of = obs_flag(argc, argv, &i, &oc, &db, &no_db);
+        if (of < 0) return 2;
+        if (of > 0) continue;
         if (i + 1 >= argc) return usage_error("missing value or unknown option", arg);
         const char *v = argv[++i];
         if (!strcmp(arg, "-c") || !strcmp(arg, "--config")) {
@@ -141,6 +196,9 @@ int cli_serve(int argc, char **argv) {
                            NULL);
     }
     bool single = !a.config;
+    if (!no_db && !db)
+        fprintf(stderr, "hearth: warning: no request store (set HEARTH_DATA or HOME, or pass --db FILE)\n");
+    oc.db_path = no_db ? NULL : db;
 
     /* every thread inherits this mask, so only sigtimedwait below sees the signals */
     sigset_t set;
@@ -152,7 +210,7 @@ int cli_serve(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
 
     srv *s = NULL;
-    srv_config sc = {.config = config, .log = log_line, .reload = build, .reload_ud = &a};
+    srv_config sc = {.config = config, .log = log_line, .reload = build, .reload_ud = &a, .obs = oc};
     if (srv_new(&sc, &s, &err) != HEARTH_OK) {
         fprintf(stderr, "hearth: error: %s\n", err.msg);
         return 1;

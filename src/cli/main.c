@@ -21,6 +21,7 @@ static const cli_command commands[] = {
     {"serve", cli_serve, "serve models over the OpenAI-compatible HTTP API"},
     {"config", cli_config, "check a configuration file and print the effective configuration"},
     {"pull", cli_pull, "download a model into the model store"},
+    {"stats", cli_stats, "summarise the requests in the request store"},
 };
 
 static void usage(FILE *out) {

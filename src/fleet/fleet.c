@@ -111,6 +111,11 @@ static void emit(fleet *f, const char *level, const char *name, const char *what
     if (f->hooks.event) f->hooks.event(f->hooks.ud, level, name, what, detail ? detail : "");
 }
 
+/* Reports a configured (not retired) model's new state; called without f->mu. */
+static void emit_state(fleet *f, bool retired, const char *name, fleet_state st, const char *error) {
+    if (!retired && f->hooks.state) f->hooks.state(f->hooks.ud, name, st, error);
+}
+
 static void abs_deadline(struct timespec *ts, uint64_t mono_ns) {
     ts->tv_sec = (time_t)(mono_ns / NS);
     ts->tv_nsec = (long)(mono_ns % NS);
@@ -145,11 +150,14 @@ static void unload_locked(fleet *f, fleet_entry *e, const char *why) {
     fleet_inst *in = e->inst;
     char name[CFG_NAME_MAX + 1];
     snprintf(name, sizeof name, "%s", e->mc.name);
+    bool retired = e->retired;
     e->inst = NULL;
     e->state = FLEET_UNLOADING;
     pthread_mutex_unlock(&f->mu);
+    emit_state(f, retired, name, FLEET_UNLOADING, NULL);
     fleet_inst_free(in, &f->hooks);
     emit(f, "info", name, "unloaded", why);
+    emit_state(f, retired, name, FLEET_AVAILABLE, NULL);
     pthread_mutex_lock(&f->mu);
     e->state = FLEET_AVAILABLE;
     e->reserved = 0;
@@ -197,10 +205,14 @@ static hearth_status reserve_cb(void *ud, int64_t bytes, double *retry_after_s, 
 
 static void verifying_cb(void *ud) {
     fleet_entry *e = ud;
+    char name[CFG_NAME_MAX + 1];
     pthread_mutex_lock(&e->f->mu);
     e->state = FLEET_VERIFYING;
+    bool retired = e->retired;
+    snprintf(name, sizeof name, "%s", e->mc.name);
     pthread_cond_broadcast(&e->f->cv);
     pthread_mutex_unlock(&e->f->mu);
+    emit_state(e->f, retired, name, FLEET_VERIFYING, NULL);
 }
 
 static double ttl_ns_or_forever(double ttl_s, uint64_t now, uint64_t *until) {
@@ -214,7 +226,9 @@ static void *loader_main(void *arg) {
     cfg_model mc;
     pthread_mutex_lock(&f->mu);
     hearth_status st = cfg_model_copy(&mc, &e->mc);
+    bool retired = e->retired;
     pthread_mutex_unlock(&f->mu);
+    if (st == HEARTH_OK) emit_state(f, retired, mc.name, FLEET_LOADING, NULL);
     hearth_err err = {0};
     double ra = 0;
     fleet_inst *in = NULL;
@@ -263,9 +277,12 @@ static void *loader_main(void *arg) {
         e->reserved = 0;
         snprintf(detail, sizeof detail, "%s (retry in %.0fs)", err.msg, backoff);
     }
+    fleet_state now_state = e->state;
+    retired = e->retired;
     pthread_cond_broadcast(&f->cv);
     pthread_cond_signal(&f->wake);
     pthread_mutex_unlock(&f->mu);
+    emit_state(f, retired, name, now_state, st == HEARTH_OK || st == HEARTH_ERR_BUSY ? NULL : err.msg);
     emit(f, st == HEARTH_OK ? "info" : st == HEARTH_ERR_BUSY ? "warn" : "error", name,
          st == HEARTH_OK ? "ready" : st == HEARTH_ERR_BUSY ? "not loaded: memory budget full" : "failed to load", detail);
     cfg_model_clear(&mc);
@@ -546,6 +563,7 @@ hearth_status fleet_new(const cfg_config *cfg, const fleet_hooks *hooks, const f
         return st;
     }
     f->housekeeper_started = true;
+    for (size_t i = 0; i < cfg->n_models; i++) emit_state(f, false, cfg->models[i].name, FLEET_AVAILABLE, NULL);
     *out = f;
     return HEARTH_OK;
 }
@@ -642,12 +660,15 @@ hearth_status fleet_reload(fleet *f, const cfg_config *cfg, char *summary, size_
     }
     f->entries = list;
     pthread_cond_broadcast(&f->cv);
-    pthread_cond_signal(&f->wake);
     pthread_mutex_unlock(&f->mu);
     for (size_t i = 0; i < n; i++) {
+        if (!fresh[i]) emit_state(f, false, cfg->models[i].name, FLEET_AVAILABLE, NULL); /* taken: a new entry */
         if (fresh[i]) free_entry(fresh[i]);
         cfg_model_clear(&copies[i]);
     }
+    pthread_mutex_lock(&f->mu); /* housekeeping (preloads, retired models) after the states above */
+    pthread_cond_signal(&f->wake);
+    pthread_mutex_unlock(&f->mu);
     mem_free(fresh);
     mem_free(copies);
     if (summary)
@@ -739,4 +760,31 @@ bool fleet_ready(fleet *f, char *why, size_t cap) {
     }
     pthread_mutex_unlock(&f->mu);
     return ok;
+}
+
+void fleet_visit_ready(fleet *f, void (*fn)(void *ud, const fleet_loaded *m), void *ud) {
+    pthread_mutex_lock(&f->mu);
+    size_t n = 0, k = 0;
+    for (fleet_entry *e = f->entries; e; e = e->next) n += e->state == FLEET_READY;
+    fleet_entry **held = n ? mem_alloc_array(n, sizeof *held) : NULL;
+    char(*names)[CFG_NAME_MAX + 1] = n ? mem_alloc_array(n, sizeof *names) : NULL;
+    for (fleet_entry *e = f->entries; e && held && names; e = e->next) {
+        if (e->state != FLEET_READY) continue;
+        e->refs++; /* invariant 2: not unloaded while visited */
+        snprintf(names[k], sizeof names[k], "%s", e->mc.name);
+        held[k++] = e;
+    }
+    pthread_mutex_unlock(&f->mu);
+    for (size_t i = 0; i < k; i++) {
+        const fleet_inst *in = held[i]->inst;
+        fleet_loaded m = {.name = names[i], .gm = in->gm, .sched = in->sched, .n_ctx = in->n_ctx,
+                          .weights_bytes = in->weights_bytes, .packed_bytes = in->packed_bytes, .kv_bytes = in->kv_bytes};
+        fn(ud, &m);
+    }
+    pthread_mutex_lock(&f->mu);
+    for (size_t i = 0; i < k; i++) held[i]->refs--;
+    if (k) pthread_cond_signal(&f->wake);
+    pthread_mutex_unlock(&f->mu);
+    mem_free(held);
+    mem_free(names);
 }

@@ -43,6 +43,9 @@ typedef struct fleet_hooks {
     /* Lifecycle events ("ready", "failed", "unloaded", "evicted", ...), for logs. May be
      * NULL. Called without any fleet lock held; must not call back into the fleet. */
     void (*event)(void *ud, const char *level, const char *name, const char *what, const char *detail);
+    /* Every lifecycle state a configured model enters (error: the failure, else NULL),
+     * in order per model, for metrics. May be NULL. Same rules as event. */
+    void (*state)(void *ud, const char *name, fleet_state st, const char *error);
 } fleet_hooks;
 
 typedef struct fleet_options {
@@ -133,6 +136,20 @@ typedef struct fleet_snapshot {
 /* A copy of every model's state. NOMEM. */
 hearth_status fleet_get_snapshot(fleet *f, fleet_snapshot *out, hearth_err *err);
 void fleet_snapshot_free(fleet_snapshot *s);
+
+/* A ready model as fleet_visit_ready shows it. */
+typedef struct fleet_loaded {
+    const char *name;
+    const gen_model *gm;
+    sched *sched;             /* NULL for embedding models */
+    int64_t n_ctx;
+    int64_t weights_bytes, packed_bytes, kv_bytes;
+} fleet_loaded;
+
+/* Calls fn for every ready model, in configuration order, holding each like a lease
+ * (never unloaded during the call) without counting as a use: idle clocks and the LRU
+ * order do not change. fn runs without fleet locks. For metrics collectors. */
+void fleet_visit_ready(fleet *f, void (*fn)(void *ud, const fleet_loaded *m), void *ud);
 
 /* True when every preload model is READY; otherwise why names the first that is not. */
 bool fleet_ready(fleet *f, char *why, size_t cap);

@@ -62,7 +62,6 @@ void model_free(model *m) {
 }
 
 const model_hparams *model_hp(const model *m) { return &m->hp; }
-
 size_t model_packed_bytes(const model *m) { return m->packed_bytes; }
 
 bool model_is_encoder(const model *m) { return m->hp.arch == MODEL_ARCH_BERT; }

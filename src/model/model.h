@@ -53,7 +53,7 @@ typedef struct model model;
 hearth_status model_new(const gguf_file *f, model **out, hearth_err *err);
 void model_free(model *m); /* accepts NULL */
 const model_hparams *model_hp(const model *m);
-/* Bytes of weights repacked at load (owned by the model, beyond the file's tensors). */
+/* Bytes of the weights repacked at load (kern_matrix_prepare), held besides the mapping. */
 size_t model_packed_bytes(const model *m);
 /* True for encoders (bert): run with model_encode, they produce hidden states only. */
 bool model_is_encoder(const model *m);

@@ -13,6 +13,7 @@
 #include "config/config.h"
 #include "fleet/fleet.h"
 #include "hearth.h"
+#include "obs/obs.h"
 
 typedef void (*srv_log_fn)(void *ud, const char *json_line);
 
@@ -26,6 +27,8 @@ typedef struct srv_config {
     srv_reload_fn reload;      /* NULL: reloads are refused */
     void *reload_ud;
     const fleet_options *fleet_opt; /* NULL: defaults */
+    obs_config obs;            /* metrics, request log and store (obs_config_default first);
+                                  its log is set to log above */
 } srv_config;
 
 typedef struct srv srv;

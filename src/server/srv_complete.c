@@ -38,7 +38,10 @@ bool srv_wait_event(srv_job *j, const srv_client *c, size_t *which, sched_event 
             *why = HEARTH_ERR_INTERNAL;
             return false;
         }
-        if (srv_job_next(j, which, ev, POLL_MS)) return true;
+        if (srv_job_next(j, which, ev, POLL_MS)) {
+            obs_trace_tokens(c->trace, *which, ev->n_tokens);
+            return true;
+        }
     }
 }
 

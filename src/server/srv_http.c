@@ -34,9 +34,12 @@ typedef struct conn {
     int status;
     bool stream;
     int64_t prompt_tokens, completion_tokens;
+    const char *error_code;
     char method[16];
     char path[160];
     char model[CFG_NAME_MAX + 1];
+    char request_id[OBS_REQUEST_ID_MAX + 1];
+    obs_trace trace;
 } conn;
 
 void srv_log(const srv *s, const char *level, json_t *fields) {
@@ -81,7 +84,19 @@ static void stream_free(void *cls) { srv_stream_free(cls); }
 
 static enum MHD_Result queue(struct MHD_Connection *mc, conn *c, srv_reply *r) {
     struct MHD_Response *resp;
-    if (r->stream) {
+    if (r->raw) {
+        resp = MHD_create_response_from_buffer_with_free_callback(r->raw_len, r->raw, mem_free);
+        if (!resp) {
+            mem_free(r->raw);
+            return MHD_NO;
+        }
+        MHD_add_response_header(resp, "Content-Type", r->content_type);
+        MHD_add_response_header(resp, "Cache-Control", "no-store");
+        if (!strncmp(r->content_type, "text/html", 9))
+            MHD_add_response_header(resp, "Content-Security-Policy",
+                                    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+                                    "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'");
+    } else if (r->stream) {
         resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK, stream_reader, r->stream, stream_free);
         if (!resp) {
             srv_stream_free(r->stream);
@@ -113,7 +128,9 @@ static enum MHD_Result queue(struct MHD_Connection *mc, conn *c, srv_reply *r) {
         MHD_add_response_header(resp, "Retry-After", ra);
     }
     if (r->allow) MHD_add_response_header(resp, "Allow", r->allow);
+    MHD_add_response_header(resp, "X-Request-Id", c->request_id);
     c->status = r->status;
+    c->error_code = r->error_code;
     c->replied = true;
     c->prompt_tokens = r->prompt_tokens;
     c->completion_tokens = r->completion_tokens;
@@ -183,6 +200,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
         *req_cls = c;
         atomic_fetch_add(&s->active, 1);
         c->start_ns = clock_mono_ns();
+        obs_trace_start(&c->trace);
+        const char *rid = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "X-Request-Id");
+        if (obs_request_id_valid(rid)) snprintf(c->request_id, sizeof c->request_id, "%s", rid);
+        else obs_request_id_new(c->request_id);
         c->body.max = (size_t)s->max_body;
         snprintf(c->method, sizeof c->method, "%s", method);
         snprintf(c->path, sizeof c->path, "%s", url);
@@ -203,10 +224,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
         return queue_error(mc, c, &e, NULL);
     }
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
-    srv_client client = {.server = s, .fd = ci ? ci->connect_fd : -1};
+    srv_client client = {.server = s, .fd = ci ? ci->connect_fd : -1, .trace = &c->trace};
     srv_reply reply = {0};
     srv_dispatch(s, c->route, url, c->body.data ? c->body.data : "", c->body.len, &client, &reply);
-    srv_buf_free(&c->body);
+    if (!s->cfg.obs.log_prompts) srv_buf_free(&c->body); /* else the request log line shows it */
     return queue(mc, c, &reply);
 }
 
@@ -222,15 +243,26 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **req_cls, e
                       : toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT || toe == MHD_REQUEST_TERMINATED_READ_ERROR
                           ? "client_abort"
                           : "error";
-    json_t *f = json_pack("{s:s, s:o, s:o, s:i, s:s, s:b, s:f}", "msg", "request", "method",
-                          srv_json_text(c->method, strlen(c->method)), "path", srv_json_text(c->path, strlen(c->path)),
-                          "status", c->status, "end", how, "stream", c->stream, "ms", ms);
-    if (f && c->model[0]) json_object_set_new(f, "model", srv_json_text(c->model, strlen(c->model)));
-    if (f && srv_route_has_body(c->route) && c->status == 200) {
-        json_object_set_new(f, "prompt_tokens", json_integer(c->prompt_tokens));
-        if (!c->stream) json_object_set_new(f, "completion_tokens", json_integer(c->completion_tokens));
-    }
-    srv_log(s, c->status >= 500 || strcmp(how, "ok") != 0 ? "warn" : "info", f);
+    obs_request_done(s->obs, &(obs_request){
+                                 .request_id = c->request_id,
+                                 .key_name = "",
+                                 .method = c->method,
+                                 .path = c->path,
+                                 .route = srv_route_name(c->route),
+                                 .model = c->model,
+                                 .target = c->model,
+                                 .end = how,
+                                 .error = c->error_code,
+                                 .status = c->status,
+                                 .stream = c->stream,
+                                 .quiet = srv_route_quiet(c->route),
+                                 .prompt_tokens = c->prompt_tokens,
+                                 .completion_tokens = c->stream ? -1 : c->completion_tokens,
+                                 .duration_ms = ms,
+                                 .trace = &c->trace,
+                                 .body = c->body.data,
+                                 .body_len = c->body.len,
+                             });
     srv_buf_free(&c->body);
     mem_free(c);
     atomic_fetch_sub(&s->active, 1);
@@ -282,6 +314,11 @@ hearth_status srv_new(const srv_config *cfg, srv **out, hearth_err *err) {
     struct sockaddr_storage ss;
     bool v6 = false;
     hearth_status st = parse_host(host, cs->port, &ss, &v6, err);
+    obs_config oc = cfg->obs;
+    oc.log = cfg->log;
+    oc.log_ud = cfg->log_ud;
+    if (st == HEARTH_OK) st = obs_new(&oc, &s->obs, err);
+    s->cfg.obs.db_path = NULL; /* the hub keeps its own copy */
     fleet_hooks hooks;
     srv_model_hooks(&hooks, s);
     if (st == HEARTH_OK) st = fleet_new(config, &hooks, cfg->fleet_opt, &s->fleet, err);
@@ -306,6 +343,7 @@ hearth_status srv_new(const srv_config *cfg, srv **out, hearth_err *err) {
     srv_log(s, "info",
             json_pack("{s:s, s:s, s:i, s:i}", "msg", "listening", "host", host, "port", s->port, "models",
                       (int)config->n_models));
+    obs_set_collector(s->obs, srv_obs_collect, s);
     *out = s;
     return HEARTH_OK;
 }
@@ -325,6 +363,7 @@ void srv_free(srv *s) {
         MHD_stop_daemon(s->daemon);
     }
     fleet_free(s->fleet);
+    obs_free(s->obs);
     if (s->daemon) srv_log(s, "info", json_pack("{s:s}", "msg", "stopped"));
     pthread_mutex_destroy(&s->reload_mu);
     cfg_free(s->config);

@@ -27,6 +27,7 @@ struct srv {
     _Atomic bool stopping;   /* srv_free began: readiness is withdrawn */
     _Atomic bool cancelling; /* grace period over: running requests cancel */
     _Atomic int active;      /* requests being handled */
+    obs *obs;                /* metrics, request log, store */
 };
 
 void srv_log(const srv *s, const char *level, json_t *fields); /* steals fields; adds time and level */
@@ -35,6 +36,7 @@ void srv_log(const srv *s, const char *level, json_t *fields); /* steals fields;
 typedef struct srv_client {
     const srv *server;
     int fd;                  /* the socket, to notice a hang-up; -1 unknown */
+    obs_trace *trace;        /* token timing of the request (owned by the connection); may be NULL */
 } srv_client;
 
 /* True when the client hung up or the server is cancelling requests. */
@@ -49,7 +51,11 @@ typedef struct srv_reply {
     int retry_after_s;       /* > 0: Retry-After header */
     const char *allow;       /* 405: the Allow header */
     int64_t prompt_tokens, completion_tokens; /* for the request log */
-    char model[CFG_NAME_MAX + 1];             /* for the request log; "" none */
+    const char *error_code;  /* static; set by srv_reply_error */
+    char model[CFG_NAME_MAX + 1]; /* the model that served it (copied: a reload may free names), or "" */
+    char *raw;               /* owned (mem_*): a non-JSON body of raw_len bytes, of content_type */
+    size_t raw_len;
+    const char *content_type;
 } srv_reply;
 
 void srv_reply_error(srv_reply *r, const srv_error *e);
@@ -67,11 +73,24 @@ typedef enum srv_route {
     SRV_ROUTE_ADMIN_MODELS,  /* GET /admin/models */
     SRV_ROUTE_ADMIN_MODEL,   /* POST /admin/models/{name}/load|unload */
     SRV_ROUTE_ADMIN_RELOAD,  /* POST /admin/reload */
+    SRV_ROUTE_DASHBOARD,     /* GET / */
+    SRV_ROUTE_METRICS,       /* GET /metrics */
+    SRV_ROUTE_ADMIN_STATS,   /* GET /admin/stats */
 } srv_route;
 
 /* The route of url; *method_ok tells whether method is one it accepts (else *allow). */
 srv_route srv_route_find(const char *method, const char *url, bool *method_ok, const char **allow);
 bool srv_route_has_body(srv_route r);
+/* The route's name in metrics and logs ("chat", "metrics", ...; "unknown" for NONE). */
+const char *srv_route_name(srv_route r);
+/* Polled endpoints (health, readiness, metrics, dashboard): logged at debug, not stored. */
+bool srv_route_quiet(srv_route r);
+
+/* ---- observability (srv_obs.c) ------------------------------------------------------ */
+/* GET /, /metrics and /admin/stats. */
+void srv_handle_obs(srv *s, srv_route route, srv_reply *out);
+/* Reports every loaded model's scheduler and memory to s->obs (its collector). */
+void srv_obs_collect(void *ud, obs *o);
 
 /* Runs the handler of a found route with its allowed method. */
 void srv_dispatch(srv *s, srv_route route, const char *url, const char *body, size_t len, const srv_client *c,

@@ -1,6 +1,6 @@
 /* The server side of the fleet: leases seen as models, the chat prompter attached to
  * each loaded model, request defaults and keep_alive, and fleet events as log lines
- * (see srv_model.h). */
+ * and lifecycle states as metrics (see srv_model.h). */
 #include "server/srv_model.h"
 
 #include <math.h>
@@ -129,6 +129,11 @@ static hearth_status attach(void *ud, const cfg_model *mc, const gen_model *gm, 
 
 static void detach(void *ud, void *attachment) { srv_prompter_free(attachment); }
 
+static void state(void *ud, const char *name, fleet_state st, const char *error) {
+    srv *s = ud;
+    obs_model_state(s->obs, name, fleet_state_name(st), error);
+}
+
 static void event(void *ud, const char *level, const char *name, const char *what, const char *detail) {
     char msg[96];
     snprintf(msg, sizeof msg, "model %s", what);
@@ -138,5 +143,5 @@ static void event(void *ud, const char *level, const char *name, const char *wha
 }
 
 void srv_model_hooks(fleet_hooks *h, void *srv_ud) {
-    *h = (fleet_hooks){.ud = srv_ud, .attach = attach, .detach = detach, .event = event};
+    *h = (fleet_hooks){.ud = srv_ud, .attach = attach, .detach = detach, .event = event, .state = state};
 }

@@ -10,7 +10,7 @@
 #define ADMIN_MODELS_PREFIX "/admin/models/"
 
 typedef struct route_def {
-    const char *path; /* exact, or a prefix when it ends with '/' */
+    const char *path; /* exact, or a prefix when it ends with '/' (and is longer than "/") */
     srv_route route;
     const char *method;
 } route_def;
@@ -25,13 +25,31 @@ static const route_def routes[] = {
     {"/admin/models", SRV_ROUTE_ADMIN_MODELS, "GET"},
     {ADMIN_MODELS_PREFIX, SRV_ROUTE_ADMIN_MODEL, "POST"},
     {"/admin/reload", SRV_ROUTE_ADMIN_RELOAD, "POST"},
+    {"/", SRV_ROUTE_DASHBOARD, "GET"},
+    {"/metrics", SRV_ROUTE_METRICS, "GET"},
+    {"/admin/stats", SRV_ROUTE_ADMIN_STATS, "GET"},
 };
+
+static const char *const route_names[] = {
+    [SRV_ROUTE_NONE] = "unknown",        [SRV_ROUTE_HEALTH] = "health",   [SRV_ROUTE_READY] = "ready",
+    [SRV_ROUTE_MODELS] = "models",       [SRV_ROUTE_MODEL] = "model",     [SRV_ROUTE_CHAT] = "chat",
+    [SRV_ROUTE_COMPLETIONS] = "completions", [SRV_ROUTE_ADMIN_MODELS] = "admin_models",
+    [SRV_ROUTE_ADMIN_MODEL] = "admin_model", [SRV_ROUTE_ADMIN_RELOAD] = "admin_reload",
+    [SRV_ROUTE_DASHBOARD] = "dashboard", [SRV_ROUTE_METRICS] = "metrics", [SRV_ROUTE_ADMIN_STATS] = "admin_stats",
+};
+
+const char *srv_route_name(srv_route r) { return route_names[r]; }
+
+bool srv_route_quiet(srv_route r) {
+    return r == SRV_ROUTE_HEALTH || r == SRV_ROUTE_READY || r == SRV_ROUTE_DASHBOARD || r == SRV_ROUTE_METRICS ||
+           r == SRV_ROUTE_ADMIN_STATS;
+}
 
 srv_route srv_route_find(const char *method, const char *url, bool *method_ok, const char **allow) {
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         const route_def *r = &routes[i];
         size_t n = strlen(r->path);
-        bool prefix = r->path[n - 1] == '/';
+        bool prefix = n > 1 && r->path[n - 1] == '/';
         if (prefix ? (strncmp(url, r->path, n) != 0 || url[n] == '\0') : strcmp(url, r->path) != 0) continue;
         *allow = r->method;
         /* HEAD is GET without the body (the HTTP glue drops it) */
@@ -53,6 +71,7 @@ void srv_reply_json(srv_reply *r, int status, json_t *body) {
 void srv_reply_error(srv_reply *r, const srv_error *e) {
     srv_reply_json(r, e->status, srv_error_json(e));
     r->retry_after_s = e->retry_after_s;
+    r->error_code = e->code ? e->code : e->type;
 }
 
 static void handle_ready(srv *s, srv_reply *out) {
@@ -135,6 +154,11 @@ void srv_dispatch(srv *s, srv_route route, const char *url, const char *body, si
         break;
     case SRV_ROUTE_ADMIN_RELOAD:
         srv_handle_admin_reload(s, out);
+        break;
+    case SRV_ROUTE_DASHBOARD:
+    case SRV_ROUTE_METRICS:
+    case SRV_ROUTE_ADMIN_STATS:
+        srv_handle_obs(s, route, out);
         break;
     case SRV_ROUTE_CHAT:
         srv_handle_completion(s, SRV_API_CHAT, body, len, c, out);
