@@ -116,6 +116,8 @@ KERN_DECLARE_AVX2(f32)
 KERN_DECLARE_AVX2(f16)
 KERN_DECLARE_AVX2(bf16)
 #undef KERN_DECLARE_AVX2
+void kern_f16_to_float_avx2(const void *src, float *dst, int64_t n);
+void kern_f16_from_float_avx2(const float *src, void *dst, int64_t n);
 void kern_q8_0_from_float_avx2(const float *src, void *dst, int64_t n);
 void kern_q8_1_from_float_avx2(const float *src, void *dst, int64_t n);
 void kern_q8_k_from_float_avx2(const float *src, void *dst, int64_t n);
@@ -187,6 +189,24 @@ void kern_act_convert_avx512(uint32_t wtype, const float *x, int64_t cols, void 
 void kern_panels_mul_avx512(uint32_t wtype, const void *panels, int64_t rows, int64_t cols,
                             int64_t p0, int64_t p1, const uint8_t *act, size_t act_row_bytes,
                             int64_t t0, int64_t t1, float *y, int64_t ldy);
+
+/* ---- attention (attn.c, attn_avx2.c, attn_avx512.c) ------------------------ */
+#define KERN_ATTN_CHUNK 8   /* keys converted and scored together */
+/* The workspace of a kern_attn: queries (scaled) and unnormalised outputs, in row-major
+   [row][d] for the scalar level and transposed [d][lane] for the SIMD levels; one chunk
+   of keys and values converted to float, [key][d]; running max m and sum l per row. */
+typedef struct {
+    float *q, *o, *kf, *vf, *m, *l;
+} kern_attn_parts;
+kern_attn_parts kern_attn_split(const kern_attn *a);
+void kern_attn_begin_avx2(kern_attn *a, const float *const *q, float scale);
+void kern_attn_keys_avx2(kern_attn *a, const uint16_t *k, size_t k_stride, const uint16_t *v, size_t v_stride,
+                         int64_t pos0, int64_t n);
+void kern_attn_end_avx2(kern_attn *a, float *const *out);
+void kern_attn_begin_avx512(kern_attn *a, const float *const *q, float scale);
+void kern_attn_keys_avx512(kern_attn *a, const uint16_t *k, size_t k_stride, const uint16_t *v, size_t v_stride,
+                           int64_t pos0, int64_t n);
+void kern_attn_end_avx512(kern_attn *a, float *const *out);
 
 /* ---- thread pool scratch (pool.c) ------------------------------------------- */
 /* A buffer of at least bytes owned by the pool, kept between calls; NULL if it cannot

@@ -108,6 +108,39 @@ hearth_status kern_matmul(kern_pool *p, const kern_matrix *w, const float *x, in
 /* Dequantizes row r (< rows) of w into out[cols]; w->type must have kernels. */
 void kern_get_row(const kern_matrix *w, int64_t r, float *out);
 
+/* ---- attention over F16 keys and values --------------------------------------
+   One pass of softmax(scale * q·K) · V for up to KERN_ATTN_ROWS query rows that share
+   their keys and values (e.g. the query heads of one KV head, for a few consecutive
+   tokens of one sequence), with an online softmax (running max and sum), so keys are
+   read once for all rows and no score row is kept. Keys arrive in runs of rows in
+   position order from 0; row r sees the keys at positions < n_vis[r] (causal mask).
+   The state and its workspace belong to one thread. */
+#define KERN_ATTN_ROWS 16
+
+typedef struct kern_attn {
+    kern_cpu_level level;          /* kernels in use (<= kern_cpu_level_best()) */
+    int n_rows;
+    int64_t dk, dv;
+    int32_t n_vis[KERN_ATTN_ROWS];
+    float *ws;                     /* workspace: kern_attn_workspace_floats(dk, dv) floats */
+} kern_attn;
+
+/* Floats of workspace one kern_attn needs (0 if dk or dv is below 1 or too large). */
+size_t kern_attn_workspace_floats(int64_t dk, int64_t dv);
+/* Starts rows q[r] (dk floats each, r < n_rows <= kern_attn_rows(level)) at level (a
+   level above the machine's best runs the best). */
+void kern_attn_begin(kern_attn *a, kern_cpu_level level, float *ws, int64_t dk, int64_t dv, int n_rows,
+                     const float *const *q, const int32_t *n_vis, float scale);
+/* Feeds the keys and values at positions pos0 .. pos0 + n - 1: row i of k at
+   k + i * k_stride (dk F16 values), of v at v + i * v_stride (dv values). */
+void kern_attn_keys(kern_attn *a, const uint16_t *k, size_t k_stride, const uint16_t *v, size_t v_stride,
+                    int64_t pos0, int64_t n);
+/* Writes each row's dv outputs to out[r] (zeros for a row that saw no key). */
+void kern_attn_end(kern_attn *a, float *const *out);
+/* Rows a block should hold at level to fill its vectors (8 for AVX2, else 16). Results
+   of a row do not depend on which other rows share its block. */
+int kern_attn_rows(kern_cpu_level level);
+
 /* ---- elementwise ops (in place where out == x is allowed) -------------------
    Norms: weight and bias may be NULL (no scale / no shift). */
 void kern_rmsnorm(const float *x, const float *weight, int64_t n, float eps, float *out);
@@ -117,6 +150,10 @@ void kern_layernorm(const float *x, const float *weight, const float *bias, int6
    n_rot dims of each head. neox: pairs (i, i+n_rot/2); else adjacent pairs (2i, 2i+1). */
 void kern_rope(float *x, int n_heads, int head_dim, int n_rot, int64_t pos,
                float freq_base, float freq_scale, bool neox);
+/* The same in two steps, so a position's angles serve every layer: cs receives n_rot
+   floats (cos, sin of each pair); kern_rope_apply then rotates exactly as kern_rope. */
+void kern_rope_angles(int n_rot, int64_t pos, float freq_base, float freq_scale, float *cs);
+void kern_rope_apply(float *x, int n_heads, int head_dim, int n_rot, const float *cs, bool neox);
 /* In place, max-subtracted; -INFINITY entries get 0; an all -INFINITY row becomes uniform. */
 void kern_softmax(float *x, int64_t n);
 void kern_silu_mul(const float *gate, const float *up, int64_t n, float *out);
