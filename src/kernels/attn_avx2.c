@@ -63,13 +63,16 @@ void kern_attn_keys_avx2(kern_attn *a, const uint16_t *k, size_t k_stride, const
             memset(p.vf + j * dv, 0, (size_t)dv * sizeof(float));
         }
         __m256 s[TK];
+#pragma GCC unroll 8
         for (int j = 0; j < TK; j++) s[j] = _mm256_setzero_ps();
         for (int64_t d = 0; d < dk; d++) {
             __m256 qd = _mm256_loadu_ps(p.q + d * W);
-            for (int j = 0; j < TK; j++) s[j] = _mm256_fmadd_ps(qd, _mm256_set1_ps(p.kf[j * dk + d]), s[j]);
+    #pragma GCC unroll 8
+        for (int j = 0; j < TK; j++) s[j] = _mm256_fmadd_ps(qd, _mm256_set1_ps(p.kf[j * dk + d]), s[j]);
         }
         __m256 vm[TK];
         __m256 cm = m;
+#pragma GCC unroll 8
         for (int j = 0; j < TK; j++) {
             vm[j] = j < nk ? _mm256_castsi256_ps(_mm256_cmpgt_epi32(vis, _mm256_set1_epi32((int32_t)(pos0 + i + j))))
                            : _mm256_setzero_ps();
@@ -77,6 +80,7 @@ void kern_attn_keys_avx2(kern_attn *a, const uint16_t *k, size_t k_stride, const
         }
         __m256 alpha = exp_ps(_mm256_sub_ps(m, cm));
         l = _mm256_mul_ps(l, alpha);
+#pragma GCC unroll 8
         for (int j = 0; j < TK; j++) {
             s[j] = _mm256_and_ps(vm[j], exp_ps(_mm256_sub_ps(s[j], cm)));
             l = _mm256_add_ps(l, s[j]);
@@ -84,6 +88,7 @@ void kern_attn_keys_avx2(kern_attn *a, const uint16_t *k, size_t k_stride, const
         m = cm;
         for (int64_t d = 0; d < dv; d++) {
             __m256 o = _mm256_mul_ps(_mm256_loadu_ps(p.o + d * W), alpha);
+#pragma GCC unroll 8
             for (int j = 0; j < TK; j++) o = _mm256_fmadd_ps(s[j], _mm256_set1_ps(p.vf[j * dv + d]), o);
             _mm256_storeu_ps(p.o + d * W, o);
         }

@@ -62,19 +62,23 @@ void kern_attn_keys_avx512(kern_attn *a, const uint16_t *k, size_t k_stride, con
             memset(p.vf + j * dv, 0, (size_t)dv * sizeof(float));
         }
         __m512 s[TK];
+#pragma GCC unroll 8
         for (int j = 0; j < TK; j++) s[j] = _mm512_setzero_ps();
         for (int64_t d = 0; d < dk; d++) {
             __m512 qd = _mm512_loadu_ps(p.q + d * W);
-            for (int j = 0; j < TK; j++) s[j] = _mm512_fmadd_ps(qd, _mm512_set1_ps(p.kf[j * dk + d]), s[j]);
+    #pragma GCC unroll 8
+        for (int j = 0; j < TK; j++) s[j] = _mm512_fmadd_ps(qd, _mm512_set1_ps(p.kf[j * dk + d]), s[j]);
         }
         __mmask16 vm[TK];
         __m512 cm = m;
+#pragma GCC unroll 8
         for (int j = 0; j < TK; j++) {
             vm[j] = j < nk ? _mm512_cmpgt_epi32_mask(vis, _mm512_set1_epi32((int32_t)(pos0 + i + j))) : 0;
             cm = _mm512_mask_max_ps(cm, vm[j], cm, s[j]);
         }
         __m512 alpha = exp_ps(_mm512_sub_ps(m, cm));
         l = _mm512_mul_ps(l, alpha);
+#pragma GCC unroll 8
         for (int j = 0; j < TK; j++) {
             s[j] = _mm512_maskz_mov_ps(vm[j], exp_ps(_mm512_sub_ps(s[j], cm)));
             l = _mm512_add_ps(l, s[j]);
@@ -82,6 +86,7 @@ void kern_attn_keys_avx512(kern_attn *a, const uint16_t *k, size_t k_stride, con
         m = cm;
         for (int64_t d = 0; d < dv; d++) {
             __m512 o = _mm512_mul_ps(_mm512_loadu_ps(p.o + d * W), alpha);
+#pragma GCC unroll 8
             for (int j = 0; j < TK; j++) o = _mm512_fmadd_ps(s[j], _mm512_set1_ps(p.vf[j * dv + d]), o);
             _mm512_storeu_ps(p.o + d * W, o);
         }
