@@ -7,28 +7,10 @@
 #include <immintrin.h>
 
 #include "kernels/kern_internal.h"
+#include "kernels/simd_exp.h"
 
 #define W 8
 #define TK KERN_ATTN_CHUNK
-
-/* e^x for x <= 88, at about 1 ulp; inputs below -87 give e^-87 (callers mask them). */
-static inline __m256 exp_ps(__m256 x) {
-    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 f = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    f = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), f);
-    __m256 p = _mm256_set1_ps(1.0f / 720.0f);
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.0f / 120.0f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.0f / 24.0f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.0f / 6.0f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(0.5f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.0f));
-    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.0f));
-    /* 2^n with n in [-126, 127]: the biased exponent field */
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-}
 
 static void f16_row(const uint16_t *src, int64_t n, float *dst) {
     int64_t d = 0;
@@ -78,11 +60,11 @@ void kern_attn_keys_avx2(kern_attn *a, const uint16_t *k, size_t k_stride, const
                            : _mm256_setzero_ps();
             cm = _mm256_max_ps(cm, _mm256_blendv_ps(lowest, s[j], vm[j]));
         }
-        __m256 alpha = exp_ps(_mm256_sub_ps(m, cm));
+        __m256 alpha = kern_exp8(_mm256_sub_ps(m, cm));
         l = _mm256_mul_ps(l, alpha);
 #pragma GCC unroll 8
         for (int j = 0; j < TK; j++) {
-            s[j] = _mm256_and_ps(vm[j], exp_ps(_mm256_sub_ps(s[j], cm)));
+            s[j] = _mm256_and_ps(vm[j], kern_exp8(_mm256_sub_ps(s[j], cm)));
             l = _mm256_add_ps(l, s[j]);
         }
         m = cm;

@@ -9,26 +9,10 @@
 #include <immintrin.h>
 
 #include "kernels/kern_internal.h"
+#include "kernels/simd_exp.h"
 
 #define W 16
 #define TK KERN_ATTN_CHUNK
-
-/* e^x for x <= 88, at about 1 ulp; inputs below -87 give e^-87 (callers mask them). */
-static inline __m512 exp_ps(__m512 x) {
-    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(88.0f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 f = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    f = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), f);
-    __m512 p = _mm512_set1_ps(1.0f / 720.0f);
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f / 120.0f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f / 24.0f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f / 6.0f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(p, n);
-}
 
 static void f16_row(const uint16_t *src, int64_t n, float *dst) {
     int64_t d = 0;
@@ -76,11 +60,11 @@ void kern_attn_keys_avx512(kern_attn *a, const uint16_t *k, size_t k_stride, con
             vm[j] = j < nk ? _mm512_cmpgt_epi32_mask(vis, _mm512_set1_epi32((int32_t)(pos0 + i + j))) : 0;
             cm = _mm512_mask_max_ps(cm, vm[j], cm, s[j]);
         }
-        __m512 alpha = exp_ps(_mm512_sub_ps(m, cm));
+        __m512 alpha = kern_exp16(_mm512_sub_ps(m, cm));
         l = _mm512_mul_ps(l, alpha);
 #pragma GCC unroll 8
         for (int j = 0; j < TK; j++) {
-            s[j] = _mm512_maskz_mov_ps(vm[j], exp_ps(_mm512_sub_ps(s[j], cm)));
+            s[j] = _mm512_maskz_mov_ps(vm[j], kern_exp16(_mm512_sub_ps(s[j], cm)));
             l = _mm512_add_ps(l, s[j]);
         }
         m = cm;

@@ -190,6 +190,11 @@ void kern_panels_mul_avx512(uint32_t wtype, const void *panels, int64_t rows, in
                             int64_t p0, int64_t p1, const uint8_t *act, size_t act_row_bytes,
                             int64_t t0, int64_t t1, float *y, int64_t ldy);
 
+/* ---- elementwise ops (ops.c, ops_avx2.c, ops_avx512.c) --------------------- */
+void kern_silu_mul_scalar(const float *gate, const float *up, int64_t n, float *out);
+void kern_silu_mul_avx2(const float *gate, const float *up, int64_t n, float *out);
+void kern_silu_mul_avx512(const float *gate, const float *up, int64_t n, float *out);
+
 /* ---- attention (attn.c, attn_avx2.c, attn_avx512.c) ------------------------ */
 #define KERN_ATTN_CHUNK 8   /* keys converted and scored together */
 /* The workspace of a kern_attn: queries (scaled) and unnormalised outputs, in row-major

@@ -1,6 +1,6 @@
-/* Scalar elementwise and per-vector ops of the forward pass: RMS norm, layer norm,
- * rotary embedding, softmax, SiLU-gated product, GELU, add. Reductions accumulate in
- * double; angles are computed in double. Must never read or write past n elements. */
+/* Elementwise and per-vector ops of the forward pass: RMS norm, layer norm, rotary
+ * embedding, softmax, SiLU-gated product (dispatched to the active level's kernel), GELU,
+ * add. Reductions accumulate in double; angles are computed in double. Must never read or write past n elements. */
 #include <math.h>
 
 #include "kernels/kern_internal.h"
@@ -85,10 +85,18 @@ void kern_softmax(float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) x[i] *= inv;
 }
 
-void kern_silu_mul(const float *gate, const float *up, int64_t n, float *out) {
+void kern_silu_mul_scalar(const float *gate, const float *up, int64_t n, float *out) {
     for (int64_t i = 0; i < n; i++) {
         float g = gate[i];
         out[i] = g / (1.0f + expf(-g)) * up[i];
+    }
+}
+
+void kern_silu_mul(const float *gate, const float *up, int64_t n, float *out) {
+    switch (kern_cpu_level_active()) {
+    case KERN_CPU_AVX512: kern_silu_mul_avx512(gate, up, n, out); break;
+    case KERN_CPU_AVX2: kern_silu_mul_avx2(gate, up, n, out); break;
+    default: kern_silu_mul_scalar(gate, up, n, out); break;
     }
 }
 

@@ -324,6 +324,58 @@ static void run_tokens(model_ctx *c, int32_t n_tok, void (*fn)(void *, int, int)
     else kern_pool_run(c->pool, fn, ctx);
 }
 
+/* Token-wise steps between matmuls, split evenly over the batch's tokens. */
+typedef struct tok_job {
+    model_ctx *c;
+    int32_t n;
+    const float *norm;   /* next sub-layer's norm weight, or NULL */
+} tok_job;
+
+static void tok_range(const tok_job *j, int ith, int nth, int32_t *t0, int32_t *t1) {
+    *t0 = (int32_t)((int64_t)j->n * ith / nth);
+    *t1 = (int32_t)((int64_t)j->n * (ith + 1) / nth);
+}
+
+/* xn = norm(x) */
+static void norm_worker(void *ctx, int ith, int nth) {
+    const tok_job *j = ctx;
+    const model_hparams *hp = &j->c->m->hp;
+    int32_t t0, t1;
+    tok_range(j, ith, nth, &t0, &t1);
+    for (size_t t = (size_t)t0; t < (size_t)t1; t++)
+        kern_rmsnorm(j->c->x + t * (size_t)hp->n_embd, j->norm, hp->n_embd, hp->norm_eps,
+                     j->c->xn + t * (size_t)hp->n_embd);
+}
+
+/* x += xn (a sub-layer's output); then xn = norm(x) for the next sub-layer, if any */
+static void residual_worker(void *ctx, int ith, int nth) {
+    const tok_job *j = ctx;
+    int64_t e = j->c->m->hp.n_embd;
+    int32_t t0, t1;
+    tok_range(j, ith, nth, &t0, &t1);
+    for (size_t t = (size_t)t0; t < (size_t)t1; t++) {
+        float *x = j->c->x + t * (size_t)e, *xn = j->c->xn + t * (size_t)e;
+        kern_add(x, xn, e);
+        if (j->norm) kern_rmsnorm(x, j->norm, e, j->c->m->hp.norm_eps, xn);
+    }
+}
+
+static void residual_norm(model_ctx *c, int32_t n, const float *norm) {
+    tok_job j = {c, n, norm};
+    run_tokens(c, n, residual_worker, &j);
+}
+
+/* gate = silu(gate) * up */
+static void silu_worker(void *ctx, int ith, int nth) {
+    const tok_job *j = ctx;
+    int64_t f = j->c->m->hp.n_ff;
+    int32_t t0, t1;
+    tok_range(j, ith, nth, &t0, &t1);
+    if (t1 > t0)
+        kern_silu_mul(j->c->gate + (size_t)t0 * (size_t)f, j->c->up + (size_t)t0 * (size_t)f, (t1 - t0) * f,
+                      j->c->gate + (size_t)t0 * (size_t)f);
+}
+
 static hearth_status matmul(model_ctx *c, const kern_matrix *w, const float *x, int64_t n, float *y,
                             int64_t ldy, hearth_err *err) {
     hearth_status st = kern_matmul(c->pool, w, x, n, y, ldy);
@@ -339,8 +391,7 @@ static hearth_status attention_block(model_ctx *c, kv_cache *kv, const model_bat
     int64_t n = b->n, e = hp->n_embd;
     int64_t q_dim = hp->n_head * hp->head_dim_k, k_dim = hp->n_head_kv * hp->head_dim_k,
             v_dim = hp->n_head_kv * hp->head_dim_v;
-    for (int64_t t = 0; t < n; t++) kern_rmsnorm(c->x + t * e, L->attn_norm, e, hp->norm_eps, c->xn + t * e);
-    hearth_status st;
+    hearth_status st;   /* c->xn holds attn_norm(x) (the previous block's residual step) */
     if ((st = matmul(c, &L->wq, c->xn, n, c->q, q_dim, err)) || (st = matmul(c, &L->wk, c->xn, n, c->k, k_dim, err)) ||
         (st = matmul(c, &L->wv, c->xn, n, c->v, v_dim, err)))
         return st;
@@ -350,7 +401,7 @@ static hearth_status attention_block(model_ctx *c, kv_cache *kv, const model_bat
     job.items = (int64_t)c->n_blocks * hp->n_head_kv * job.slices;
     kern_pool_run(c->pool, attn_worker, &job);
     if ((st = matmul(c, &L->wo, c->att, n, c->xn, e, err))) return st;
-    kern_add(c->x, c->xn, n * e);
+    residual_norm(c, b->n, L->ffn_norm);
     return HEARTH_OK;
 }
 
@@ -358,14 +409,14 @@ static hearth_status ffn_block(model_ctx *c, int64_t n, int32_t il, hearth_err *
     const model_hparams *hp = &c->m->hp;
     const model_layer *L = &c->m->layers[il];
     int64_t e = hp->n_embd;
-    for (int64_t t = 0; t < n; t++) kern_rmsnorm(c->x + t * e, L->ffn_norm, e, hp->norm_eps, c->xn + t * e);
-    hearth_status st;
+    hearth_status st;   /* c->xn holds ffn_norm(x) */
     if ((st = matmul(c, &L->w_gate, c->xn, n, c->gate, hp->n_ff, err)) ||
         (st = matmul(c, &L->w_up, c->xn, n, c->up, hp->n_ff, err)))
         return st;
-    kern_silu_mul(c->gate, c->up, n * hp->n_ff, c->gate);
+    tok_job sj = {c, (int32_t)n, NULL};
+    run_tokens(c, sj.n, silu_worker, &sj);
     if ((st = matmul(c, &L->w_down, c->gate, n, c->xn, e, err))) return st;
-    kern_add(c->x, c->xn, n * e);
+    residual_norm(c, (int32_t)n, il + 1 < hp->n_layer ? c->m->layers[il + 1].attn_norm : NULL);
     return HEARTH_OK;
 }
 
@@ -383,6 +434,8 @@ static hearth_status run_layers(model_ctx *c, kv_cache *kv, const model_batch *b
     plan_attention(c, b);
     qkv_job rj = {c, kv, b, 0};
     run_tokens(c, b->n, rope_worker, &rj);
+    tok_job nj = {c, b->n, m->layers[0].attn_norm};
+    run_tokens(c, b->n, norm_worker, &nj);
     for (int32_t il = 0; il < m->hp.n_layer; il++)
         if ((st = attention_block(c, kv, b, il, err)) || (st = ffn_block(c, b->n, il, err))) return st;
     int32_t n_out = 0;

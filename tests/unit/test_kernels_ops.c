@@ -178,6 +178,19 @@ static void test_silu_mul_gelu_add(void **state) {
     kern_silu_mul(g, u, 7, g);   /* in place over gate */
     expect_near("silu_mul in place", g, want, 7, 1e-6);
 
+    /* long rows reach the active level's vector loop and its tail */
+    enum { N = 1000 };
+    static float lg[N], lu[N], lo[N];
+    static double lw[N];
+    kt_rng r = {9};
+    kt_fill_normal(&r, lg, N, 6.0f);
+    kt_fill_normal(&r, lu, N, 1.0f);
+    for (int i = 0; i < N; i++) lw[i] = lg[i] / (1 + exp(-(double)lg[i])) * lu[i];
+    for (int n = N - 13; n <= N; n += 13) {
+        kern_silu_mul(lg, lu, n, lo);
+        expect_near("silu_mul long", lo, lw, n, 1e-6);
+    }
+
     float x[5] = {1.0f, -1.0f, 0.0f, 3.0f, -6.0f};
     /* 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
     double wg[5];
