@@ -105,6 +105,16 @@ void kern_matrix_release(kern_matrix *w);   /* frees what prepare allocated; ide
 hearth_status kern_matmul(kern_pool *p, const kern_matrix *w, const float *x, int64_t n_tok,
                           float *y, int64_t ldy);
 
+/* Several matrices with the same cols over the same x (e.g. q, k and v; gate and up):
+   y[i] = W[i] x with row stride ldy[i], as kern_matmul would give each. Consecutive
+   matrices whose activations take the same format share one conversion and one work
+   split over all their rows, so a group costs one pass instead of n. 1 <= n <=
+   KERN_MATMUL_GROUP; errors as kern_matmul (INVALID also for differing cols); on error
+   the outputs of earlier matrices may have been written. */
+#define KERN_MATMUL_GROUP 4
+hearth_status kern_matmul_group(kern_pool *p, int n, const kern_matrix *const *w, const float *x, int64_t n_tok,
+                                float *const *y, const int64_t *ldy);
+
 /* Dequantizes row r (< rows) of w into out[cols]; w->type must have kernels. */
 void kern_get_row(const kern_matrix *w, int64_t r, float *out);
 

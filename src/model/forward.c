@@ -384,6 +384,15 @@ static hearth_status matmul(model_ctx *c, const kern_matrix *w, const float *x, 
     return HEARTH_OK;
 }
 
+/* Matrices sharing the input x (q, k, v; gate, up): one pass when their formats allow. */
+static hearth_status matmul_group(model_ctx *c, int n, const kern_matrix *const *w, const float *x, int64_t n_tok,
+                                  float *const *y, const int64_t *ldy, hearth_err *err) {
+    hearth_status st = kern_matmul_group(c->pool, n, w, x, n_tok, y, ldy);
+    if (st) return err_set(err, st, "matmul of %d matrices of %lld columns over %lld tokens failed: %s", n,
+                           (long long)w[0]->cols, (long long)n_tok, hearth_strerror(st));
+    return HEARTH_OK;
+}
+
 static hearth_status attention_block(model_ctx *c, kv_cache *kv, const model_batch *b, int32_t il,
                                      hearth_err *err) {
     const model_hparams *hp = &c->m->hp;
@@ -392,9 +401,10 @@ static hearth_status attention_block(model_ctx *c, kv_cache *kv, const model_bat
     int64_t q_dim = hp->n_head * hp->head_dim_k, k_dim = hp->n_head_kv * hp->head_dim_k,
             v_dim = hp->n_head_kv * hp->head_dim_v;
     hearth_status st;   /* c->xn holds attn_norm(x) (the previous block's residual step) */
-    if ((st = matmul(c, &L->wq, c->xn, n, c->q, q_dim, err)) || (st = matmul(c, &L->wk, c->xn, n, c->k, k_dim, err)) ||
-        (st = matmul(c, &L->wv, c->xn, n, c->v, v_dim, err)))
-        return st;
+    const kern_matrix *wqkv[3] = {&L->wq, &L->wk, &L->wv};
+    float *yqkv[3] = {c->q, c->k, c->v};
+    int64_t lqkv[3] = {q_dim, k_dim, v_dim};
+    if ((st = matmul_group(c, 3, wqkv, c->xn, n, yqkv, lqkv, err))) return st;
     qkv_job qj = {c, kv, b, il};
     run_tokens(c, b->n, qkv_worker, &qj);
     attn_job job = {c, kv, b, il, (hp->n_head / hp->n_head_kv + c->attn_heads - 1) / c->attn_heads, 0, 0};
@@ -410,9 +420,10 @@ static hearth_status ffn_block(model_ctx *c, int64_t n, int32_t il, hearth_err *
     const model_layer *L = &c->m->layers[il];
     int64_t e = hp->n_embd;
     hearth_status st;   /* c->xn holds ffn_norm(x) */
-    if ((st = matmul(c, &L->w_gate, c->xn, n, c->gate, hp->n_ff, err)) ||
-        (st = matmul(c, &L->w_up, c->xn, n, c->up, hp->n_ff, err)))
-        return st;
+    const kern_matrix *wgu[2] = {&L->w_gate, &L->w_up};
+    float *ygu[2] = {c->gate, c->up};
+    int64_t lgu[2] = {hp->n_ff, hp->n_ff};
+    if ((st = matmul_group(c, 2, wgu, c->xn, n, ygu, lgu, err))) return st;
     tok_job sj = {c, (int32_t)n, NULL};
     run_tokens(c, sj.n, silu_worker, &sj);
     if ((st = matmul(c, &L->w_down, c->gate, n, c->xn, e, err))) return st;
