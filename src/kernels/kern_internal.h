@@ -88,6 +88,7 @@ KERN_DECLARE_TYPE(q6_k)
    (0..15) and Q6_K quants (-32..31), one per element. */
 void kern_k_unpack_scales_mins(const uint8_t s[12], uint8_t sc[8], uint8_t mn[8]);
 void kern_q4_k_unpack(const kern_block_q4_k *b, uint8_t q[256]);
+void kern_q5_k_unpack(const kern_block_q5_k *b, uint8_t q[256]);   /* 0..31 */
 void kern_q6_k_unpack(const kern_block_q6_k *b, int8_t q[256]);
 
 /* ---- K-quant scale search (quant_k_search.c) -------------------------------- */
@@ -139,6 +140,16 @@ typedef struct {
     uint8_t qs[8][4][64];
 } kern_panel_q4_k;                              /* 2368 B */
 
+/* Q5_K: Q4_K's panel plus the fifth bits: qh[j] byte 4i+b, bit 2c / 2c+1 = bit 4 of
+   elements 32j+8c+b / 32j+8c+4+b of row i. */
+typedef struct {
+    uint16_t d[KERN_PANEL], dmin[KERN_PANEL];
+    uint8_t sc[8][KERN_PANEL];
+    uint8_t mn[4][KERN_PANEL][2];
+    uint8_t qs[8][4][64];
+    uint8_t qh[8][64];
+} kern_panel_q5_k;                              /* 2880 B */
+
 /* Q6_K: 8 units of 32 elements; ql as Q4_K's qs (quants + 32, low 4 bits); qh[u][h]
    holds the top 2 bits for chunks 2h, 2h+1 of unit u: byte 4i+b bits 0-1 / 2-3 / 4-5 /
    6-7 are elements 8c+b, 8c+4+b of chunk 2h, then the same of chunk 2h+1. Padded to a
@@ -159,6 +170,8 @@ typedef struct {
 } kern_panel_q8_0;                              /* 1088 B */
 
 _Static_assert(sizeof(kern_panel_q4_k) == 2368, "q4_k panel");
+_Static_assert(sizeof(kern_panel_q5_k) == 2880, "q5_k panel");
+_Static_assert(offsetof(kern_panel_q5_k, qs) == offsetof(kern_panel_q4_k, qs), "q5_k panel starts as q4_k");
 _Static_assert(sizeof(kern_panel_q6_k) == 3392, "q6_k panel");
 _Static_assert(sizeof(kern_panel_q8_0) == 1088, "q8_0 panel");
 
