@@ -169,6 +169,15 @@ typedef struct {
     uint16_t d[2][KERN_PANEL];
 } kern_panel_q8_0;                              /* 1088 B */
 
+/* Q4_0: per 2 blocks (64 elements) of 16 rows; byte 4i+b of qs[h][c] = q[8c+b] |
+   q[8c+4+b] << 4 (quants 0..15, value d * (q - 8)) of block h of row i. Same size as
+   the 32 blocks it holds. */
+typedef struct {
+    uint8_t qs[2][4][64];
+    uint16_t d[2][KERN_PANEL];
+} kern_panel_q4_0;                              /* 576 B */
+
+_Static_assert(sizeof(kern_panel_q4_0) == 576, "q4_0 panel");
 _Static_assert(sizeof(kern_panel_q4_k) == 2368, "q4_k panel");
 _Static_assert(sizeof(kern_panel_q5_k) == 2880, "q5_k panel");
 _Static_assert(offsetof(kern_panel_q5_k, qs) == offsetof(kern_panel_q4_k, qs), "q5_k panel starts as q4_k");
@@ -181,7 +190,7 @@ size_t kern_panel_bytes(uint32_t type, int64_t rows, int64_t cols);
 void kern_pack_panels(const kern_matrix *w, void *out);
 
 /* Activation formats of the tiled kernels, one row per token, made by the AVX-512
-   converters: for K-quants per 256 elements, for Q8_0 per 32. */
+   converters: for K-quants per 256 elements, for Q8_0 and Q4_0 per 32. */
 typedef struct {
     int8_t qs[256];
     float d;
@@ -192,7 +201,7 @@ typedef struct {
 typedef struct {
     int8_t qs[32];
     float d;            /* the f16-rounded scale, as Q8_0 stores it */
-    int32_t corr;       /* -128 * sum(qs): undoes the +128 of the packed weights */
+    int32_t corr;       /* -128 * sum(qs): undoes the +128 of packed Q8_0 (Q4_0: corr / 16) */
 } kern_act_q8;          /* 40 B */
 
 /* AVX-512: converts n_tok rows of cols floats into activation rows (act_row_bytes

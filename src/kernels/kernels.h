@@ -84,7 +84,7 @@ typedef struct kern_matrix {
 } kern_matrix;
 
 /* Repacks w once, at load, when the active level has a tiled kernel for its type
-   (AVX-512: Q4_K, Q6_K, Q8_0 into 16-row interleaved panels); otherwise leaves w as it
+   (AVX-512: Q4_K, Q5_K, Q6_K, Q8_0, Q4_0 into 16-row interleaved panels); otherwise leaves w as it
    is. data stays valid and untouched (kern_get_row keeps using it). *bytes (may be NULL)
    receives the memory now owned by w (0 when nothing was repacked). Errors:
    HEARTH_ERR_NOMEM, HEARTH_ERR_INVALID (inconsistent shape); w is then unchanged.

@@ -96,7 +96,7 @@ static bool panels_usable(const kern_matrix *w) {
 
 /* Activation format of w: matrices that agree can share one conversion. */
 static uint32_t act_format(const kern_matrix *w) {
-    if (panels_usable(w)) return w->type == GGML_Q8_0 ? 1000 + GGML_Q8_0 : 1000 + GGML_Q8_K;
+    if (panels_usable(w)) return kern_act_row_bytes(w->type, 256) == kern_act_row_bytes(GGML_Q8_0, 256) ? 1000 + GGML_Q8_0 : 1000 + GGML_Q8_K;
     return kern_traits(w->type)->vec_dot_type;
 }
 

@@ -257,9 +257,10 @@ static void test_prepared_matmul(void **state) {
         check_prepared(GGML_Q5_K, rows[i], 512, i == 3, pools, &r);
         check_prepared(GGML_Q6_K, rows[i], 512, i == 3, pools, &r);
         check_prepared(GGML_Q8_0, rows[i], 192, i == 3, pools, &r);
+        check_prepared(GGML_Q4_0, rows[i], 192, i == 3, pools, &r);
     }
     check_prepared(GGML_Q8_0, 19, 96, 0, pools, &r);   /* 64 does not divide cols: stays plain */
-    check_prepared(GGML_Q4_0, 19, 256, 0, pools, &r);  /* no panel format */
+    check_prepared(GGML_Q4_1, 19, 256, 0, pools, &r);  /* no panel format */
     for (int k = 0; k < 3; k++) kern_pool_free(pools[k]);
 }
 
@@ -267,7 +268,7 @@ static void test_prepared_matmul(void **state) {
    shares a pass (same activation format) or not, for 1..3 threads and batch sizes on both
    sides of the per-thread conversion limit. */
 static void test_matmul_group(void **state) {
-    const uint32_t types[4] = {GGML_Q4_K, GGML_Q6_K, GGML_Q5_K, GGML_Q8_0};
+    const uint32_t types[4] = {GGML_Q4_K, GGML_Q6_K, GGML_Q8_0, GGML_Q4_0};
     const int64_t rows[4] = {40, 16, 33, 24}, cols = 512, ldy[4] = {40, 20, 33, 30};
     kern_pool *pools[3] = {kern_pool_new(1), kern_pool_new(2), kern_pool_new(3)};
     kt_rng r = {404};
