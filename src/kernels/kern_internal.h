@@ -117,6 +117,12 @@ KERN_DECLARE_AVX2(f32)
 KERN_DECLARE_AVX2(f16)
 KERN_DECLARE_AVX2(bf16)
 #undef KERN_DECLARE_AVX2
+/* One weight row against KERN_DOT_TOKENS activation rows x_stride bytes apart, each
+   result bit-identical to the type's vec_dot of the same level (prefill on plain rows). */
+#define KERN_DOT_TOKENS 4
+void kern_q4_k_vec_dot4_avx2(int64_t n, const void *w, const void *x, size_t x_stride, float *out);
+void kern_q5_k_vec_dot4_avx2(int64_t n, const void *w, const void *x, size_t x_stride, float *out);
+void kern_q6_k_vec_dot4_avx2(int64_t n, const void *w, const void *x, size_t x_stride, float *out);
 void kern_f16_to_float_avx2(const void *src, float *dst, int64_t n);
 void kern_f16_from_float_avx2(const float *src, void *dst, int64_t n);
 void kern_q8_0_from_float_avx2(const float *src, void *dst, int64_t n);
