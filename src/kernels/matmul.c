@@ -11,9 +11,9 @@
 #include "base/mem.h"
 #include "kernels/kern_internal.h"
 
-#define TOKEN_BLOCK 64        /* panel path: tokens per work item, a multiple of the 8-token tile */
-#define SMALL_BATCH_ELEMS 8192 /* up to n_tok * cols this many, every thread converts the whole
-                                  batch for itself: one pool run instead of two */
+#define TOKEN_BLOCK 64           /* panel path: tokens per work item, a multiple of the 8-token tile */
+#define SMALL_BATCH_ELEMS 32768  /* up to n_tok * cols this many, every thread converts the whole
+                                    batch for itself (microseconds): one pool run instead of two */
 
 /* One pass over a group of matrices sharing the activations: their work units (16-row
    panels, or rows) are numbered one after another, first[i] being matrix i's first. */
