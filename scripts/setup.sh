@@ -12,12 +12,16 @@ PACKAGES=(
   libjansson-dev libmicrohttpd-dev         # JSON and the HTTP server
   libcurl4-openssl-dev libyaml-dev         # HTTP client and config
   libsqlite3-dev libssl-dev                # request store and sha256
+  chromium                                 # the dashboard's browser test (tests/browser)
 )
 
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# the openai-SDK client tests and the dashboard test (tests/client, tests/browser: each runs
+# `npm ci` itself) need Node and npm
+command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 SUDO=""

@@ -8,5 +8,8 @@ int cli_tokenize(int argc, char **argv);
 int cli_logits(int argc, char **argv);
 int cli_run(int argc, char **argv);
 int cli_template(int argc, char **argv);
+int cli_embed(int argc, char **argv);
+int cli_serve(int argc, char **argv);
+int cli_stats(int argc, char **argv);
 
 #endif

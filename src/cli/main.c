@@ -16,7 +16,10 @@ static const cli_command commands[] = {
     {"tokenize", cli_tokenize, "print the token ids of a text"},
     {"logits", cli_logits, "run a prompt and write its logits"},
     {"run", cli_run, "generate text from a prompt"},
+    {"embed", cli_embed, "print the embedding of a text"},
     {"template", cli_template, "render a chat template with a JSON context"},
+    {"serve", cli_serve, "serve a model over the OpenAI-compatible HTTP API"},
+    {"stats", cli_stats, "summarise the requests in the request store"},
 };
 
 static void usage(FILE *out) {

@@ -62,6 +62,9 @@ void model_free(model *m) {
 }
 
 const model_hparams *model_hp(const model *m) { return &m->hp; }
+size_t model_packed_bytes(const model *m) { return m->packed_bytes; }
+
+bool model_is_encoder(const model *m) { return m->hp.arch == MODEL_ARCH_BERT; }
 
 kv_config model_kv_config(const model *m, int64_t n_ctx, int32_t n_seq) {
     const model_hparams *hp = &m->hp;
