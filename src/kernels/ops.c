@@ -1,11 +1,16 @@
-/* Elementwise and per-vector ops of the forward pass: RMS norm, layer norm, rotary
- * embedding, softmax, SiLU-gated product (dispatched to the active level's kernel), GELU,
- * add. Reductions accumulate in double; angles are computed in double. Must never read or write past n elements. */
+/* Elementwise and per-vector ops of the forward pass: RMS norm (AVX-512 variant),
+ * layer norm, rotary embedding, softmax, SiLU-gated product (AVX2 and AVX-512 variants),
+ * GELU, add. Reductions accumulate in double; angles are computed in double. Must
+ * never read or write past n elements. */
 #include <math.h>
 
 #include "kernels/kern_internal.h"
 
 void kern_rmsnorm(const float *x, const float *weight, int64_t n, float eps, float *out) {
+    if (kern_cpu_level_active() == KERN_CPU_AVX512) {
+        kern_rmsnorm_avx512(x, weight, n, eps, out);
+        return;
+    }
     double sum2 = 0.0;
     for (int64_t i = 0; i < n; i++) sum2 += (double)x[i] * x[i];
     float scale = (float)(1.0 / sqrt(sum2 / (double)n + eps));
