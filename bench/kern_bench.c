@@ -1,8 +1,8 @@
 /* Kernel benchmark (not a test): decode matvec GB/s, batched decode (8 tokens) speed-up
- * and prefill matmul GOP/s for Q4_K, Q6_K and Q8_0 at TinyLlama shapes, 1 and 2
+ * and prefill matmul GOP/s for Q4_K, Q5_K, Q6_K, Q8_0 and Q4_0 at TinyLlama shapes, 1 and 2
  * threads, for every CPU level this machine has (each level in a child process run
  * with HEARTH_CPU set, so all levels are compared in one run).
- *   kern_bench [--quick] [--type q4_k|q6_k|q8_0] [--level scalar|avx2|avx512]
+ *   kern_bench [--quick] [--type q4_k|q5_k|q6_k|q8_0|q4_0] [--level scalar|avx2|avx512]
  * GB/s counts the weights' GGUF bytes once per matvec; GOP/s counts 2 ops per MAC.
  * Decode and batch8 cycle through enough stacked copies of the matrix (>= 256 MB) that
  * the weights come from memory, as in a whole model; prefill reuses one copy. */
@@ -39,7 +39,7 @@ static void fill_weights(uint32_t type, uint8_t *data, size_t bytes, size_t bloc
         if (type == GGML_Q6_K) memcpy(b + block_bytes - 2, &d, 2);
         else {
             memcpy(b, &d, 2);
-            if (type == GGML_Q4_K) memcpy(b + 2, &d, 2);
+            if (type == GGML_Q4_K || type == GGML_Q5_K) memcpy(b + 2, &d, 2);
         }
     }
 }
@@ -79,13 +79,13 @@ static double time_matmul(kern_pool *pool, const kern_matrix *big, int64_t rows,
 
 static int run_level(const char *only_type, int quick) {
     static const struct { uint32_t type; const char *name; } types[] = {
-        {GGML_Q4_K, "q4_k"}, {GGML_Q6_K, "q6_k"}, {GGML_Q8_0, "q8_0"}};
+        {GGML_Q4_K, "q4_k"}, {GGML_Q5_K, "q5_k"}, {GGML_Q6_K, "q6_k"}, {GGML_Q8_0, "q8_0"}, {GGML_Q4_0, "q4_0"}};
     static const int64_t shapes[][2] = {{2048, 2048}, {5632, 2048}, {2048, 5632}, {32000, 2048}};
     kern_cpu_level level = kern_cpu_level_active();
     int64_t prefill_tok = level == KERN_CPU_AVX512 ? 512 : level == KERN_CPU_AVX2 ? 64 : 8;
     double budget = quick ? 0.1 : 0.4;
     kern_pool *pools[2] = {kern_pool_new(1), kern_pool_new(2)};
-    for (size_t ti = 0; ti < 3; ti++) {
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         if (only_type && strcmp(only_type, types[ti].name) != 0) continue;
         for (size_t si = 0; si < 4; si++) {
             int64_t rows = shapes[si][0], cols = shapes[si][1];
@@ -131,7 +131,7 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--type") == 0 && i + 1 < argc) only_type = argv[++i];
         else if (strcmp(argv[i], "--level") == 0 && i + 1 < argc) only_level = argv[++i];
         else {
-            fprintf(stderr, "usage: kern_bench [--quick] [--type q4_k|q6_k|q8_0] [--level scalar|avx2|avx512]\n");
+            fprintf(stderr, "usage: kern_bench [--quick] [--type q4_k|q5_k|q6_k|q8_0|q4_0] [--level scalar|avx2|avx512]\n");
             return 2;
         }
     }

@@ -10,6 +10,8 @@ int cli_run(int argc, char **argv);
 int cli_template(int argc, char **argv);
 int cli_embed(int argc, char **argv);
 int cli_serve(int argc, char **argv);
+int cli_config(int argc, char **argv);
+int cli_pull(int argc, char **argv);
 int cli_stats(int argc, char **argv);
 int cli_loadgen(int argc, char **argv);
 

@@ -1,9 +1,12 @@
-/* `hearth serve -m FILE [...]`: serves one model over the OpenAI-compatible HTTP API
- * until SIGINT or SIGTERM, then stops gracefully. Log lines (JSON) go to stderr. Exits
- * 1 when the socket cannot be bound or the model fails to load, 2 on a usage error. */
+/* `hearth serve [-c FILE] [-m FILE] [...]`: serves the configured models over the
+ * OpenAI-compatible HTTP API until SIGINT or SIGTERM, then stops gracefully; SIGHUP
+ * reloads the configuration. Settings come from built-in defaults < the config file
+ * (-c, or $HEARTH_CONFIG) < HEARTH_* environment variables < these flags; a reload
+ * re-reads all of them. Log lines (JSON) go to stderr. Exits 1 when the socket cannot be
+ * bound (or, served from -m/HEARTH_MODEL alone, when that model fails to load), 2 on a
+ * usage or configuration error. */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,24 +16,34 @@
 #include "cli/cli.h"
 #include "server/srv.h"
 
+#define MAX_SETTINGS 64
+
 static void usage(FILE *out) {
     fprintf(out,
-            "usage: hearth serve -m FILE [options]\n"
+            "usage: hearth serve [-c FILE] [-m FILE] [options]\n"
             "\n"
-            "Serves the GGUF model FILE over an OpenAI-compatible API, under its file name\n"
-            "without .gguf as the model id. The socket listens at once; the model loads in the\n"
-            "background (GET /ready answers 200 once it can take requests).\n"
+            "Serves the models of the config file FILE (see docs/CONFIG.md), or the GGUF model\n"
+            "given with -m (named after its file without .gguf), over an OpenAI-compatible API.\n"
+            "The socket listens at once; preload models load in the background (GET /ready\n"
+            "answers 200 once they are ready), the others on their first request. SIGHUP or\n"
+            "POST /admin/reload reloads the configuration.\n"
             "\n"
-            "  -m, --model FILE           the GGUF model to serve\n"
+            "  -c, --config FILE          YAML configuration (default: $HEARTH_CONFIG)\n"
+            "  -m, --model FILE           serve this GGUF model too (preloaded)\n"
             "  --host ADDR                address to listen on (default 127.0.0.1)\n"
             "  --port N                   port (default 8080; 0 picks a free one, printed in the log)\n"
-            "  --slots N                  sequences decoded at once (default 8)\n"
-            "  --ctx N                    context positions per sequence (default min(training, 4096))\n"
-            "  -t, --threads N            compute threads (default: physical cores)\n"
+            "  --slots N                  sequences decoded at once, every model (default 8)\n"
+            "  --ctx N                    context positions per sequence, every model\n"
+            "                             (default min(training, 4096))\n"
+            "  -t, --threads N            compute threads, every model (default: physical cores)\n"
             "  --max-queue N              requests waiting beyond the slots before 503 (default 64)\n"
-            "  --timeout SECONDS          longest a request may run (default 600)\n"
-            "  --chat-template-file FILE  use this Jinja chat template instead of the model's\n"
-            "  --max-body BYTES           largest request body (default 8 MiB)\n"
+            "  --ttl DURATION             idle time before a model unloads, every model (default 10m;\n"
+            "                             0: at once; forever: never)\n"
+            "  --timeout DURATION         longest a request may run (default 10m)\n"
+            "  --memory-budget SIZE       memory for models: 8GiB, 75%% of RAM, unlimited (default 80%%)\n"
+            "  --models-dir DIR           model store for pulled models\n"
+            "  --chat-template-file FILE  use this Jinja chat template for the -m model\n"
+            "  --max-body SIZE            largest request body (default 8MiB)\n"
             "  --db FILE                  request store (SQLite; default $HEARTH_DATA/hearth.db or\n"
             "                             ~/.local/share/hearth/hearth.db)\n"
             "  --no-db                    keep no request store\n"
@@ -46,13 +59,32 @@ static int usage_error(const char *msg, const char *arg) {
     return 2;
 }
 
-static bool parse_long(const char *s, long lo, long hi, long *out) {
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || errno || v < lo || v > hi) return false;
-    *out = v;
-    return true;
+static const struct { const char *flag, *alt, *key; } flag_keys[] = {
+    {"--model", "-m", "model"},
+    {"--host", NULL, "server.host"},
+    {"--port", NULL, "server.port"},
+    {"--timeout", NULL, "server.timeout"},
+    {"--max-body", NULL, "server.max_body"},
+    {"--memory-budget", NULL, "server.memory_budget"},
+    {"--models-dir", NULL, "server.model_store"},
+    {"--slots", NULL, "models.slots"},
+    {"--ctx", NULL, "models.ctx"},
+    {"--threads", "-t", "models.threads"},
+    {"--max-queue", NULL, "models.max_queue"},
+    {"--ttl", NULL, "models.ttl"},
+    {"--chat-template-file", NULL, "model.chat_template"},
+};
+
+typedef struct serve_args {
+    const char *config;
+    cfg_setting settings[MAX_SETTINGS];
+    char origins[MAX_SETTINGS][48];
+    size_t n;
+} serve_args;
+
+static hearth_status build(void *ud, cfg_config **out, cfg_errors *errs, hearth_err *err) {
+    serve_args *a = ud;
+    return cfg_build(a->config, true, a->settings, a->n, out, errs, err);
 }
 
 static void log_line(void *ud, const char *line) { fprintf(stderr, "%s\n", line); }
@@ -67,108 +99,135 @@ static bool parse_level(const char *s, obs_level *out) {
     return false;
 }
 
+/* The observability flags (not part of the reloadable configuration). 1: consumed
+ * (with *i advanced past a value), 0: not one of them, -1: usage error (reported). */
+static int obs_flag(int argc, char **argv, int *i, obs_config *oc, const char **db, bool *no_db) {
+    const char *a = argv[*i];
+    if (!strcmp(a, "--no-db")) return *no_db = true, 1;
+    if (!strcmp(a, "--log-prompts")) return oc->log_prompts = true, 1;
+    bool known = !strcmp(a, "--db") || !strcmp(a, "--db-max-age") || !strcmp(a, "--db-max-rows") ||
+                 !strcmp(a, "--log-level");
+    if (!known) return 0;
+    if (*i + 1 >= argc) return usage_error("missing value for", a), -1;
+    const char *v = argv[++*i];
+    double d = 0;
+    char *end = NULL;
+    if (!strcmp(a, "--db")) {
+        if (!*v) return usage_error("--db needs a file name", NULL), -1;
+        *db = v;
+    } else if (!strcmp(a, "--db-max-age")) {
+        if (!obs_parse_duration(v, &d)) return usage_error("--db-max-age must be a duration like 12h or 30d, got", v), -1;
+        oc->store.max_age_s = d;
+    } else if (!strcmp(a, "--db-max-rows")) {
+        errno = 0;
+        long long n = strtoll(v, &end, 10);
+        if (!*v || *end || errno || n < 1) return usage_error("--db-max-rows must be a positive count, got", v), -1;
+        oc->store.max_rows = n;
+    } else if (!parse_level(v, &oc->log_level)) {
+        return usage_error("--log-level must be debug, info, warn or error, got", v), -1;
+    }
+    return 1;
+}
+
+static void print_errors(const cfg_errors *errs, const hearth_err *err) {
+    if (errs->n == 0) fprintf(stderr, "hearth: error: %s\n", err->msg);
+    for (size_t i = 0; i < errs->n; i++) fprintf(stderr, "hearth: error: %s\n", errs->msg[i]);
+    if (errs->more) fprintf(stderr, "hearth: error: ... and %zu more\n", errs->more);
+}
+
+/* Served from -m/HEARTH_MODEL only: a model that cannot load ends the server. */
+static bool first_load_failed(srv *s, char *why, size_t cap) {
+    fleet_snapshot snap;
+    hearth_err err;
+    bool failed = false;
+    if (fleet_get_snapshot(srv_fleet(s), &snap, &err) != HEARTH_OK) return false;
+    for (size_t i = 0; i < snap.n && !failed; i++)
+        if (snap.models[i].state == FLEET_FAILED && snap.models[i].loads == 0) {
+            failed = true;
+            snprintf(why, cap, "%s", snap.models[i].error);
+        }
+    fleet_snapshot_free(&snap);
+    return failed;
+}
+
 int cli_serve(int argc, char **argv) {
-    srv_config cfg;
-    srv_config_default(&cfg);
-    cfg.log = log_line;
+    static serve_args a;
+    memset(&a, 0, sizeof a);
+    a.config = getenv("HEARTH_CONFIG");
+    if (a.config && !*a.config) a.config = NULL;
+    obs_config oc;
+    obs_config_default(&oc);
     char default_db[4096];
     const char *db = obs_default_db_path(default_db, sizeof default_db) ? default_db : NULL;
     bool no_db = false;
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+        const char *arg = argv[i];
+        if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
             usage(stdout);
             return 0;
         }
-        if (!strcmp(a, "--no-db")) {
-            no_db = true;
-            continue;
-        }
-        if (!strcmp(a, "--log-prompts")) {
-            cfg.obs.log_prompts = true;
-            continue;
-        }
-        if (i + 1 >= argc) return usage_error("missing value or unknown option", a);
+        int of = obs_flag(argc, argv, &i, &oc, &db, &no_db);
+        if (of < 0) return 2;
+        if (of > 0) continue;
+        if (i + 1 >= argc) return usage_error("missing value or unknown option", arg);
         const char *v = argv[++i];
-        long n = 0;
-        double d = 0;
-        char *end = NULL;
-        if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
-            cfg.model.path = v;
-        } else if (!strcmp(a, "--host")) {
-            cfg.host = v;
-        } else if (!strcmp(a, "--port")) {
-            if (!parse_long(v, 0, 65535, &n)) return usage_error("--port must be 0..65535, got", v);
-            cfg.port = (int)n;
-        } else if (!strcmp(a, "--slots")) {
-            if (!parse_long(v, 1, 256, &n)) return usage_error("--slots must be 1..256, got", v);
-            cfg.model.n_slots = (int32_t)n;
-        } else if (!strcmp(a, "--ctx")) {
-            if (!parse_long(v, 16, INT32_MAX, &n)) return usage_error("--ctx must be at least 16, got", v);
-            cfg.model.n_ctx = n;
-        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-            if (!parse_long(v, 1, 1024, &n)) return usage_error("--threads must be 1..1024, got", v);
-            cfg.model.n_threads = (int)n;
-        } else if (!strcmp(a, "--max-queue")) {
-            if (!parse_long(v, 0, 1 << 20, &n)) return usage_error("--max-queue must be 0..1048576, got", v);
-            cfg.model.max_queue = (int32_t)n;
-        } else if (!strcmp(a, "--timeout")) {
-            d = strtod(v, &end);
-            if (!*v || *end || !(d > 0 && d <= 86400)) return usage_error("--timeout must be 0 < SECONDS <= 86400, got", v);
-            cfg.timeout_s = d;
-        } else if (!strcmp(a, "--chat-template-file")) {
-            cfg.model.template_path = v;
-        } else if (!strcmp(a, "--db")) {
-            if (!*v) return usage_error("--db needs a file name", NULL);
-            db = v;
-        } else if (!strcmp(a, "--db-max-age")) {
-            if (!obs_parse_duration(v, &d))
-                return usage_error("--db-max-age must be a duration like 12h or 30d, got", v);
-            cfg.obs.store.max_age_s = d;
-        } else if (!strcmp(a, "--db-max-rows")) {
-            if (!parse_long(v, 1, LONG_MAX, &n)) return usage_error("--db-max-rows must be a positive count, got", v);
-            cfg.obs.store.max_rows = n;
-        } else if (!strcmp(a, "--log-level")) {
-            if (!parse_level(v, &cfg.obs.log_level))
-                return usage_error("--log-level must be debug, info, warn or error, got", v);
-        } else if (!strcmp(a, "--max-body")) {
-            if (!parse_long(v, 1024, 1L << 30, &n)) return usage_error("--max-body must be 1024..1073741824, got", v);
-            cfg.max_body = (size_t)n;
-        } else {
-            return usage_error("unknown option", a);
+        if (!strcmp(arg, "-c") || !strcmp(arg, "--config")) {
+            a.config = v;
+            continue;
         }
+        size_t k = 0, nk = sizeof flag_keys / sizeof flag_keys[0];
+        while (k < nk && strcmp(arg, flag_keys[k].flag) && !(flag_keys[k].alt && !strcmp(arg, flag_keys[k].alt))) k++;
+        if (k == nk) return usage_error("unknown option", arg);
+        if (a.n >= MAX_SETTINGS) return usage_error("too many options", NULL);
+        snprintf(a.origins[a.n], sizeof a.origins[0], "flag %s", flag_keys[k].flag);
+        a.settings[a.n] = (cfg_setting){flag_keys[k].key, v, a.origins[a.n]};
+        a.n++;
     }
-    if (!cfg.model.path) return usage_error("missing -m FILE", NULL);
+    cfg_config *config = NULL;
+    cfg_errors errs;
+    hearth_err err = {0};
+    if (build(&a, &config, &errs, &err) != HEARTH_OK) {
+        print_errors(&errs, &err);
+        return err.status == HEARTH_ERR_INVALID ? 2 : 1;
+    }
+    if (config->n_models == 0) {
+        cfg_free(config);
+        return usage_error("no model configured: give -m FILE, set HEARTH_MODEL, or list models in a config file (-c)",
+                           NULL);
+    }
+    bool single = !a.config;
     if (!no_db && !db)
         fprintf(stderr, "hearth: warning: no request store (set HEARTH_DATA or HOME, or pass --db FILE)\n");
-    cfg.obs.db_path = no_db ? NULL : db;
-    FILE *probe = fopen(cfg.model.path, "rb");
-    if (!probe) {
-        fprintf(stderr, "hearth: error: %s: %s\n", cfg.model.path, strerror(errno));
-        return 1;
-    }
-    fclose(probe);
+    oc.db_path = no_db ? NULL : db;
 
     /* every thread inherits this mask, so only sigtimedwait below sees the signals */
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     srv *s = NULL;
-    hearth_err err = {0};
-    if (srv_new(&cfg, &s, &err) != HEARTH_OK) {
+    srv_config sc = {.config = config, .log = log_line, .reload = build, .reload_ud = &a, .obs = oc};
+    if (srv_new(&sc, &s, &err) != HEARTH_OK) {
         fprintf(stderr, "hearth: error: %s\n", err.msg);
         return 1;
     }
     int code = 0;
     for (;;) {
         struct timespec tick = {0, 200 * 1000 * 1000};
-        if (sigtimedwait(&set, NULL, &tick) > 0) break;
-        if (srv_state(s) == SRV_MODEL_FAILED) {
-            fprintf(stderr, "hearth: error: %s\n", srv_load_error(s)->msg);
+        int sig = sigtimedwait(&set, NULL, &tick);
+        if (sig == SIGHUP) {
+            char msg[512];
+            srv_reload(s, msg, sizeof msg, &errs, &err); /* logs the outcome either way */
+            continue;
+        }
+        if (sig > 0) break;
+        char why[600];
+        if (single && first_load_failed(s, why, sizeof why)) {
+            fprintf(stderr, "hearth: error: %s\n", why);
             code = 1;
             break;
         }

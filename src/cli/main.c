@@ -18,7 +18,9 @@ static const cli_command commands[] = {
     {"run", cli_run, "generate text from a prompt"},
     {"embed", cli_embed, "print the embedding of a text"},
     {"template", cli_template, "render a chat template with a JSON context"},
-    {"serve", cli_serve, "serve a model over the OpenAI-compatible HTTP API"},
+    {"serve", cli_serve, "serve models over the OpenAI-compatible HTTP API"},
+    {"config", cli_config, "check a configuration file and print the effective configuration"},
+    {"pull", cli_pull, "download a model into the model store"},
     {"stats", cli_stats, "summarise the requests in the request store"},
     {"loadgen", cli_loadgen, "load-test a local OpenAI-compatible server (streamed completions)"},
 };

@@ -30,6 +30,9 @@ typedef struct gen_model {
  * embedding table. Errors: NOT_FOUND/IO/FORMAT from the file, FORMAT/UNSUPPORTED from
  * the model or tokenizer, NOMEM. The message starts with the path. */
 hearth_status gen_model_open(const char *path, gen_model **out, hearth_err *err);
+/* The same over a file already opened (e.g. with gguf_open_memory); takes ownership of f
+ * whatever the outcome. Messages start with gguf_path(f). */
+hearth_status gen_model_from_gguf(gguf_file *f, gen_model **out, hearth_err *err);
 void gen_model_close(gen_model *gm); /* accepts NULL */
 
 /* ---- engine ---------------------------------------------------------------------- */

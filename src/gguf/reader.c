@@ -396,9 +396,10 @@ static hearth_status apply_alignment(cursor *c, gguf_file *f) {
     if (v->type != GGUF_V_UINT32)
         return err_set(c->err, HEARTH_ERR_FORMAT, "%s: alignment must be a uint32, not %s (key 'general.alignment')",
                        c->name, gguf_vtype_name(v->type));
-    if (v->u == 0 || (v->u & (v->u - 1)) != 0)
+    /* the format requires a multiple of 8, which also keeps every scalar element aligned */
+    if (v->u < 8 || (v->u & (v->u - 1)) != 0)
         return err_set(c->err, HEARTH_ERR_FORMAT,
-                       "%s: alignment %" PRIu64 " is not a power of two (key 'general.alignment')", c->name, v->u);
+                       "%s: alignment %" PRIu64 " is not a power of two >= 8 (key 'general.alignment')", c->name, v->u);
     f->alignment = (uint32_t)v->u;
     return HEARTH_OK;
 }

@@ -183,8 +183,8 @@ static hearth_status put_value(wbuf *b, const gguf_value *v, const char *key, he
 
 static hearth_status check_alignment_key(const char *key, const gguf_value *v, hearth_err *err) {
     if (strcmp(key, "general.alignment") != 0) return HEARTH_OK;
-    if (v->type != GGUF_V_UINT32 || v->u == 0 || (v->u & (v->u - 1)) != 0)
-        return err_set(err, HEARTH_ERR_INVALID, "gguf writer: general.alignment must be a uint32 power of two");
+    if (v->type != GGUF_V_UINT32 || v->u < 8 || (v->u & (v->u - 1)) != 0)
+        return err_set(err, HEARTH_ERR_INVALID, "gguf writer: general.alignment must be a uint32 power of two >= 8");
     return HEARTH_OK;
 }
 

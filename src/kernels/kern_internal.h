@@ -88,6 +88,7 @@ KERN_DECLARE_TYPE(q6_k)
    (0..15) and Q6_K quants (-32..31), one per element. */
 void kern_k_unpack_scales_mins(const uint8_t s[12], uint8_t sc[8], uint8_t mn[8]);
 void kern_q4_k_unpack(const kern_block_q4_k *b, uint8_t q[256]);
+void kern_q5_k_unpack(const kern_block_q5_k *b, uint8_t q[256]);   /* 0..31 */
 void kern_q6_k_unpack(const kern_block_q6_k *b, int8_t q[256]);
 
 /* ---- K-quant scale search (quant_k_search.c) -------------------------------- */
@@ -116,6 +117,14 @@ KERN_DECLARE_AVX2(f32)
 KERN_DECLARE_AVX2(f16)
 KERN_DECLARE_AVX2(bf16)
 #undef KERN_DECLARE_AVX2
+/* One weight row against KERN_DOT_TOKENS activation rows x_stride bytes apart, each
+   result bit-identical to the type's vec_dot of the same level (prefill on plain rows). */
+#define KERN_DOT_TOKENS 4
+void kern_q4_k_vec_dot4_avx2(int64_t n, const void *w, const void *x, size_t x_stride, float *out);
+void kern_q5_k_vec_dot4_avx2(int64_t n, const void *w, const void *x, size_t x_stride, float *out);
+void kern_q6_k_vec_dot4_avx2(int64_t n, const void *w, const void *x, size_t x_stride, float *out);
+void kern_f16_to_float_avx2(const void *src, float *dst, int64_t n);
+void kern_f16_from_float_avx2(const float *src, void *dst, int64_t n);
 void kern_q8_0_from_float_avx2(const float *src, void *dst, int64_t n);
 void kern_q8_1_from_float_avx2(const float *src, void *dst, int64_t n);
 void kern_q8_k_from_float_avx2(const float *src, void *dst, int64_t n);
@@ -137,6 +146,16 @@ typedef struct {
     uint8_t qs[8][4][64];
 } kern_panel_q4_k;                              /* 2368 B */
 
+/* Q5_K: Q4_K's panel plus the fifth bits: qh[j] byte 4i+b, bit 2c / 2c+1 = bit 4 of
+   elements 32j+8c+b / 32j+8c+4+b of row i. */
+typedef struct {
+    uint16_t d[KERN_PANEL], dmin[KERN_PANEL];
+    uint8_t sc[8][KERN_PANEL];
+    uint8_t mn[4][KERN_PANEL][2];
+    uint8_t qs[8][4][64];
+    uint8_t qh[8][64];
+} kern_panel_q5_k;                              /* 2880 B */
+
 /* Q6_K: 8 units of 32 elements; ql as Q4_K's qs (quants + 32, low 4 bits); qh[u][h]
    holds the top 2 bits for chunks 2h, 2h+1 of unit u: byte 4i+b bits 0-1 / 2-3 / 4-5 /
    6-7 are elements 8c+b, 8c+4+b of chunk 2h, then the same of chunk 2h+1. Padded to a
@@ -156,7 +175,18 @@ typedef struct {
     uint16_t d[2][KERN_PANEL];
 } kern_panel_q8_0;                              /* 1088 B */
 
+/* Q4_0: per 2 blocks (64 elements) of 16 rows; byte 4i+b of qs[h][c] = q[8c+b] |
+   q[8c+4+b] << 4 (quants 0..15, value d * (q - 8)) of block h of row i. Same size as
+   the 32 blocks it holds. */
+typedef struct {
+    uint8_t qs[2][4][64];
+    uint16_t d[2][KERN_PANEL];
+} kern_panel_q4_0;                              /* 576 B */
+
+_Static_assert(sizeof(kern_panel_q4_0) == 576, "q4_0 panel");
 _Static_assert(sizeof(kern_panel_q4_k) == 2368, "q4_k panel");
+_Static_assert(sizeof(kern_panel_q5_k) == 2880, "q5_k panel");
+_Static_assert(offsetof(kern_panel_q5_k, qs) == offsetof(kern_panel_q4_k, qs), "q5_k panel starts as q4_k");
 _Static_assert(sizeof(kern_panel_q6_k) == 3392, "q6_k panel");
 _Static_assert(sizeof(kern_panel_q8_0) == 1088, "q8_0 panel");
 
@@ -166,7 +196,7 @@ size_t kern_panel_bytes(uint32_t type, int64_t rows, int64_t cols);
 void kern_pack_panels(const kern_matrix *w, void *out);
 
 /* Activation formats of the tiled kernels, one row per token, made by the AVX-512
-   converters: for K-quants per 256 elements, for Q8_0 per 32. */
+   converters: for K-quants per 256 elements, for Q8_0 and Q4_0 per 32. */
 typedef struct {
     int8_t qs[256];
     float d;
@@ -177,7 +207,7 @@ typedef struct {
 typedef struct {
     int8_t qs[32];
     float d;            /* the f16-rounded scale, as Q8_0 stores it */
-    int32_t corr;       /* -128 * sum(qs): undoes the +128 of the packed weights */
+    int32_t corr;       /* -128 * sum(qs): undoes the +128 of packed Q8_0 (Q4_0: corr / 16) */
 } kern_act_q8;          /* 40 B */
 
 /* AVX-512: converts n_tok rows of cols floats into activation rows (act_row_bytes
@@ -187,6 +217,30 @@ void kern_act_convert_avx512(uint32_t wtype, const float *x, int64_t cols, void 
 void kern_panels_mul_avx512(uint32_t wtype, const void *panels, int64_t rows, int64_t cols,
                             int64_t p0, int64_t p1, const uint8_t *act, size_t act_row_bytes,
                             int64_t t0, int64_t t1, float *y, int64_t ldy);
+
+/* ---- elementwise ops (ops.c, ops_avx2.c, ops_avx512.c) --------------------- */
+void kern_silu_mul_scalar(const float *gate, const float *up, int64_t n, float *out);
+void kern_silu_mul_avx2(const float *gate, const float *up, int64_t n, float *out);
+void kern_silu_mul_avx512(const float *gate, const float *up, int64_t n, float *out);
+void kern_rmsnorm_avx512(const float *x, const float *weight, int64_t n, float eps, float *out);
+
+/* ---- attention (attn.c, attn_avx2.c, attn_avx512.c) ------------------------ */
+#define KERN_ATTN_CHUNK 8   /* keys converted and scored together */
+/* The workspace of a kern_attn: queries (scaled) and unnormalised outputs, in row-major
+   [row][d] for the scalar level and transposed [d][lane] for the SIMD levels; one chunk
+   of keys and values converted to float, [key][d]; running max m and sum l per row. */
+typedef struct {
+    float *q, *o, *kf, *vf, *m, *l;
+} kern_attn_parts;
+kern_attn_parts kern_attn_split(const kern_attn *a);
+void kern_attn_begin_avx2(kern_attn *a, const float *const *q, float scale);
+void kern_attn_keys_avx2(kern_attn *a, const uint16_t *k, size_t k_stride, const uint16_t *v, size_t v_stride,
+                         int64_t pos0, int64_t n);
+void kern_attn_end_avx2(kern_attn *a, float *const *out);
+void kern_attn_begin_avx512(kern_attn *a, const float *const *q, float scale);
+void kern_attn_keys_avx512(kern_attn *a, const uint16_t *k, size_t k_stride, const uint16_t *v, size_t v_stride,
+                           int64_t pos0, int64_t n);
+void kern_attn_end_avx512(kern_attn *a, float *const *out);
 
 /* ---- thread pool scratch (pool.c) ------------------------------------------- */
 /* A buffer of at least bytes owned by the pool, kept between calls; NULL if it cannot

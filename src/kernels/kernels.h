@@ -84,7 +84,7 @@ typedef struct kern_matrix {
 } kern_matrix;
 
 /* Repacks w once, at load, when the active level has a tiled kernel for its type
-   (AVX-512: Q4_K, Q6_K, Q8_0 into 16-row interleaved panels); otherwise leaves w as it
+   (AVX-512: Q4_K, Q5_K, Q6_K, Q8_0, Q4_0 into 16-row interleaved panels); otherwise leaves w as it
    is. data stays valid and untouched (kern_get_row keeps using it). *bytes (may be NULL)
    receives the memory now owned by w (0 when nothing was repacked). Errors:
    HEARTH_ERR_NOMEM, HEARTH_ERR_INVALID (inconsistent shape); w is then unchanged.
@@ -105,8 +105,51 @@ void kern_matrix_release(kern_matrix *w);   /* frees what prepare allocated; ide
 hearth_status kern_matmul(kern_pool *p, const kern_matrix *w, const float *x, int64_t n_tok,
                           float *y, int64_t ldy);
 
+/* Several matrices with the same cols over the same x (e.g. q, k and v; gate and up):
+   y[i] = W[i] x with row stride ldy[i], as kern_matmul would give each. Consecutive
+   matrices whose activations take the same format share one conversion and one work
+   split over all their rows, so a group costs one pass instead of n. 1 <= n <=
+   KERN_MATMUL_GROUP; errors as kern_matmul (INVALID also for differing cols); on error
+   the outputs of earlier matrices may have been written. */
+#define KERN_MATMUL_GROUP 4
+hearth_status kern_matmul_group(kern_pool *p, int n, const kern_matrix *const *w, const float *x, int64_t n_tok,
+                                float *const *y, const int64_t *ldy);
+
 /* Dequantizes row r (< rows) of w into out[cols]; w->type must have kernels. */
 void kern_get_row(const kern_matrix *w, int64_t r, float *out);
+
+/* ---- attention over F16 keys and values --------------------------------------
+   One pass of softmax(scale * q·K) · V for up to KERN_ATTN_ROWS query rows that share
+   their keys and values (e.g. the query heads of one KV head, for a few consecutive
+   tokens of one sequence), with an online softmax (running max and sum), so keys are
+   read once for all rows and no score row is kept. Keys arrive in runs of rows in
+   position order from 0; row r sees the keys at positions < n_vis[r] (causal mask).
+   The state and its workspace belong to one thread. */
+#define KERN_ATTN_ROWS 16
+
+typedef struct kern_attn {
+    kern_cpu_level level;          /* kernels in use (<= kern_cpu_level_best()) */
+    int n_rows;
+    int64_t dk, dv;
+    int32_t n_vis[KERN_ATTN_ROWS];
+    float *ws;                     /* workspace: kern_attn_workspace_floats(dk, dv) floats */
+} kern_attn;
+
+/* Floats of workspace one kern_attn needs (0 if dk or dv is below 1 or too large). */
+size_t kern_attn_workspace_floats(int64_t dk, int64_t dv);
+/* Starts rows q[r] (dk floats each, r < n_rows <= kern_attn_rows(level)) at level (a
+   level above the machine's best runs the best). */
+void kern_attn_begin(kern_attn *a, kern_cpu_level level, float *ws, int64_t dk, int64_t dv, int n_rows,
+                     const float *const *q, const int32_t *n_vis, float scale);
+/* Feeds the keys and values at positions pos0 .. pos0 + n - 1: row i of k at
+   k + i * k_stride (dk F16 values), of v at v + i * v_stride (dv values). */
+void kern_attn_keys(kern_attn *a, const uint16_t *k, size_t k_stride, const uint16_t *v, size_t v_stride,
+                    int64_t pos0, int64_t n);
+/* Writes each row's dv outputs to out[r] (zeros for a row that saw no key). */
+void kern_attn_end(kern_attn *a, float *const *out);
+/* Rows a block should hold at level to fill its vectors (8 for AVX2, else 16). Results
+   of a row do not depend on which other rows share its block. */
+int kern_attn_rows(kern_cpu_level level);
 
 /* ---- elementwise ops (in place where out == x is allowed) -------------------
    Norms: weight and bias may be NULL (no scale / no shift). */
@@ -117,6 +160,10 @@ void kern_layernorm(const float *x, const float *weight, const float *bias, int6
    n_rot dims of each head. neox: pairs (i, i+n_rot/2); else adjacent pairs (2i, 2i+1). */
 void kern_rope(float *x, int n_heads, int head_dim, int n_rot, int64_t pos,
                float freq_base, float freq_scale, bool neox);
+/* The same in two steps, so a position's angles serve every layer: cs receives n_rot
+   floats (cos, sin of each pair); kern_rope_apply then rotates exactly as kern_rope. */
+void kern_rope_angles(int n_rot, int64_t pos, float freq_base, float freq_scale, float *cs);
+void kern_rope_apply(float *x, int n_heads, int head_dim, int n_rot, const float *cs, bool neox);
 /* In place, max-subtracted; -INFINITY entries get 0; an all -INFINITY row becomes uniform. */
 void kern_softmax(float *x, int64_t n);
 void kern_silu_mul(const float *gate, const float *up, int64_t n, float *out);

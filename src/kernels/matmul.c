@@ -1,102 +1,165 @@
-/* Matrix times activations: y = W x for a batch of tokens. Activations are converted
- * once per call (in parallel), then the outputs are split evenly across the pool.
- * Plain matrices: each output is one vec_dot of the active level. Prepared matrices
- * (kern_matrix_prepare, AVX-512): 16-row panels times tiles of up to 8 tokens, work
- * items being (64-token block, panel) pairs. Either way the result is the same for any
- * thread count. Must never allocate per call when given a pool whose scratch is
- * already large enough, nor run a level's kernels dispatch did not choose. */
+/* Matrix times activations: y = W x for a batch of tokens, for one matrix or a group
+ * sharing x. Activations are converted once per call (in parallel; for a small batch
+ * each thread converts all of it for itself, saving a pool run), then the outputs are
+ * split evenly across the pool. Plain matrices: each output is one vec_dot of the
+ * active level. Prepared matrices (kern_matrix_prepare, AVX-512): 16-row panels times
+ * tiles of up to 8 tokens, work items being (64-token block, panel) pairs. Either way
+ * the result is the same for any thread count. Must never allocate per call when given
+ * a pool whose scratch is already large enough, nor run a level's kernels dispatch did
+ * not choose. */
 #include "base/checked.h"
 #include "base/mem.h"
 #include "kernels/kern_internal.h"
 
+#define TOKEN_BLOCK 64           /* panel path: tokens per work item, a multiple of the 8-token tile */
+#define SMALL_BATCH_ELEMS 32768  /* up to n_tok * cols this many, every thread converts the whole
+                                    batch for itself (microseconds): one pool run instead of two */
+
+/* One pass over a group of matrices sharing the activations: their work units (16-row
+   panels, or rows) are numbered one after another, first[i] being matrix i's first. */
 typedef struct {
-    const kern_matrix *w;
-    const kern_type_traits *wt;   /* weight type */
-    const kern_type_traits *xt;   /* activation type (wt->vec_dot_type) */
+    int n;
+    const kern_matrix *w[KERN_MATMUL_GROUP];
+    float *y[KERN_MATMUL_GROUP];
+    int64_t ldy[KERN_MATMUL_GROUP];
+    int64_t first[KERN_MATMUL_GROUP + 1];
+    bool panels;                  /* prepared matrices: the AVX-512 tiled kernels */
+    const kern_type_traits *xt;   /* else: the activation type of vec_dot */
     const float *x;
-    uint8_t *xq_out;              /* conversion target (scratch), NULL for F32 */
-    const uint8_t *xq;            /* activations as xt, rows of xq_row_bytes */
-    size_t xq_row_bytes;
-    int64_t n_tok;
-    float *y;
-    int64_t ldy;
-} matmul_job;
-
-/* Rows of x are contiguous and from_float works block by block, so the whole batch is
-   one run of n_tok * blocks_per_row blocks, split evenly. */
-static void convert_part(void *ctx, int ith, int nth) {
-    const matmul_job *j = ctx;
-    int64_t be = j->xt->block_elems;
-    int64_t total = j->n_tok * (j->w->cols / be);
-    int64_t b0 = total * ith / nth, b1 = total * (ith + 1) / nth;
-    if (b1 > b0)
-        j->xt->from_float(j->x + b0 * be, j->xq_out + (size_t)b0 * j->xt->block_bytes, (b1 - b0) * be);
-}
-
-static void dot_part(void *ctx, int ith, int nth) {
-    const matmul_job *j = ctx;
-    const kern_matrix *w = j->w;
-    int64_t r0 = w->rows * ith / nth, r1 = w->rows * (ith + 1) / nth;
-    for (int64_t r = r0; r < r1; r++) {
-        const uint8_t *wrow = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
-        for (int64_t t = 0; t < j->n_tok; t++)
-            j->y[t * j->ldy + r] = j->wt->vec_dot(w->cols, wrow, j->xq + (size_t)t * j->xq_row_bytes);
-    }
-}
-
-/* ---- prepared (panel) path -------------------------------------------------- */
-#define TOKEN_BLOCK 64   /* tokens per work item: a multiple of the 8-token tile */
-
-typedef struct {
-    const kern_matrix *w;
-    const float *x;
-    uint8_t *act;
+    int64_t cols, n_tok;
+    uint8_t *act;                 /* converted activations; NULL: x itself (F32 vec_dot) */
     size_t act_row_bytes;
-    int64_t n_tok;
-    float *y;
-    int64_t ldy;
-} panel_job;
+    bool per_thread;              /* each thread converts every row into its own slice */
+} mm_job;
 
-static void panel_convert_part(void *ctx, int ith, int nth) {
-    const panel_job *j = ctx;
-    int64_t t0 = j->n_tok * ith / nth, t1 = j->n_tok * (ith + 1) / nth;
-    for (int64_t t = t0; t < t1; t++)
-        kern_act_convert_avx512(j->w->type, j->x + t * j->w->cols, j->w->cols, j->act + (size_t)t * j->act_row_bytes);
+/* Rows [t0, t1) of x converted into act. Plain rows are contiguous and from_float works
+   block by block, so any cut at a block boundary gives the same bytes. */
+static void convert_rows(const mm_job *j, int64_t t0, int64_t t1, uint8_t *act) {
+    if (t1 <= t0) return;
+    if (j->panels) {
+        for (int64_t t = t0; t < t1; t++)
+            kern_act_convert_avx512(j->w[0]->type, j->x + t * j->cols, j->cols, act + (size_t)t * j->act_row_bytes);
+        return;
+    }
+    j->xt->from_float(j->x + t0 * j->cols, act + (size_t)t0 * j->act_row_bytes, (t1 - t0) * j->cols);
 }
 
-static void panel_mul_part(void *ctx, int ith, int nth) {
-    const panel_job *j = ctx;
-    const kern_matrix *w = j->w;
-    int64_t panels = (w->rows + KERN_PANEL - 1) / KERN_PANEL;
-    int64_t blocks = (j->n_tok + TOKEN_BLOCK - 1) / TOKEN_BLOCK, items = blocks * panels;
-    int64_t i0 = items * ith / nth, i1 = items * (ith + 1) / nth;
-    while (i0 < i1) {   /* runs of panels within one token block */
-        int64_t blk = i0 / panels, pn = i0 % panels;
-        int64_t pn_end = pn + (i1 - i0) < panels ? pn + (i1 - i0) : panels;
-        int64_t t0 = blk * TOKEN_BLOCK, t1 = t0 + TOKEN_BLOCK < j->n_tok ? t0 + TOKEN_BLOCK : j->n_tok;
-        kern_panels_mul_avx512(w->type, w->packed, w->rows, w->cols, pn, pn_end, j->act, j->act_row_bytes, t0, t1,
-                               j->y, j->ldy);
-        i0 += pn_end - pn;
+static void convert_part(void *ctx, int ith, int nth) {
+    const mm_job *j = ctx;
+    convert_rows(j, j->n_tok * ith / nth, j->n_tok * (ith + 1) / nth, j->act);
+}
+
+/* The active level's kernel for one row against KERN_DOT_TOKENS tokens, or NULL. */
+static void (*multi_token_dot(uint32_t type))(int64_t, const void *, const void *, size_t, float *) {
+    if (kern_cpu_level_active() < KERN_CPU_AVX2) return NULL;
+    switch (type) {
+    case GGML_Q4_K: return kern_q4_k_vec_dot4_avx2;
+    case GGML_Q5_K: return kern_q5_k_vec_dot4_avx2;
+    case GGML_Q6_K: return kern_q6_k_vec_dot4_avx2;
+    default: return NULL;
     }
 }
 
-static hearth_status matmul_panels(kern_pool *p, const kern_matrix *w, const float *x, int64_t n_tok, float *y,
-                                   int64_t ldy) {
-    panel_job job = {w, x, NULL, kern_act_row_bytes(w->type, w->cols), n_tok, y, ldy};
-    size_t bytes;
-    uint8_t *owned = NULL;
-    if (!ck_mul((size_t)n_tok, job.act_row_bytes, &bytes)) return HEARTH_ERR_INVALID;
-    job.act = p ? kern_pool_scratch(p, bytes) : (owned = mem_alloc(bytes));
-    if (!job.act) return HEARTH_ERR_NOMEM;
-    kern_pool_run(p, panel_convert_part, &job);
-    kern_pool_run(p, panel_mul_part, &job);
-    mem_free(owned);
-    return HEARTH_OK;
+/* Units [u0, u1) of matrix i, tokens [t0, t1). */
+static void mul_units(const mm_job *j, int i, int64_t u0, int64_t u1, int64_t t0, int64_t t1, const uint8_t *act) {
+    const kern_matrix *w = j->w[i];
+    if (j->panels) {
+        kern_panels_mul_avx512(w->type, w->packed, w->rows, w->cols, u0, u1, act, j->act_row_bytes, t0, t1, j->y[i],
+                               j->ldy[i]);
+        return;
+    }
+    const kern_type_traits *wt = kern_traits(w->type);
+    void (*dot4)(int64_t, const void *, const void *, size_t, float *) = multi_token_dot(w->type);
+    for (int64_t r = u0; r < u1; r++) {
+        const uint8_t *wrow = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
+        int64_t t = t0;
+        if (dot4)
+            for (; t + KERN_DOT_TOKENS <= t1; t += KERN_DOT_TOKENS) {
+                float out[KERN_DOT_TOKENS];
+                dot4(w->cols, wrow, act + (size_t)t * j->act_row_bytes, j->act_row_bytes, out);
+                for (int k = 0; k < KERN_DOT_TOKENS; k++) j->y[i][(t + k) * j->ldy[i] + r] = out[k];
+            }
+        for (; t < t1; t++) j->y[i][t * j->ldy[i] + r] = wt->vec_dot(w->cols, wrow, act + (size_t)t * j->act_row_bytes);
+    }
+}
+
+/* Work items are (token block, unit) pairs, split evenly in order; the plain path takes
+   all tokens as one block. Each item's arithmetic is fixed, so the split never shows. */
+static void mul_part(void *ctx, int ith, int nth) {
+    const mm_job *j = ctx;
+    const uint8_t *act = j->act ? j->act : (const uint8_t *)j->x;
+    if (j->per_thread) {
+        uint8_t *mine = j->act + (size_t)ith * (size_t)j->n_tok * j->act_row_bytes;
+        convert_rows(j, 0, j->n_tok, mine);
+        act = mine;
+    }
+    int64_t units = j->first[j->n], tb = j->panels ? TOKEN_BLOCK : j->n_tok;
+    int64_t items = (j->n_tok + tb - 1) / tb * units;
+    int64_t i0 = items * ith / nth, i1 = items * (ith + 1) / nth;
+    while (i0 < i1) {   /* runs of units within one token block and one matrix */
+        int64_t blk = i0 / units, u = i0 % units;
+        int m = 0;
+        while (u >= j->first[m + 1]) m++;
+        int64_t u_end = u + (i1 - i0) < j->first[m + 1] ? u + (i1 - i0) : j->first[m + 1];
+        int64_t t0 = blk * tb, t1 = t0 + tb < j->n_tok ? t0 + tb : j->n_tok;
+        mul_units(j, m, u - j->first[m], u_end - j->first[m], t0, t1, act);
+        i0 += u_end - u;
+    }
 }
 
 static bool panels_usable(const kern_matrix *w) {
     return w->packed && kern_cpu_level_active() == KERN_CPU_AVX512 &&
            w->packed_bytes == kern_panel_bytes(w->type, w->rows, w->cols);
+}
+
+/* Activation format of w: matrices that agree can share one conversion. */
+static uint32_t act_format(const kern_matrix *w) {
+    if (panels_usable(w)) return kern_act_row_bytes(w->type, 256) == kern_act_row_bytes(GGML_Q8_0, 256) ? 1000 + GGML_Q8_0 : 1000 + GGML_Q8_K;
+    return kern_traits(w->type)->vec_dot_type;
+}
+
+static hearth_status check(const kern_matrix *w, int64_t n_tok, int64_t ldy) {
+    const kern_type_traits *wt = kern_traits(w->type);
+    if (!wt) return HEARTH_ERR_UNSUPPORTED;
+    size_t need_row = kern_row_bytes(w->type, w->cols);
+    size_t xq_row_bytes = kern_row_bytes(wt->vec_dot_type, w->cols);
+    if (w->rows < 0 || w->cols <= 0 || n_tok < 0 || ldy < w->rows || need_row == 0 || xq_row_bytes == 0 ||
+        w->row_bytes < need_row)
+        return HEARTH_ERR_INVALID;
+    return HEARTH_OK;
+}
+
+/* Matrices [0, n) of one activation format, all checked, n_tok > 0. */
+static hearth_status run_group(kern_pool *p, int n, const kern_matrix *const *w, const float *x, int64_t n_tok,
+                               float *const *y, const int64_t *ldy) {
+    mm_job j = {.n = n, .x = x, .cols = w[0]->cols, .n_tok = n_tok, .panels = panels_usable(w[0])};
+    j.xt = kern_traits(kern_traits(w[0]->type)->vec_dot_type);
+    j.first[0] = 0;
+    for (int i = 0; i < n; i++) {
+        j.w[i] = w[i];
+        j.y[i] = y[i];
+        j.ldy[i] = ldy[i];
+        j.first[i + 1] = j.first[i] + (j.panels ? (w[i]->rows + KERN_PANEL - 1) / KERN_PANEL : w[i]->rows);
+    }
+    j.act_row_bytes = j.panels ? kern_act_row_bytes(w[0]->type, j.cols) : kern_row_bytes(j.xt->type, j.cols);
+    bool convert = j.panels || j.xt->type != GGML_F32;   /* F32 activations are used as given */
+    int nth = kern_pool_size(p);
+    j.per_thread = convert && nth > 1 && n_tok * j.cols <= SMALL_BATCH_ELEMS;
+    uint8_t *owned = NULL;
+    if (convert) {
+        size_t bytes;
+        if (!ck_mul((size_t)n_tok, j.act_row_bytes, &bytes) ||
+            !ck_mul(bytes, (size_t)(j.per_thread ? nth : 1), &bytes))
+            return HEARTH_ERR_INVALID;
+        j.act = p ? kern_pool_scratch(p, bytes) : (owned = mem_alloc(bytes));
+        if (!j.act) return HEARTH_ERR_NOMEM;
+        if (!j.per_thread) kern_pool_run(p, convert_part, &j);
+    } else {
+        j.act_row_bytes = (size_t)j.cols * sizeof(float);
+    }
+    kern_pool_run(p, mul_part, &j);
+    mem_free(owned);
+    return HEARTH_OK;
 }
 
 hearth_status kern_matrix_prepare(kern_matrix *w, size_t *bytes) {
@@ -131,29 +194,38 @@ void kern_matrix_release(kern_matrix *w) {
 /* ---- entry ------------------------------------------------------------------- */
 hearth_status kern_matmul(kern_pool *p, const kern_matrix *w, const float *x, int64_t n_tok,
                           float *y, int64_t ldy) {
-    const kern_type_traits *wt = kern_traits(w->type);
-    if (!wt) return HEARTH_ERR_UNSUPPORTED;
-    const kern_type_traits *xt = kern_traits(wt->vec_dot_type);
-    size_t need_row = kern_row_bytes(w->type, w->cols);
-    size_t xq_row_bytes = kern_row_bytes(xt->type, w->cols);
-    if (w->rows < 0 || w->cols <= 0 || n_tok < 0 || ldy < w->rows || need_row == 0 ||
-        xq_row_bytes == 0 || w->row_bytes < need_row)
-        return HEARTH_ERR_INVALID;
-    if (n_tok == 0 || w->rows == 0) return HEARTH_OK;
-    if (panels_usable(w)) return matmul_panels(p, w, x, n_tok, y, ldy);
+    return kern_matmul_group(p, 1, &w, x, n_tok, &y, &ldy);
+}
 
-    matmul_job job = {w, wt, xt, x, NULL, (const uint8_t *)x, xq_row_bytes, n_tok, y, ldy};
-    uint8_t *owned = NULL;
-    if (xt->type != GGML_F32) {   /* F32 activations are used as given */
-        size_t bytes;
-        if (!ck_mul((size_t)n_tok, xq_row_bytes, &bytes)) return HEARTH_ERR_INVALID;
-        job.xq_out = p ? kern_pool_scratch(p, bytes) : (owned = mem_alloc(bytes));
-        if (!job.xq_out) return HEARTH_ERR_NOMEM;
-        job.xq = job.xq_out;
-        kern_pool_run(p, convert_part, &job);
+hearth_status kern_matmul_group(kern_pool *p, int n, const kern_matrix *const *w, const float *x, int64_t n_tok,
+                                float *const *y, const int64_t *ldy) {
+    if (n < 1 || n > KERN_MATMUL_GROUP) return HEARTH_ERR_INVALID;
+    for (int i = 0; i < n; i++) {
+        hearth_status st = check(w[i], n_tok, ldy[i]);
+        if (st) return st;
+        if (w[i]->cols != w[0]->cols) return HEARTH_ERR_INVALID;
     }
-    kern_pool_run(p, dot_part, &job);
-    mem_free(owned);
+    if (n_tok == 0) return HEARTH_OK;
+    /* runs of consecutive matrices with one activation format share a pass */
+    for (int i0 = 0; i0 < n;) {
+        int i1 = i0 + 1;
+        while (i1 < n && act_format(w[i1]) == act_format(w[i0])) i1++;
+        const kern_matrix *gw[KERN_MATMUL_GROUP];
+        float *gy[KERN_MATMUL_GROUP];
+        int64_t gl[KERN_MATMUL_GROUP];
+        int g = 0;
+        for (int i = i0; i < i1; i++)
+            if (w[i]->rows > 0) {
+                gw[g] = w[i];
+                gy[g] = y[i];
+                gl[g++] = ldy[i];
+            }
+        if (g > 0) {
+            hearth_status st = run_group(p, g, gw, x, n_tok, gy, gl);
+            if (st) return st;
+        }
+        i0 = i1;
+    }
     return HEARTH_OK;
 }
 

@@ -40,7 +40,7 @@ INLINE __m512 f16x16(const uint16_t *h) { return _mm512_cvtph_ps(_mm256_loadu_si
 
 /* ---- activation converters -------------------------------------------------- */
 size_t kern_act_row_bytes(uint32_t wtype, int64_t cols) {
-    if (wtype == GGML_Q8_0) return (size_t)(cols / KERN_QK32) * sizeof(kern_act_q8);
+    if (wtype == GGML_Q8_0 || wtype == GGML_Q4_0) return (size_t)(cols / KERN_QK32) * sizeof(kern_act_q8);
     return (size_t)(cols / KERN_QKK) * sizeof(kern_act_k);
 }
 
@@ -91,32 +91,45 @@ static void convert_q8(const float *x, int64_t cols, kern_act_q8 *out) {
 }
 
 void kern_act_convert_avx512(uint32_t wtype, const float *x, int64_t cols, void *act) {
-    if (wtype == GGML_Q8_0) convert_q8(x, cols, act);
+    if (wtype == GGML_Q8_0 || wtype == GGML_Q4_0) convert_q8(x, cols, act);
     else convert_k(x, cols, act);
 }
 
 /* ---- tiles: 16 rows (one panel) x T tokens ------------------------------------ */
 INLINE const kern_act_k *act_k(const uint8_t *act, size_t arb, int t) { return (const kern_act_k *)(act + (size_t)t * arb); }
 
-INLINE void tile_q4_k(const kern_panel_q4_k *P, int64_t nsb, const uint8_t *act, size_t arb, const int T,
+/* bit 2c + k of every byte of h moved to bit 4 (then masked by the caller) */
+INLINE __m512i q5_high(__m512i h, int s) {
+    return s >= 0 ? _mm512_slli_epi16(h, s) : _mm512_srli_epi16(h, -s);
+}
+
+/* Q4_K, or Q5_K when H (the fifth bits, one line per sub-block) is not NULL. */
+INLINE void tile_q45_k(const kern_panel_q4_k *P, size_t stride, const uint8_t *H, int64_t nsb, const uint8_t *act, size_t arb, const int T,
                       float *y, int64_t ldy, __mmask16 mask) {
     const __m512i m4 = _mm512_set1_epi8(0x0f);
     __m512 accf[TILE_T];
 #pragma GCC unroll 8
     for (int t = 0; t < T; t++) accf[t] = _mm512_setzero_ps();
     for (int64_t sb = 0; sb < nsb; sb++) {
-        const kern_panel_q4_k *p = P + sb;
+        const kern_panel_q4_k *p = (const kern_panel_q4_k *)((const uint8_t *)P + sb * stride);
+        const uint8_t *h = H ? H + sb * stride : NULL;
         __m512i isum[TILE_T];
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++) isum[t] = _mm512_setzero_si512();
         for (int j = 0; j < 8; j++) {
-            prefetch_part(p, sizeof *p, j, 8);
+            prefetch_part(p, stride, j, 8);
             __m512i w[8];
 #pragma GCC unroll 4
             for (int c = 0; c < 4; c++) {
                 __m512i raw = _mm512_loadu_si512(p->qs[j][c]);
                 w[2 * c] = _mm512_and_si512(raw, m4);
                 w[2 * c + 1] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);
+            }
+            if (h) {   /* a | (b & c): the fifth bit over each nibble */
+                const __m512i m16 = _mm512_set1_epi8(0x10);
+                __m512i hb = _mm512_loadu_si512(h + 64 * j);
+#pragma GCC unroll 8
+                for (int k = 0; k < 8; k++) w[k] = _mm512_ternarylogic_epi32(w[k], q5_high(hb, 4 - k), m16, 0xf8);
             }
             __m512i sc = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p->sc[j]));
 #pragma GCC unroll 8
@@ -148,6 +161,17 @@ INLINE void tile_q4_k(const kern_panel_q4_k *P, int64_t nsb, const uint8_t *act,
     }
 #pragma GCC unroll 8
     for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + t * ldy, mask, accf[t]);
+}
+
+INLINE void tile_q4_k(const kern_panel_q4_k *P, int64_t nsb, const uint8_t *act, size_t arb, const int T,
+                      float *y, int64_t ldy, __mmask16 mask) {
+    tile_q45_k(P, sizeof *P, NULL, nsb, act, arb, T, y, ldy, mask);
+}
+
+INLINE void tile_q5_k(const kern_panel_q5_k *P, int64_t nsb, const uint8_t *act, size_t arb, const int T,
+                      float *y, int64_t ldy, __mmask16 mask) {
+    /* the Q4_K fields lead the Q5_K panel in the same order */
+    tile_q45_k((const kern_panel_q4_k *)(const void *)P, sizeof *P, P->qh[0], nsb, act, arb, T, y, ldy, mask);
 }
 
 /* bits 2k, 2k+1 of every byte of h moved to bits 4, 5 (then masked by the caller) */
@@ -243,6 +267,43 @@ INLINE void tile_q8_0(const kern_panel_q8_0 *P, int64_t units, const uint8_t *ac
     for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + t * ldy, mask, accf[t]);
 }
 
+INLINE void tile_q4_0(const kern_panel_q4_0 *P, int64_t units, const uint8_t *act, size_t arb, const int T,
+                      float *y, int64_t ldy, __mmask16 mask) {
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    __m512 accf[TILE_T];
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) accf[t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < 2 * units; b++) {
+        const kern_panel_q4_0 *p = P + b / 2;
+        prefetch_part(p, sizeof *p, (int)(b % 2), 2);
+        __m512i w[8];
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; c++) {
+            __m512i raw = _mm512_loadu_si512(p->qs[b % 2][c]);
+            w[2 * c] = _mm512_and_si512(raw, m4);
+            w[2 * c + 1] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);
+        }
+        __m512 dw = f16x16(p->d[b % 2]);
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) {
+            const kern_act_q8 *a = (const kern_act_q8 *)(act + (size_t)t * arb) + b;
+            /* -8 * sum(qs) undoes the +8 of the stored quants */
+            __m512i s = _mm512_set1_epi32(a->corr / 16), s1 = _mm512_setzero_si512();
+#pragma GCC unroll 4
+            for (int c = 0; c < 4; c += 2) {
+                s = _mm512_dpbusd_epi32(s, w[2 * c], bcast32(a->qs + 8 * c));
+                s = _mm512_dpbusd_epi32(s, w[2 * c + 1], bcast32(a->qs + 8 * c + 4));
+                s1 = _mm512_dpbusd_epi32(s1, w[2 * c + 2], bcast32(a->qs + 8 * c + 8));
+                s1 = _mm512_dpbusd_epi32(s1, w[2 * c + 3], bcast32(a->qs + 8 * c + 12));
+            }
+            s = _mm512_add_epi32(s, s1);
+            accf[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(a->d)), accf[t]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + t * ldy, mask, accf[t]);
+}
+
 /* One function per (type, T) so every tile loop is unrolled with constant bounds. */
 #define TILE_FNS(name, ptype)                                                                   \
     static void name##_t(int T, const void *P, int64_t units, const uint8_t *act, size_t arb, \
@@ -260,8 +321,10 @@ INLINE void tile_q8_0(const kern_panel_q8_0 *P, int64_t units, const uint8_t *ac
         }                                                                                      \
     }
 TILE_FNS(tile_q4_k, kern_panel_q4_k)
+TILE_FNS(tile_q5_k, kern_panel_q5_k)
 TILE_FNS(tile_q6_k, kern_panel_q6_k)
 TILE_FNS(tile_q8_0, kern_panel_q8_0)
+TILE_FNS(tile_q4_0, kern_panel_q4_0)
 
 void kern_panels_mul_avx512(uint32_t wtype, const void *panels, int64_t rows, int64_t cols,
                             int64_t p0, int64_t p1, const uint8_t *act, size_t act_row_bytes,
@@ -271,7 +334,9 @@ void kern_panels_mul_avx512(uint32_t wtype, const void *panels, int64_t rows, in
     int64_t units;
     switch (wtype) {
     case GGML_Q4_K: tile = tile_q4_k_t; unit_bytes = sizeof(kern_panel_q4_k); units = cols / KERN_QKK; break;
+    case GGML_Q5_K: tile = tile_q5_k_t; unit_bytes = sizeof(kern_panel_q5_k); units = cols / KERN_QKK; break;
     case GGML_Q6_K: tile = tile_q6_k_t; unit_bytes = sizeof(kern_panel_q6_k); units = cols / KERN_QKK; break;
+    case GGML_Q4_0: tile = tile_q4_0_t; unit_bytes = sizeof(kern_panel_q4_0); units = cols / (2 * KERN_QK32); break;
     default: tile = tile_q8_0_t; unit_bytes = sizeof(kern_panel_q8_0); units = cols / (2 * KERN_QK32); break;
     }
     for (int64_t pn = p0; pn < p1; pn++) {

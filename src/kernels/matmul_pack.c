@@ -8,8 +8,10 @@
 static size_t panel_unit_bytes(uint32_t type, int64_t *unit_elems) {
     switch (type) {
     case GGML_Q4_K: *unit_elems = KERN_QKK; return sizeof(kern_panel_q4_k);
+    case GGML_Q5_K: *unit_elems = KERN_QKK; return sizeof(kern_panel_q5_k);
     case GGML_Q6_K: *unit_elems = KERN_QKK; return sizeof(kern_panel_q6_k);
     case GGML_Q8_0: *unit_elems = 2 * KERN_QK32; return sizeof(kern_panel_q8_0);
+    case GGML_Q4_0: *unit_elems = 2 * KERN_QK32; return sizeof(kern_panel_q4_0);
     default: return 0;
     }
 }
@@ -38,6 +40,27 @@ static void pack_q4_k(const kern_block_q4_k *blk, int i, kern_panel_q4_k *p) {
         p->sc[j][i] = sc[j];
         p->mn[j / 2][i][j % 2] = mn[j];
         for (int c = 0; c < 4; c++) put_nibbles(p->qs[j][c], i, q, 32 * j + 8 * c);
+    }
+}
+
+static void pack_q5_k(const kern_block_q5_k *blk, int i, kern_panel_q5_k *p) {
+    uint8_t q[256], sc[8], mn[8];
+    kern_k_unpack_scales_mins(blk->scales, sc, mn);
+    kern_q5_k_unpack(blk, q);
+    p->d[i] = blk->d;
+    p->dmin[i] = blk->dmin;
+    for (int j = 0; j < 8; j++) {
+        p->sc[j][i] = sc[j];
+        p->mn[j / 2][i][j % 2] = mn[j];
+        for (int c = 0; c < 4; c++) put_nibbles(p->qs[j][c], i, q, 32 * j + 8 * c);
+        for (int b = 0; b < 4; b++) {
+            uint8_t v = 0;
+            for (int c = 0; c < 4; c++) {
+                int e = 32 * j + 8 * c + b;
+                v |= (uint8_t)(((q[e] >> 4) & 1) << (2 * c) | ((q[e + 4] >> 4) & 1) << (2 * c + 1));
+            }
+            p->qh[j][4 * i + b] = v;
+        }
     }
 }
 
@@ -71,6 +94,18 @@ static void pack_q8_0(const kern_block_q8_0 *blk, int i, kern_panel_q8_0 *p) {
     }
 }
 
+static void pack_q4_0(const kern_block_q4_0 *blk, int i, kern_panel_q4_0 *p) {
+    for (int h = 0; h < 2; h++) {
+        uint8_t q[32];
+        for (int l = 0; l < 16; l++) {
+            q[l] = blk[h].qs[l] & 0x0f;
+            q[l + 16] = blk[h].qs[l] >> 4;
+        }
+        p->d[h][i] = blk[h].d;
+        for (int c = 0; c < 4; c++) put_nibbles(p->qs[h][c], i, q, 8 * c);
+    }
+}
+
 void kern_pack_panels(const kern_matrix *w, void *out) {
     int64_t ue = 1;
     size_t ub = panel_unit_bytes(w->type, &ue);
@@ -86,8 +121,10 @@ void kern_pack_panels(const kern_matrix *w, void *out) {
                 void *p = dst + ((size_t)pn * (size_t)units + (size_t)u) * ub;
                 switch (w->type) {
                 case GGML_Q4_K: pack_q4_k((const kern_block_q4_k *)row + u, i, p); break;
+                case GGML_Q5_K: pack_q5_k((const kern_block_q5_k *)row + u, i, p); break;
                 case GGML_Q6_K: pack_q6_k((const kern_block_q6_k *)row + u, i, p); break;
                 case GGML_Q8_0: pack_q8_0((const kern_block_q8_0 *)row + 2 * u, i, p); break;
+                case GGML_Q4_0: pack_q4_0((const kern_block_q4_0 *)row + 2 * u, i, p); break;
                 default: break;
                 }
             }

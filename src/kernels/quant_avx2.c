@@ -1,6 +1,8 @@
 /* AVX2 (+FMA, F16C) kernels on the plain ggml layouts: the activation quantizers Q8_0
  * Q8_1 and Q8_K (bit-identical to the scalar ones) and vec_dot of Q8_0, Q4_0, Q4_1,
- * Q5_0, Q5_1, Q4_K, Q5_K, Q6_K (u8 x s8 pairs with maddubs, then madd) and of F32/F16/BF16 rows (FMA).
+ * Q5_0, Q5_1, Q4_K, Q5_K, Q6_K (u8 x s8 pairs with maddubs, then madd) and of F32/F16/BF16 rows (FMA),
+ * plus K-quant dots of one row against 4 tokens (prefill) that unpack each block once and
+ * give each token exactly its one-token result.
  * Compiled with -mavx2 -mfma -mf16c; must never run unless dispatch chose AVX2 or
  * above. Activations of the integer dots are in [-127, 127], as the quantizers make
  * them (the sign trick of the Q8_0 dot needs it). */
@@ -209,23 +211,32 @@ static inline __m256i dot_u8_scaled(__m256i q, const int8_t *x, int16_t scale) {
     return _mm256_madd_epi16(p, _mm256_set1_epi16(scale));
 }
 
-/* Q4_K and Q5_K: groups of 64 elements as 32 low then 32 high quants */
-static inline float dot_scale_min(const uint8_t scales[12], uint16_t d16, uint16_t dmin16,
-                                  const __m256i q[8], const kern_block_q8_k *y) {
-    uint8_t sc[8], mn[8];
-    scales_mins(scales, sc, mn);
+/* Q4_K and Q5_K: groups of 64 elements as 32 low then 32 high quants. mn16 holds each
+   group's min twice (one per 16-element bsum); the integer sums are exact, so the
+   result is the scalar formula's rounding of exact sums. */
+static inline float dot_scale_min(const uint8_t sc[8], __m256i mn16, float d, float dmin, const __m256i q[8],
+                                  const kern_block_q8_k *y) {
     __m256i acc = _mm256_setzero_si256();
     for (int j = 0; j < 8; j++) acc = _mm256_add_epi32(acc, dot_u8_scaled(q[j], y->qs + 32 * j, sc[j]));
-    int32_t summ = 0;
-    for (int j = 0; j < 8; j++) summ += mn[j] * (y->bsums[2 * j] + y->bsums[2 * j + 1]);
-    return y->d * (f16c(d16) * (float)hsum8i(acc) - f16c(dmin16) * (float)summ);
+    __m256i mins = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y->bsums), mn16);
+    /* both horizontal sums at once: lane 0 = sum(acc), lane 1 = sum(mins) */
+    __m256i h = _mm256_hadd_epi32(acc, mins);
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+    s = _mm_hadd_epi32(s, s);
+    return y->d * (d * (float)_mm_cvtsi128_si32(s) - dmin * (float)_mm_extract_epi32(s, 1));
 }
 
-float kern_q4_k_vec_dot_avx2(int64_t n, const void *w, const void *x) {
-    const kern_block_q4_k *a = w;
-    const kern_block_q8_k *y = x;
+static inline __m256i mins_pairs(const uint8_t mn[8]) {
+    __m128i m = _mm_loadl_epi64((const __m128i *)mn);
+    return _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m, m));
+}
+
+/* One Q4_K row against nt activation rows (x_stride bytes apart): each token's
+   arithmetic is that of the one-token dot, the unpacking is shared. */
+static inline __attribute__((always_inline)) void q4_k_dot_nt(int64_t n, const kern_block_q4_k *a, const uint8_t *x,
+                                                              size_t x_stride, const int nt, float *out) {
     const __m256i low = _mm256_set1_epi8(0x0f);
-    float sum = 0.0f;
+    float sum[KERN_DOT_TOKENS] = {0};
     for (int64_t i = 0; i < n / KERN_QKK; i++) {
         __m256i q[8];
         for (int g = 0; g < 4; g++) {
@@ -233,9 +244,24 @@ float kern_q4_k_vec_dot_avx2(int64_t n, const void *w, const void *x) {
             q[2 * g] = _mm256_and_si256(raw, low);
             q[2 * g + 1] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low);
         }
-        sum += dot_scale_min(a[i].scales, a[i].d, a[i].dmin, q, &y[i]);
+        uint8_t sc[8], mn[8];
+        scales_mins(a[i].scales, sc, mn);
+        float d = f16c(a[i].d), dmin = f16c(a[i].dmin);
+        __m256i mn16 = mins_pairs(mn);
+        for (int t = 0; t < nt; t++)
+            sum[t] += dot_scale_min(sc, mn16, d, dmin, q, (const kern_block_q8_k *)(x + (size_t)t * x_stride) + i);
     }
-    return sum;
+    for (int t = 0; t < nt; t++) out[t] = sum[t];
+}
+
+float kern_q4_k_vec_dot_avx2(int64_t n, const void *w, const void *x) {
+    float out;
+    q4_k_dot_nt(n, w, x, 0, 1, &out);
+    return out;
+}
+
+void kern_q4_k_vec_dot4_avx2(int64_t n, const void *w, const void *x, size_t x_stride, float *out) {
+    q4_k_dot_nt(n, w, x, x_stride, KERN_DOT_TOKENS, out);
 }
 
 /* moves bit `from` of every byte to bit 4 (other bits: garbage to mask off) */
@@ -243,11 +269,10 @@ static inline __m256i to_bit4(__m256i v, int from) {
     return from <= 4 ? _mm256_slli_epi16(v, 4 - from) : _mm256_srli_epi16(v, from - 4);
 }
 
-float kern_q5_k_vec_dot_avx2(int64_t n, const void *w, const void *x) {
-    const kern_block_q5_k *a = w;
-    const kern_block_q8_k *y = x;
+static inline __attribute__((always_inline)) void q5_k_dot_nt(int64_t n, const kern_block_q5_k *a, const uint8_t *x,
+                                                              size_t x_stride, const int nt, float *out) {
     const __m256i low = _mm256_set1_epi8(0x0f), bit = _mm256_set1_epi8(0x10);
-    float sum = 0.0f;
+    float sum[KERN_DOT_TOKENS] = {0};
     for (int64_t i = 0; i < n / KERN_QKK; i++) {
         __m256i q[8];
         __m256i qh = _mm256_loadu_si256((const __m256i *)a[i].qh);
@@ -259,18 +284,33 @@ float kern_q5_k_vec_dot_avx2(int64_t n, const void *w, const void *x) {
             q[2 * g] = _mm256_or_si256(_mm256_and_si256(raw, low), h0);
             q[2 * g + 1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(raw, 4), low), h1);
         }
-        sum += dot_scale_min(a[i].scales, a[i].d, a[i].dmin, q, &y[i]);
+        uint8_t sc[8], mn[8];
+        scales_mins(a[i].scales, sc, mn);
+        float d = f16c(a[i].d), dmin = f16c(a[i].dmin);
+        __m256i mn16 = mins_pairs(mn);
+        for (int t = 0; t < nt; t++)
+            sum[t] += dot_scale_min(sc, mn16, d, dmin, q, (const kern_block_q8_k *)(x + (size_t)t * x_stride) + i);
     }
-    return sum;
+    for (int t = 0; t < nt; t++) out[t] = sum[t];
 }
 
-float kern_q6_k_vec_dot_avx2(int64_t n, const void *w, const void *x) {
-    const kern_block_q6_k *a = w;
-    const kern_block_q8_k *y = x;
+float kern_q5_k_vec_dot_avx2(int64_t n, const void *w, const void *x) {
+    float out;
+    q5_k_dot_nt(n, w, x, 0, 1, &out);
+    return out;
+}
+
+void kern_q5_k_vec_dot4_avx2(int64_t n, const void *w, const void *x, size_t x_stride, float *out) {
+    q5_k_dot_nt(n, w, x, x_stride, KERN_DOT_TOKENS, out);
+}
+
+static inline __attribute__((always_inline)) void q6_k_dot_nt(int64_t n, const kern_block_q6_k *a, const uint8_t *x,
+                                                              size_t x_stride, const int nt, float *out) {
     const __m256i low = _mm256_set1_epi8(0x0f), two = _mm256_set1_epi8(0x30);
-    float sum = 0.0f;
+    float sum[KERN_DOT_TOKENS] = {0};
     for (int64_t i = 0; i < n / KERN_QKK; i++) {
-        __m256i acc = _mm256_setzero_si256();
+        __m256i acc[KERN_DOT_TOKENS];
+        for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_si256();
         for (int h = 0; h < 2; h++) {
             __m256i l0 = _mm256_loadu_si256((const __m256i *)(a[i].ql + 64 * h));
             __m256i l1 = _mm256_loadu_si256((const __m256i *)(a[i].ql + 64 * h + 32));
@@ -283,18 +323,35 @@ float kern_q6_k_vec_dot_avx2(int64_t n, const void *w, const void *x) {
             };
             for (int k = 0; k < 4; k++) {
                 const int8_t *sc = a[i].scales + 8 * h + 2 * k;
-                __m256i p = _mm256_maddubs_epi16(q[k], _mm256_loadu_si256((const __m256i *)(y[i].qs + 128 * h + 32 * k)));
                 __m256i s = _mm256_set_m128i(_mm_set1_epi16(sc[1]), _mm_set1_epi16(sc[0]));
-                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, s));
+                for (int t = 0; t < nt; t++) {
+                    const kern_block_q8_k *y = (const kern_block_q8_k *)(x + (size_t)t * x_stride) + i;
+                    __m256i p = _mm256_maddubs_epi16(q[k], _mm256_loadu_si256((const __m256i *)(y->qs + 128 * h + 32 * k)));
+                    acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(p, s));
+                }
             }
         }
         /* quants are stored +32: subtract 32 * sum(scale * bsum) */
         __m256i scl = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)a[i].scales));
-        __m256i off = _mm256_madd_epi16(scl, _mm256_loadu_si256((const __m256i *)y[i].bsums));
-        int32_t sumi = hsum8i(acc) - 32 * hsum8i(off);
-        sum += y[i].d * f16c(a[i].d) * (float)sumi;
+        float d = f16c(a[i].d);
+        for (int t = 0; t < nt; t++) {
+            const kern_block_q8_k *y = (const kern_block_q8_k *)(x + (size_t)t * x_stride) + i;
+            __m256i off = _mm256_madd_epi16(scl, _mm256_loadu_si256((const __m256i *)y->bsums));
+            int32_t sumi = hsum8i(acc[t]) - 32 * hsum8i(off);
+            sum[t] += y->d * d * (float)sumi;
+        }
     }
-    return sum;
+    for (int t = 0; t < nt; t++) out[t] = sum[t];
+}
+
+float kern_q6_k_vec_dot_avx2(int64_t n, const void *w, const void *x) {
+    float out;
+    q6_k_dot_nt(n, w, x, 0, 1, &out);
+    return out;
+}
+
+void kern_q6_k_vec_dot4_avx2(int64_t n, const void *w, const void *x, size_t x_stride, float *out) {
+    q6_k_dot_nt(n, w, x, x_stride, KERN_DOT_TOKENS, out);
 }
 
 /* ---- float rows: 8-lane FMA, 4 accumulators ---------------------------------- */

@@ -43,7 +43,7 @@ void kern_q4_k_unpack(const kern_block_q4_k *b, uint8_t q[256]) {
         }
 }
 
-static void unpack_q5_k(const kern_block_q5_k *b, uint8_t q[256]) {
+void kern_q5_k_unpack(const kern_block_q5_k *b, uint8_t q[256]) {
     for (int g = 0; g < 4; g++)
         for (int l = 0; l < 32; l++) {
             q[64 * g + l] = (uint8_t)((b->qs[32 * g + l] & 0x0f) | ((b->qh[l] >> (2 * g)) & 1) << 4);
@@ -282,7 +282,7 @@ void kern_q5_k_to_float(const void *src, float *dst, int64_t n) {
     for (int64_t i = 0; i < n / KERN_QKK; i++, dst += KERN_QKK) {
         float d = KERN_F16(b[i].d), dmin = KERN_F16(b[i].dmin);
         kern_k_unpack_scales_mins(b[i].scales, sc, mn);
-        unpack_q5_k(&b[i], q);
+        kern_q5_k_unpack(&b[i], q);
         for (int e = 0; e < 256; e++) dst[e] = d * sc[e / 32] * q[e] - dmin * mn[e / 32];
     }
 }
@@ -294,7 +294,7 @@ float kern_q5_k_vec_dot(int64_t n, const void *w, const void *x) {
     float sum = 0.0f;
     for (int64_t i = 0; i < n / KERN_QKK; i++) {
         kern_k_unpack_scales_mins(a[i].scales, sc, mn);
-        unpack_q5_k(&a[i], q);
+        kern_q5_k_unpack(&a[i], q);
         sum += dot_scale_min_block(q, sc, mn, KERN_F16(a[i].d), KERN_F16(a[i].dmin), &y[i]);
     }
     return sum;

@@ -36,6 +36,8 @@ static pthread_once_t active_once = PTHREAD_ONCE_INIT;
 static void install_avx2(kern_type_traits *t) {
     t[GGML_F32].vec_dot = kern_f32_vec_dot_avx2;
     t[GGML_F16].vec_dot = kern_f16_vec_dot_avx2;
+    t[GGML_F16].to_float = kern_f16_to_float_avx2;
+    t[GGML_F16].from_float = kern_f16_from_float_avx2;
     t[GGML_BF16].vec_dot = kern_bf16_vec_dot_avx2;
     t[GGML_Q8_0].vec_dot = kern_q8_0_vec_dot_avx2;
     t[GGML_Q8_0].from_float = kern_q8_0_from_float_avx2;

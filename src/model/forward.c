@@ -12,6 +12,7 @@
  * are the same code. This file never allocates during a forward and never validates
  * model data (loading did); it does validate the batch. */
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "base/checked.h"
@@ -58,6 +59,13 @@ hearth_status model_ctx_new(const model *m, const model_ctx_params *p, kern_pool
     c->gate = alloc_floats(nb, hp->n_ff, &ok);
     c->up = alloc_floats(nb, hp->n_ff, &ok);
     c->scores = alloc_floats(c->n_threads, p->n_ctx, &ok);
+    c->attn_ws_floats = (kern_attn_workspace_floats(hp->head_dim_k, hp->head_dim_v) + 15) & ~(size_t)15;
+    c->attn_ws_raw = alloc_floats(c->n_threads * (int64_t)c->attn_ws_floats + 16, 1, &ok);
+    c->attn_ws = c->attn_ws_raw ? (float *)(((uintptr_t)c->attn_ws_raw + 63) & ~(uintptr_t)63) : NULL;
+    c->rope_cs = alloc_floats(nb, hp->n_rot, &ok);
+    c->order = mem_alloc_array((size_t)nb, sizeof *c->order);
+    c->blocks = mem_alloc_array((size_t)nb, sizeof *c->blocks);
+    ok = ok && c->order && c->blocks && c->attn_ws_floats > 0;
     c->out_x = alloc_floats(p->n_outputs, hp->n_embd, &ok);
     if (!p->embeddings) c->logits = alloc_floats(p->n_outputs, hp->n_vocab, &ok);
     if (!ok) {
@@ -70,8 +78,11 @@ hearth_status model_ctx_new(const model *m, const model_ctx_params *p, kern_pool
 
 void model_ctx_free(model_ctx *c) {
     if (!c) return;
-    float *bufs[] = {c->x, c->xn, c->q, c->k, c->v, c->att, c->gate, c->up, c->scores, c->out_x, c->logits};
+    float *bufs[] = {c->x, c->xn, c->q, c->k, c->v, c->att, c->gate, c->up, c->scores, c->attn_ws_raw,
+                     c->rope_cs, c->out_x, c->logits};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) mem_free(bufs[i]);
+    mem_free(c->order);
+    mem_free(c->blocks);
     model_lora_run_free(&c->lora);
     mem_free(c);
 }
@@ -146,52 +157,88 @@ static hearth_status reserve_batch(model_ctx *c, kv_cache *kv, const model_batch
 
 /* ---- attention ------------------------------------------------------------------ */
 
+/* Groups the batch by sequence and cuts each sequence's tokens into blocks that fill
+   the attention kernel's rows: with G query heads per KV head, a block holds
+   rows/G tokens (at least one) and a work item is (block, KV head, slice of heads). */
+static void plan_attention(model_ctx *c, const model_batch *b) {
+    const model_hparams *hp = &c->m->hp;
+    kern_cpu_level level = kern_cpu_level_active();
+    int rows = kern_attn_rows(level);
+    int64_t group = hp->n_head / hp->n_head_kv;
+    c->attn_level = (int)level;
+    c->attn_heads = group < rows ? (int)group : rows;
+    int32_t per_block = rows / c->attn_heads, n = 0;
+    c->n_blocks = 0;
+    for (int32_t i = 0; i < b->n; i++) {
+        if (prev_in_seq(b, i) >= 0) continue;
+        int32_t in_block = per_block;   /* a sequence starts a new block */
+        for (int32_t t = i; t < b->n; t++) {
+            if (b->seq[t] != b->seq[i]) continue;
+            if (in_block == per_block) {
+                c->blocks[c->n_blocks++] = (attn_block){n, 0};
+                in_block = 0;
+            }
+            c->blocks[c->n_blocks - 1].n++;
+            in_block++;
+            c->order[n++] = t;
+        }
+    }
+}
+
 typedef struct attn_job {
     model_ctx *c;
     kv_cache *kv;
     const model_batch *b;
     int32_t layer;
+    int64_t slices;        /* head slices per KV head */
+    int64_t items;
+    atomic_llong next;     /* work items are taken in turn: their costs differ */
 } attn_job;
 
-static float dot_f16(const float *q, const uint16_t *k, int64_t n) {
-    float s = 0.0f;
-    for (int64_t i = 0; i < n; i++) s += q[i] * kern_f16_to_f32(k[i]);
-    return s;
-}
-
-static void axpy_f16(float *out, float a, const uint16_t *v, int64_t n) {
-    for (int64_t i = 0; i < n; i++) out[i] += a * kern_f16_to_f32(v[i]);
-}
-
-/* One (token, head): softmax(q·K / sqrt(d)) · V over positions [0, pos] of its sequence. */
-static void attend_one(const attn_job *job, int32_t t, int64_t h, float *scores) {
-    const model_hparams *hp = &job->c->m->hp;
+/* Item i: blocks from the last (in a prompt, the longest contexts) to the first. */
+static void attend_item(attn_job *job, int64_t item, float *ws) {
+    model_ctx *c = job->c;
+    const model_hparams *hp = &c->m->hp;
     const kv_config *kc = kv_cache_config(job->kv);
-    int64_t dk = hp->head_dim_k, dv = hp->head_dim_v, kvh = h / (hp->n_head / hp->n_head_kv);
-    int32_t seq = job->b->seq[t];
-    int64_t n_pos = (int64_t)job->b->pos[t] + 1, run;
-    const float *q = job->c->q + (size_t)t * (size_t)(hp->n_head * dk) + (size_t)(h * dk);
-    float scale = 1.0f / sqrtf((float)dk);
-    for (int64_t p = 0; p < n_pos; p += run) {
+    int64_t per_block = hp->n_head_kv * job->slices, dk = hp->head_dim_k, dv = hp->head_dim_v;
+    int64_t group = hp->n_head / hp->n_head_kv;
+    const attn_block *blk = &c->blocks[c->n_blocks - 1 - item / per_block];
+    int64_t kvh = item % per_block / job->slices, h0 = kvh * group + item % job->slices * c->attn_heads;
+    int64_t h1 = h0 + c->attn_heads < (kvh + 1) * group ? h0 + c->attn_heads : (kvh + 1) * group;
+    const float *q[KERN_ATTN_ROWS];
+    float *out[KERN_ATTN_ROWS];
+    int32_t n_vis[KERN_ATTN_ROWS], max_vis = 0;
+    int n_rows = 0;
+    for (int32_t i = 0; i < blk->n; i++) {
+        int32_t t = c->order[blk->first + i];
+        for (int64_t h = h0; h < h1; h++, n_rows++) {
+            q[n_rows] = c->q + (size_t)t * (size_t)(hp->n_head * dk) + (size_t)(h * dk);
+            out[n_rows] = c->att + (size_t)t * (size_t)(hp->n_head * dv) + (size_t)(h * dv);
+            n_vis[n_rows] = job->b->pos[t] + 1;
+        }
+        if (job->b->pos[t] + 1 > max_vis) max_vis = job->b->pos[t] + 1;
+    }
+    int32_t seq = job->b->seq[c->order[blk->first]];
+    kern_attn a;
+    kern_attn_begin(&a, (kern_cpu_level)c->attn_level, ws, dk, dv, n_rows, q, n_vis, 1.0f / sqrtf((float)dk));
+    int64_t run;
+    for (int64_t p = 0; p < max_vis; p += run) {
         const uint16_t *k = kv_k_run(job->kv, job->layer, seq, p, &run);
-        if (run > n_pos - p) run = n_pos - p;
-        for (int64_t r = 0; r < run; r++) scores[p + r] = scale * dot_f16(q, k + r * kc->k_dim + kvh * dk, dk);
-    }
-    kern_softmax(scores, n_pos);
-    float *out = job->c->att + (size_t)t * (size_t)(hp->n_head * dv) + (size_t)(h * dv);
-    memset(out, 0, (size_t)dv * sizeof(float));
-    for (int64_t p = 0; p < n_pos; p += run) {
         const uint16_t *v = kv_v_run(job->kv, job->layer, seq, p, &run);
-        if (run > n_pos - p) run = n_pos - p;
-        for (int64_t r = 0; r < run; r++) axpy_f16(out, scores[p + r], v + r * kc->v_dim + kvh * dv, dv);
+        if (run > max_vis - p) run = max_vis - p;
+        kern_attn_keys(&a, k + kvh * dk, (size_t)kc->k_dim, v + kvh * dv, (size_t)kc->v_dim, p, run);
     }
+    kern_attn_end(&a, out);
 }
 
 static void attn_worker(void *ctx, int ith, int nth) {
-    const attn_job *job = ctx;
-    int64_t n_head = job->c->m->hp.n_head, items = (int64_t)job->b->n * n_head;
-    float *scores = job->c->scores + (size_t)ith * (size_t)job->c->p.n_ctx;
-    for (int64_t i = ith; i < items; i += nth) attend_one(job, (int32_t)(i / n_head), i % n_head, scores);
+    attn_job *job = ctx;
+    float *ws = job->c->attn_ws + (size_t)ith * job->c->attn_ws_floats;
+    for (;;) {
+        int64_t i = atomic_fetch_add_explicit(&job->next, 1, memory_order_relaxed);
+        if (i >= job->items) break;
+        attend_item(job, i, ws);
+    }
 }
 
 /* ---- layers --------------------------------------------------------------------- */
@@ -207,15 +254,107 @@ static void head_norm(float *y, const float *w, int64_t n_tok, int64_t n_heads, 
     for (int64_t i = 0; i < n_tok * n_heads; i++) kern_rmsnorm(y + i * dim, w, dim, eps, y + i * dim);
 }
 
-static void store_kv(model_ctx *c, kv_cache *kv, const model_batch *b, int32_t layer) {
-    const kv_config *kc = kv_cache_config(kv);
-    for (int32_t t = 0; t < b->n; t++) {
-        uint16_t *kr = kv_k_row(kv, layer, b->seq[t], b->pos[t]);
-        uint16_t *vr = kv_v_row(kv, layer, b->seq[t], b->pos[t]);
-        const float *ks = c->k + (size_t)t * (size_t)kc->k_dim, *vs = c->v + (size_t)t * (size_t)kc->v_dim;
-        for (int32_t i = 0; i < kc->k_dim; i++) kr[i] = kern_f32_to_f16(ks[i]);
-        for (int32_t i = 0; i < kc->v_dim; i++) vr[i] = kern_f32_to_f16(vs[i]);
+/* Per token, after the q/k/v matmuls: biases, per-head norms, RoPE, and the token's
+   keys and values into the cache as F16. Tokens are split evenly across the pool. */
+typedef struct qkv_job {
+    model_ctx *c;
+    kv_cache *kv;
+    const model_batch *b;
+    int32_t layer;
+} qkv_job;
+
+static void qkv_worker(void *ctx, int ith, int nth) {
+    const qkv_job *j = ctx;
+    model_ctx *c = j->c;
+    const model_hparams *hp = &c->m->hp;
+    const model_layer *L = &c->m->layers[j->layer];
+    const kv_config *kc = kv_cache_config(j->kv);
+    const kern_type_traits *f16 = kern_traits(GGML_F16);
+    int64_t q_dim = hp->n_head * hp->head_dim_k, k_dim = kc->k_dim, v_dim = kc->v_dim;
+    int32_t t0 = (int32_t)((int64_t)j->b->n * ith / nth), t1 = (int32_t)((int64_t)j->b->n * (ith + 1) / nth);
+    for (int32_t t = t0; t < t1; t++) {
+        float *q = c->q + (size_t)t * (size_t)q_dim, *k = c->k + (size_t)t * (size_t)k_dim,
+              *v = c->v + (size_t)t * (size_t)v_dim;
+        add_bias(q, L->bq, 1, q_dim);
+        add_bias(k, L->bk, 1, k_dim);
+        add_bias(v, L->bv, 1, v_dim);
+        head_norm(q, L->q_norm, 1, hp->n_head, hp->head_dim_k, hp->norm_eps);
+        head_norm(k, L->k_norm, 1, hp->n_head_kv, hp->head_dim_k, hp->norm_eps);
+        const float *cs = c->rope_cs + (size_t)t * (size_t)hp->n_rot;
+        kern_rope_apply(q, (int)hp->n_head, (int)hp->head_dim_k, (int)hp->n_rot, cs, hp->rope_neox);
+        kern_rope_apply(k, (int)hp->n_head_kv, (int)hp->head_dim_k, (int)hp->n_rot, cs, hp->rope_neox);
+        f16->from_float(k, kv_k_row(j->kv, j->layer, j->b->seq[t], j->b->pos[t]), k_dim);
+        f16->from_float(v, kv_v_row(j->kv, j->layer, j->b->seq[t], j->b->pos[t]), v_dim);
     }
+}
+
+/* RoPE angles of every token's position, shared by all layers. */
+static void rope_worker(void *ctx, int ith, int nth) {
+    const qkv_job *j = ctx;
+    const model_hparams *hp = &j->c->m->hp;
+    int32_t t0 = (int32_t)((int64_t)j->b->n * ith / nth), t1 = (int32_t)((int64_t)j->b->n * (ith + 1) / nth);
+    for (int32_t t = t0; t < t1; t++)
+        kern_rope_angles((int)hp->n_rot, j->b->pos[t], hp->rope_base, hp->rope_scale,
+                         j->c->rope_cs + (size_t)t * (size_t)hp->n_rot);
+}
+
+/* Runs fn over the batch's tokens on the pool, or on this thread alone when the batch is
+   too small for a second thread to pay off. */
+static void run_tokens(model_ctx *c, int32_t n_tok, void (*fn)(void *, int, int), void *ctx) {
+    if (n_tok < 4) fn(ctx, 0, 1);
+    else kern_pool_run(c->pool, fn, ctx);
+}
+
+/* Token-wise steps between matmuls, split evenly over the batch's tokens. */
+typedef struct tok_job {
+    model_ctx *c;
+    int32_t n;
+    const float *norm;   /* next sub-layer's norm weight, or NULL */
+} tok_job;
+
+static void tok_range(const tok_job *j, int ith, int nth, int32_t *t0, int32_t *t1) {
+    *t0 = (int32_t)((int64_t)j->n * ith / nth);
+    *t1 = (int32_t)((int64_t)j->n * (ith + 1) / nth);
+}
+
+/* xn = norm(x) */
+static void norm_worker(void *ctx, int ith, int nth) {
+    const tok_job *j = ctx;
+    const model_hparams *hp = &j->c->m->hp;
+    int32_t t0, t1;
+    tok_range(j, ith, nth, &t0, &t1);
+    for (size_t t = (size_t)t0; t < (size_t)t1; t++)
+        kern_rmsnorm(j->c->x + t * (size_t)hp->n_embd, j->norm, hp->n_embd, hp->norm_eps,
+                     j->c->xn + t * (size_t)hp->n_embd);
+}
+
+/* x += xn (a sub-layer's output); then xn = norm(x) for the next sub-layer, if any */
+static void residual_worker(void *ctx, int ith, int nth) {
+    const tok_job *j = ctx;
+    int64_t e = j->c->m->hp.n_embd;
+    int32_t t0, t1;
+    tok_range(j, ith, nth, &t0, &t1);
+    for (size_t t = (size_t)t0; t < (size_t)t1; t++) {
+        float *x = j->c->x + t * (size_t)e, *xn = j->c->xn + t * (size_t)e;
+        kern_add(x, xn, e);
+        if (j->norm) kern_rmsnorm(x, j->norm, e, j->c->m->hp.norm_eps, xn);
+    }
+}
+
+static void residual_norm(model_ctx *c, int32_t n, const float *norm) {
+    tok_job j = {c, n, norm};
+    run_tokens(c, n, residual_worker, &j);
+}
+
+/* gate = silu(gate) * up */
+static void silu_worker(void *ctx, int ith, int nth) {
+    const tok_job *j = ctx;
+    int64_t f = j->c->m->hp.n_ff;
+    int32_t t0, t1;
+    tok_range(j, ith, nth, &t0, &t1);
+    if (t1 > t0)
+        kern_silu_mul(j->c->gate + (size_t)t0 * (size_t)f, j->c->up + (size_t)t0 * (size_t)f, (t1 - t0) * f,
+                      j->c->gate + (size_t)t0 * (size_t)f);
 }
 
 static hearth_status matmul(model_ctx *c, const kern_matrix *w, const float *x, int64_t n, float *y,
@@ -226,6 +365,18 @@ static hearth_status matmul(model_ctx *c, const kern_matrix *w, const float *x, 
     return model_lora_apply(&c->lora, c->pool, w, x, n, y, ldy, err);
 }
 
+/* Matrices sharing the input x (q, k, v; gate, up): one pass when their formats allow,
+   then each one's LoRA hook. */
+static hearth_status matmul_group(model_ctx *c, int n, const kern_matrix *const *w, const float *x, int64_t n_tok,
+                                  float *const *y, const int64_t *ldy, hearth_err *err) {
+    hearth_status st = kern_matmul_group(c->pool, n, w, x, n_tok, y, ldy);
+    if (st) return err_set(err, st, "matmul of %d matrices of %lld columns over %lld tokens failed: %s", n,
+                           (long long)w[0]->cols, (long long)n_tok, hearth_strerror(st));
+    for (int i = 0; i < n; i++)
+        if ((st = model_lora_apply(&c->lora, c->pool, w[i], x, n_tok, y[i], ldy[i], err))) return st;
+    return HEARTH_OK;
+}
+
 static hearth_status attention_block(model_ctx *c, kv_cache *kv, const model_batch *b, int32_t il,
                                      hearth_err *err) {
     const model_hparams *hp = &c->m->hp;
@@ -233,27 +384,18 @@ static hearth_status attention_block(model_ctx *c, kv_cache *kv, const model_bat
     int64_t n = b->n, e = hp->n_embd;
     int64_t q_dim = hp->n_head * hp->head_dim_k, k_dim = hp->n_head_kv * hp->head_dim_k,
             v_dim = hp->n_head_kv * hp->head_dim_v;
-    for (int64_t t = 0; t < n; t++) kern_rmsnorm(c->x + t * e, L->attn_norm, e, hp->norm_eps, c->xn + t * e);
-    hearth_status st;
-    if ((st = matmul(c, &L->wq, c->xn, n, c->q, q_dim, err)) || (st = matmul(c, &L->wk, c->xn, n, c->k, k_dim, err)) ||
-        (st = matmul(c, &L->wv, c->xn, n, c->v, v_dim, err)))
-        return st;
-    add_bias(c->q, L->bq, n, q_dim);
-    add_bias(c->k, L->bk, n, k_dim);
-    add_bias(c->v, L->bv, n, v_dim);
-    head_norm(c->q, L->q_norm, n, hp->n_head, hp->head_dim_k, hp->norm_eps);
-    head_norm(c->k, L->k_norm, n, hp->n_head_kv, hp->head_dim_k, hp->norm_eps);
-    for (int64_t t = 0; t < n; t++) {
-        kern_rope(c->q + t * q_dim, (int)hp->n_head, (int)hp->head_dim_k, (int)hp->n_rot, b->pos[t],
-                  hp->rope_base, hp->rope_scale, hp->rope_neox);
-        kern_rope(c->k + t * k_dim, (int)hp->n_head_kv, (int)hp->head_dim_k, (int)hp->n_rot, b->pos[t],
-                  hp->rope_base, hp->rope_scale, hp->rope_neox);
-    }
-    store_kv(c, kv, b, il);
-    attn_job job = {c, kv, b, il};
+    hearth_status st;   /* c->xn holds attn_norm(x) (the previous block's residual step) */
+    const kern_matrix *wqkv[3] = {&L->wq, &L->wk, &L->wv};
+    float *yqkv[3] = {c->q, c->k, c->v};
+    int64_t lqkv[3] = {q_dim, k_dim, v_dim};
+    if ((st = matmul_group(c, 3, wqkv, c->xn, n, yqkv, lqkv, err))) return st;
+    qkv_job qj = {c, kv, b, il};
+    run_tokens(c, b->n, qkv_worker, &qj);
+    attn_job job = {c, kv, b, il, (hp->n_head / hp->n_head_kv + c->attn_heads - 1) / c->attn_heads, 0, 0};
+    job.items = (int64_t)c->n_blocks * hp->n_head_kv * job.slices;
     kern_pool_run(c->pool, attn_worker, &job);
     if ((st = matmul(c, &L->wo, c->att, n, c->xn, e, err))) return st;
-    kern_add(c->x, c->xn, n * e);
+    residual_norm(c, b->n, L->ffn_norm);
     return HEARTH_OK;
 }
 
@@ -261,14 +403,15 @@ static hearth_status ffn_block(model_ctx *c, int64_t n, int32_t il, hearth_err *
     const model_hparams *hp = &c->m->hp;
     const model_layer *L = &c->m->layers[il];
     int64_t e = hp->n_embd;
-    for (int64_t t = 0; t < n; t++) kern_rmsnorm(c->x + t * e, L->ffn_norm, e, hp->norm_eps, c->xn + t * e);
-    hearth_status st;
-    if ((st = matmul(c, &L->w_gate, c->xn, n, c->gate, hp->n_ff, err)) ||
-        (st = matmul(c, &L->w_up, c->xn, n, c->up, hp->n_ff, err)))
-        return st;
-    kern_silu_mul(c->gate, c->up, n * hp->n_ff, c->gate);
+    hearth_status st;   /* c->xn holds ffn_norm(x) */
+    const kern_matrix *wgu[2] = {&L->w_gate, &L->w_up};
+    float *ygu[2] = {c->gate, c->up};
+    int64_t lgu[2] = {hp->n_ff, hp->n_ff};
+    if ((st = matmul_group(c, 2, wgu, c->xn, n, ygu, lgu, err))) return st;
+    tok_job sj = {c, (int32_t)n, NULL};
+    run_tokens(c, sj.n, silu_worker, &sj);
     if ((st = matmul(c, &L->w_down, c->gate, n, c->xn, e, err))) return st;
-    kern_add(c->x, c->xn, n * e);
+    residual_norm(c, (int32_t)n, il + 1 < hp->n_layer ? c->m->layers[il + 1].attn_norm : NULL);
     return HEARTH_OK;
 }
 
@@ -283,6 +426,11 @@ static hearth_status run_layers(model_ctx *c, kv_cache *kv, const model_batch *b
     int64_t e = m->hp.n_embd;
     hearth_status st;
     for (int32_t t = 0; t < b->n; t++) kern_get_row(&m->tok_embd, b->token[t], c->x + (size_t)t * (size_t)e);
+    plan_attention(c, b);
+    qkv_job rj = {c, kv, b, 0};
+    run_tokens(c, b->n, rope_worker, &rj);
+    tok_job nj = {c, b->n, m->layers[0].attn_norm};
+    run_tokens(c, b->n, norm_worker, &nj);
     for (int32_t il = 0; il < m->hp.n_layer; il++)
         if ((st = attention_block(c, kv, b, il, err)) || (st = ffn_block(c, b->n, il, err))) return st;
     int32_t n_out = 0;

@@ -77,6 +77,10 @@ static hearth_status get_float(const hp_reader *r, const char *suffix, double lo
     if (!isfinite(x) || x <= lo || x > hi)
         return err_set(r->err, HEARTH_ERR_FORMAT, "metadata key '%s' = %g is out of range (%g, %g]", key,
                        x, lo, hi);
+    /* a FLOAT64 value such as 1e-300 passes the check above but rounds to 0 as a float */
+    if ((float)x <= (float)lo)
+        return err_set(r->err, HEARTH_ERR_FORMAT, "metadata key '%s' = %g rounds to %g as a 32-bit float", key,
+                       x, (double)(float)x);
     *out = (float)x;
     return HEARTH_OK;
 }

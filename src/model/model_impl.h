@@ -56,6 +56,11 @@ typedef struct model_lora_run {
     size_t cap_act, cap_coef, cap_tok, cap_rows, cap_xg, cap_h, cap_yg; /* elements allocated */
 } model_lora_run;
 
+/* Tokens order[first .. first + n) attend together (same sequence, consecutive). */
+typedef struct attn_block {
+    int32_t first, n;
+} attn_block;
+
 struct model_ctx {
     const model *m;
     kern_pool *pool;
@@ -69,7 +74,16 @@ struct model_ctx {
     float *att;      /* [n_batch][n_head * head_dim_v] attention output */
     float *gate;     /* [n_batch][n_ff] */
     float *up;       /* [n_batch][n_ff] */
-    float *scores;   /* [n_threads][n_ctx] attention weights of one (token, head) */
+    float *scores;   /* [n_threads][n_ctx] attention weights of one (token, head) (bert.c) */
+    float *attn_ws_raw;
+    float *attn_ws;  /* [n_threads][attn_ws_floats] kern_attn workspaces, 64-byte aligned */
+    size_t attn_ws_floats;
+    float *rope_cs;  /* [n_batch][n_rot] RoPE cos/sin of each token's position */
+    int32_t *order;  /* [n_batch] batch indices grouped by sequence, in batch order */
+    attn_block *blocks;  /* [n_batch] runs of consecutive tokens of one sequence */
+    int32_t n_blocks;
+    int attn_heads;  /* query heads of one KV head per attention block (forward.c) */
+    int attn_level;  /* kern_cpu_level the attention kernels run at */
     float *out_x;    /* [n_outputs][n_embd] final hidden state of flagged tokens */
     float *logits;   /* [n_outputs][n_vocab]; NULL with embeddings */
     int32_t n_out;   /* rows in out_x (and logits) from the last forward */

@@ -1,49 +1,50 @@
-/* The HTTP server: the OpenAI-compatible API over one model, on libmicrohttpd with a
- * thread per connection. srv_new listens at once and loads the model in the background
- * (GET /health answers as soon as the socket listens, GET /ready once the model can
- * take requests). The server never prints: log lines (one JSON object each) go to the
- * configured callback. */
+/* The HTTP server: the OpenAI-compatible API over the model fleet, on libmicrohttpd with
+ * a thread per connection. srv_new listens at once; models load in the background
+ * (preload models at start, the others on their first request). GET /health answers as
+ * soon as the socket listens, GET /ready once every preload model is ready. Operators
+ * get /admin/models, /admin/models/{name}/load|unload and /admin/reload. The server
+ * never prints: log lines (one JSON object each) go to the configured callback. */
 #ifndef SERVER_SRV_H
 #define SERVER_SRV_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config/config.h"
+#include "fleet/fleet.h"
 #include "hearth.h"
 #include "obs/obs.h"
-#include "server/srv_model.h"
 
 typedef void (*srv_log_fn)(void *ud, const char *json_line);
 
+/* Builds the configuration anew for a reload (file, environment, flags again). */
+typedef hearth_status (*srv_reload_fn)(void *ud, cfg_config **out, cfg_errors *errs, hearth_err *err);
+
 typedef struct srv_config {
-    const char *host;          /* address to bind (IPv4 or IPv6 literal); NULL: 127.0.0.1 */
-    int port;                  /* 0: any free port (see srv_port) */
-    srv_model_config model;
-    double timeout_s;          /* longest a request may run; requests may ask for less */
-    int max_connections;       /* concurrent connections (each a thread) */
-    size_t max_body;           /* bytes of a request body (413 beyond) */
-    size_t max_header;         /* bytes of the request line and headers together */
-    double shutdown_grace_s;   /* srv_free lets running requests finish this long */
+    cfg_config *config;        /* server limits and models; srv_new takes ownership (always) */
     srv_log_fn log;            /* may be NULL */
     void *log_ud;
-    obs_config obs;            /* metrics, request log and store; its log is set to log above */
+    srv_reload_fn reload;      /* NULL: reloads are refused */
+    void *reload_ud;
+    const fleet_options *fleet_opt; /* NULL: defaults */
+    obs_config obs;            /* metrics, request log and store (obs_config_default first);
+                                  its log is set to log above */
 } srv_config;
-
-/* timeout 600 s, 256 connections, 8 MiB bodies, 16 KiB headers, 5 s grace, obs defaults
- * (no request store: the CLI sets its path). */
-void srv_config_default(srv_config *c);
 
 typedef struct srv srv;
 
-/* Binds and starts serving. Errors: INVALID (bad host or config), IO (cannot bind),
- * NOMEM. The configuration's strings are copied. */
+/* Binds and starts serving. Errors: INVALID (bad host), IO (cannot bind), NOMEM. */
 hearth_status srv_new(const srv_config *cfg, srv **out, hearth_err *err);
 /* Graceful stop: refuses new connections, lets running requests finish for the grace
  * period, cancels the rest, then frees everything. Accepts NULL. */
 void srv_free(srv *s);
 
 int srv_port(const srv *s);
-srv_model_state srv_state(const srv *s);
-const hearth_err *srv_load_error(const srv *s);
+fleet *srv_fleet(const srv *s);
+
+/* Reloads the configuration through cfg.reload: validated fully before anything
+ * changes; an invalid configuration changes nothing (errs lists why, err has the
+ * first). msg receives a summary. Logs the outcome. Safe from any thread. */
+hearth_status srv_reload(srv *s, char *msg, size_t cap, cfg_errors *errs, hearth_err *err);
 
 #endif

@@ -90,55 +90,61 @@ static void run_to_end(srv_job *j, const srv_client *c, srv_reply *out) {
     srv_reply_json(out, 200, body);
 }
 
-static bool model_available(srv *s, const char *name, srv_error *e) {
-    const char *id = srv_model_id(s->model);
-    if (strcmp(name, id) != 0)
+/* The model name and keep_alive, without parsing the rest: an unknown model is 404
+ * before validation. *name is NULL when the body has no usable model (the full parse
+ * then says why). */
+static bool model_of(srv *s, const json_t *root, const char **name, double *keep_alive, srv_error *e) {
+    json_t *m = json_object_get(root, "model");
+    *name = json_is_string(m) ? json_string_value(m) : NULL;
+    if (*name && !fleet_has(s->fleet, *name))
         return srv_fail(e, 404, "invalid_request_error", "model_not_found", "model",
-                        "The model '%.200s' does not exist (this server serves '%s')", name, id);
-    srv_model_state st = srv_model_get_state(s->model);
-    if (st == SRV_MODEL_LOADING || atomic_load(&s->stopping)) {
-        srv_fail(e, 503, "server_error", st == SRV_MODEL_LOADING ? "model_loading" : "server_stopping", NULL,
-                 st == SRV_MODEL_LOADING ? "the model '%s' is still loading" : "the server is stopping (model '%s')",
-                 id);
-        e->retry_after_s = 1;
-        return false;
-    }
-    if (st == SRV_MODEL_FAILED)
-        return srv_fail(e, 503, "server_error", "model_failed", NULL, "the model '%s' failed to load: %s", id,
-                        srv_model_error(s->model)->msg);
-    return true;
+                        "The model '%.200s' does not exist", *name);
+    return srv_model_keep_alive(root, keep_alive, e);
 }
 
-/* The model name without parsing the rest: an unknown model is 404 before validation. */
-static bool check_model_first(srv *s, const char *body, size_t len, srv_error *e) {
-    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
-    json_t *m = json_object_get(root, "model");
-    bool ok = !json_is_string(m) || model_available(s, json_string_value(m), e);
+static void reply_error(srv_reply *out, srv_error *e, srv_req *req, json_t *root) {
+    if (req) srv_req_free(req);
     json_decref(root);
-    return ok;
+    srv_reply_error(out, e);
 }
 
 void srv_handle_completion(srv *s, srv_api api, const char *body, size_t len, const srv_client *c, srv_reply *out) {
     srv_error e;
-    if (!check_model_first(s, body, len, &e) ||
-        (srv_model_get_state(s->model) != SRV_MODEL_READY && !model_available(s, srv_model_id(s->model), &e))) {
-        srv_reply_error(out, &e);
-        return;
-    }
     srv_req req;
-    if (!srv_req_parse(body, len, api, tok_n_vocab(srv_model_vocab(s->model)), &req, &e)) {
-        srv_reply_error(out, &e);
-        return;
+    const char *name = NULL;
+    double keep_alive = -2;
+    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
+    if (root && json_is_object(root) && !model_of(s, root, &name, &keep_alive, &e)) return reply_error(out, &e, NULL, root);
+    /* everything that does not need the model's vocabulary is checked before loading it */
+    if (!srv_req_parse(body, len, api, INT32_MAX, &req, &e)) return reply_error(out, &e, NULL, root);
+    uint64_t deadline = srv_deadline(s, req.timeout_s);
+    srv_req_free(&req);
+    if (!name) { /* the parse accepted a body whose model jansson did not see: cannot happen */
+        srv_invalid(&e, "model", "you must provide a model parameter");
+        return reply_error(out, &e, NULL, root);
     }
-    out->model = srv_model_id(s->model);
-    double timeout = s->cfg.timeout_s;
-    if (req.timeout_s > 0 && (timeout <= 0 || req.timeout_s < timeout)) timeout = req.timeout_s;
+    srv_model *m = NULL;
+    if (!srv_model_acquire(s->fleet, name, keep_alive, deadline, false, &m, &e)) return reply_error(out, &e, NULL, root);
+    json_decref(root);
+    snprintf(out->model, sizeof out->model, "%s", srv_model_id(m));
+    if (!srv_model_sched(m)) {
+        srv_fail(&e, 400, "invalid_request_error", "model_not_supported", "model",
+                 "the model '%s' is an embedding model: it cannot do completions", srv_model_id(m));
+        srv_model_release(m);
+        return reply_error(out, &e, NULL, NULL);
+    }
+    if (!srv_req_parse(body, len, api, tok_n_vocab(srv_model_vocab(m)), &req, &e)) {
+        srv_model_release(m);
+        return reply_error(out, &e, NULL, NULL);
+    }
+    srv_model_apply_defaults(m, &req);
+    uint64_t now = clock_mono_ns();
+    double timeout = deadline > now ? (double)(deadline - now) / 1e9 : 1e-3;
     srv_job job;
-    if (!srv_job_prepare(&job, s->model, &req, timeout, &e) || !srv_job_submit(&job, &e)) {
+    /* the job owns the model from here: srv_job_free releases it */
+    if (!srv_job_prepare(&job, m, &req, timeout, &e) || !srv_job_submit(&job, &e)) {
         srv_job_free(&job);
-        srv_req_free(&req);
-        srv_reply_error(out, &e);
-        return;
+        return reply_error(out, &e, &req, NULL);
     }
     out->prompt_tokens = srv_job_prompt_tokens(&job);
     if (!req.stream) {
@@ -151,10 +157,8 @@ void srv_handle_completion(srv *s, srv_api api, const char *body, size_t len, co
     srv_stream *st = srv_stream_new(c, &req, &job);
     if (!st) {
         srv_job_free(&job);
-        srv_req_free(&req);
         srv_fail(&e, 500, "server_error", NULL, NULL, "out of memory");
-        srv_reply_error(out, &e);
-        return;
+        return reply_error(out, &e, &req, NULL);
     }
     if (!srv_stream_start(st, &e)) {
         srv_stream_free(st);

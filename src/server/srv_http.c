@@ -18,6 +18,7 @@
 #include "base/mem.h"
 #include "server/srv_internal.h"
 #include "server/srv_json.h"
+#include "server/srv_model.h"
 
 #define STREAM_BLOCK 4096
 #define IDLE_TIMEOUT_S 60 /* a connection whose client stops reading is closed (and its sequences cancelled) after this */
@@ -33,26 +34,13 @@ typedef struct conn {
     int status;
     bool stream;
     int64_t prompt_tokens, completion_tokens;
-    const char *error_code, *model;
+    const char *error_code;
     char method[16];
     char path[160];
+    char model[CFG_NAME_MAX + 1];
     char request_id[OBS_REQUEST_ID_MAX + 1];
     obs_trace trace;
 } conn;
-
-void srv_config_default(srv_config *c) {
-    *c = (srv_config){
-        .host = "127.0.0.1",
-        .port = 8080,
-        .model = {.max_queue = -1},
-        .timeout_s = 600,
-        .max_connections = 256,
-        .max_body = (size_t)8 << 20,
-        .max_header = (size_t)16 << 10,
-        .shutdown_grace_s = 5,
-    };
-    obs_config_default(&c->obs);
-}
 
 void srv_log(const srv *s, const char *level, json_t *fields) {
     if (!fields) return;
@@ -143,10 +131,10 @@ static enum MHD_Result queue(struct MHD_Connection *mc, conn *c, srv_reply *r) {
     MHD_add_response_header(resp, "X-Request-Id", c->request_id);
     c->status = r->status;
     c->error_code = r->error_code;
-    c->model = r->model;
     c->replied = true;
     c->prompt_tokens = r->prompt_tokens;
     c->completion_tokens = r->completion_tokens;
+    memcpy(c->model, r->model, sizeof c->model);
     enum MHD_Result res = MHD_queue_response(mc, (unsigned)r->status, resp);
     MHD_destroy_response(resp);
     return res;
@@ -194,9 +182,9 @@ static enum MHD_Result begin(srv *s, struct MHD_Connection *mc, conn *c, const c
         return queue_error(mc, c, &e, NULL);
     }
     const char *cl = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (cl && strtoull(cl, NULL, 10) > s->cfg.max_body) {
+    if (cl && strtoull(cl, NULL, 10) > (size_t)s->max_body) {
         srv_fail(&e, 413, "invalid_request_error", "request_too_large", NULL,
-                 "The request body is larger than %zu bytes", s->cfg.max_body);
+                 "The request body is larger than %zu bytes", (size_t)s->max_body);
         return queue_error(mc, c, &e, NULL);
     }
     return MHD_YES;
@@ -216,7 +204,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
         const char *rid = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "X-Request-Id");
         if (obs_request_id_valid(rid)) snprintf(c->request_id, sizeof c->request_id, "%s", rid);
         else obs_request_id_new(c->request_id);
-        c->body.max = s->cfg.max_body;
+        c->body.max = (size_t)s->max_body;
         snprintf(c->method, sizeof c->method, "%s", method);
         snprintf(c->path, sizeof c->path, "%s", url);
         enum MHD_Result r = begin(s, mc, c, url, method);
@@ -232,7 +220,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
     if (c->too_large) {
         srv_error e;
         srv_fail(&e, 413, "invalid_request_error", "request_too_large", NULL, "The request body is larger than %zu bytes",
-                 s->cfg.max_body);
+                 (size_t)s->max_body);
         return queue_error(mc, c, &e, NULL);
     }
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
@@ -261,8 +249,8 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **req_cls, e
                                  .method = c->method,
                                  .path = c->path,
                                  .route = srv_route_name(c->route),
-                                 .model = c->model ? c->model : "",
-                                 .target = c->model ? c->model : "",
+                                 .model = c->model,
+                                 .target = c->model,
                                  .end = how,
                                  .error = c->error_code,
                                  .status = c->status,
@@ -278,20 +266,6 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **req_cls, e
     srv_buf_free(&c->body);
     mem_free(c);
     atomic_fetch_sub(&s->active, 1);
-}
-
-static void on_model_state(void *ud, srv_model *m) {
-    srv *s = ud;
-    bool ready = srv_model_get_state(m) == SRV_MODEL_READY;
-    obs_model_state(s->obs, srv_model_id(m), ready ? "ready" : "failed", ready ? NULL : srv_model_error(m)->msg);
-    if (ready)
-        srv_log(s, "info",
-                json_pack("{s:s, s:s, s:I}", "msg", "model ready", "model", srv_model_id(m), "n_ctx",
-                          (json_int_t)srv_model_n_ctx(m)));
-    else
-        srv_log(s, "error",
-                json_pack("{s:s, s:s, s:o}", "msg", "model failed to load", "model", srv_model_id(m), "error",
-                          srv_json_text(srv_model_error(m)->msg, strlen(srv_model_error(m)->msg))));
 }
 
 /* ---- daemon ------------------------------------------------------------------------ */
@@ -315,37 +289,39 @@ static hearth_status parse_host(const char *host, int port, struct sockaddr_stor
     return err_set(err, HEARTH_ERR_INVALID, "--host '%s' is not an IPv4 or IPv6 address", host);
 }
 
+uint64_t srv_deadline(const srv *s, double request_timeout_s) {
+    uint64_t t = atomic_load(&s->timeout_ns);
+    if (request_timeout_s > 0 && request_timeout_s * 1e9 < (double)t) t = (uint64_t)(request_timeout_s * 1e9);
+    return clock_mono_ns() + t;
+}
+
 hearth_status srv_new(const srv_config *cfg, srv **out, hearth_err *err) {
     *out = NULL;
-    if (cfg->port < 0 || cfg->port > 65535) return err_set(err, HEARTH_ERR_INVALID, "--port %d is out of range", cfg->port);
-    if (cfg->max_connections < 1 || cfg->max_body < 1 || cfg->max_header < 1024)
-        return err_set(err, HEARTH_ERR_INVALID, "invalid server limits");
+    cfg_config *config = cfg->config;
+    const cfg_server *cs = &config->server;
     srv *s = mem_calloc(1, sizeof *s);
-    if (!s) return err_set(err, HEARTH_ERR_NOMEM, "out of memory");
-    s->cfg = *cfg;
-    s->host = mem_strdup(cfg->host ? cfg->host : "127.0.0.1");
-    if (!s->host) {
-        srv_free(s);
+    if (!s) {
+        cfg_free(config);
         return err_set(err, HEARTH_ERR_NOMEM, "out of memory");
     }
-    s->cfg.host = s->host;
+    s->cfg = *cfg;
+    s->config = config;
+    pthread_mutex_init(&s->reload_mu, NULL);
+    atomic_init(&s->timeout_ns, (uint64_t)(cs->timeout_s * 1e9));
+    s->max_body = cs->max_body;
+    s->started_unix = clock_unix_s();
+    const char *host = cs->host ? cs->host : "127.0.0.1";
+    struct sockaddr_storage ss;
+    bool v6 = false;
+    hearth_status st = parse_host(host, cs->port, &ss, &v6, err);
     obs_config oc = cfg->obs;
     oc.log = cfg->log;
     oc.log_ud = cfg->log_ud;
-    hearth_status st = obs_new(&oc, &s->obs, err);
-    if (st != HEARTH_OK) {
-        srv_free(s);
-        return st;
-    }
+    if (st == HEARTH_OK) st = obs_new(&oc, &s->obs, err);
     s->cfg.obs.db_path = NULL; /* the hub keeps its own copy */
-    st = srv_model_new(&cfg->model, &s->model, err);
-    if (st != HEARTH_OK) {
-        srv_free(s);
-        return st;
-    }
-    struct sockaddr_storage ss;
-    bool v6 = false;
-    st = parse_host(s->host, cfg->port, &ss, &v6, err);
+    fleet_hooks hooks;
+    srv_model_hooks(&hooks, s);
+    if (st == HEARTH_OK) st = fleet_new(config, &hooks, cfg->fleet_opt, &s->fleet, err);
     if (st != HEARTH_OK) {
         srv_free(s);
         return st;
@@ -353,26 +329,21 @@ hearth_status srv_new(const srv_config *cfg, srv **out, hearth_err *err) {
     s->daemon = MHD_start_daemon(
         MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
             (v6 ? MHD_USE_IPv6 : 0),
-        (uint16_t)cfg->port, NULL, NULL, on_access, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        cfg->max_header, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, s, MHD_OPTION_END);
+        (uint16_t)cs->port, NULL, NULL, on_access, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, s, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cs->max_connections,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cs->max_header, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)IDLE_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
     if (!s->daemon) {
         srv_free(s);
         return err_set(err, HEARTH_ERR_IO, "cannot listen on %s port %d (in use, or not an address of this machine)",
-                       cfg->host ? cfg->host : "127.0.0.1", cfg->port);
+                       host, cs->port);
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    s->port = di ? di->port : cfg->port;
+    s->port = di ? di->port : cs->port;
     srv_log(s, "info",
-            json_pack("{s:s, s:s, s:i, s:s}", "msg", "listening", "host", s->host, "port", s->port, "model",
-                      srv_model_id(s->model)));
+            json_pack("{s:s, s:s, s:i, s:i}", "msg", "listening", "host", host, "port", s->port, "models",
+                      (int)config->n_models));
     obs_set_collector(s->obs, srv_obs_collect, s);
-    obs_model_state(s->obs, srv_model_id(s->model), "loading", NULL);
-    if ((st = srv_model_start(s->model, on_model_state, s, err)) != HEARTH_OK) {
-        srv_free(s);
-        return st;
-    }
     *out = s;
     return HEARTH_OK;
 }
@@ -383,18 +354,21 @@ void srv_free(srv *s) {
     if (s->daemon) {
         MHD_socket lfd = MHD_quiesce_daemon(s->daemon);
         if (lfd != MHD_INVALID_SOCKET) close(lfd);
-        uint64_t until = clock_mono_ns() + (uint64_t)(s->cfg.shutdown_grace_s * 1e9);
+        pthread_mutex_lock(&s->reload_mu);
+        double grace = s->config->server.shutdown_grace_s;
+        pthread_mutex_unlock(&s->reload_mu);
+        uint64_t until = clock_mono_ns() + (uint64_t)(grace * 1e9);
         while (atomic_load(&s->active) > 0 && clock_mono_ns() < until) usleep(20000);
         atomic_store(&s->cancelling, true);
         MHD_stop_daemon(s->daemon);
     }
-    srv_model_free(s->model);
+    fleet_free(s->fleet);
     obs_free(s->obs);
     if (s->daemon) srv_log(s, "info", json_pack("{s:s}", "msg", "stopped"));
-    mem_free(s->host);
+    pthread_mutex_destroy(&s->reload_mu);
+    cfg_free(s->config);
     mem_free(s);
 }
 
 int srv_port(const srv *s) { return s->port; }
-srv_model_state srv_state(const srv *s) { return srv_model_get_state(s->model); }
-const hearth_err *srv_load_error(const srv *s) { return srv_model_error(s->model); }
+fleet *srv_fleet(const srv *s) { return s->fleet; }

@@ -5,6 +5,7 @@
 #define SERVER_SRV_INTERNAL_H
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/types.h>
@@ -15,8 +16,12 @@
 
 struct srv {
     srv_config cfg;
-    char *host;
-    srv_model *model;
+    cfg_config *config;      /* the configuration in force (owned); swapped by srv_reload */
+    pthread_mutex_t reload_mu; /* one reload at a time; guards config */
+    fleet *fleet;
+    _Atomic uint64_t timeout_ns; /* server.timeout (reloadable) */
+    int64_t max_body;        /* bytes, from the configuration at start */
+    int64_t started_unix;
     struct MHD_Daemon *daemon;
     int port;
     _Atomic bool stopping;   /* srv_free began: readiness is withdrawn */
@@ -47,7 +52,7 @@ typedef struct srv_reply {
     const char *allow;       /* 405: the Allow header */
     int64_t prompt_tokens, completion_tokens; /* for the request log */
     const char *error_code;  /* static; set by srv_reply_error */
-    const char *model;       /* the model that served it (outlives the request), or NULL */
+    char model[CFG_NAME_MAX + 1]; /* the model that served it (copied: a reload may free names), or "" */
     char *raw;               /* owned (mem_*): a non-JSON body of raw_len bytes, of content_type */
     size_t raw_len;
     const char *content_type;
@@ -65,6 +70,9 @@ typedef enum srv_route {
     SRV_ROUTE_MODEL,         /* /v1/models/{id} */
     SRV_ROUTE_CHAT,
     SRV_ROUTE_COMPLETIONS,
+    SRV_ROUTE_ADMIN_MODELS,  /* GET /admin/models */
+    SRV_ROUTE_ADMIN_MODEL,   /* POST /admin/models/{name}/load|unload */
+    SRV_ROUTE_ADMIN_RELOAD,  /* POST /admin/reload */
     SRV_ROUTE_DASHBOARD,     /* GET / */
     SRV_ROUTE_METRICS,       /* GET /metrics */
     SRV_ROUTE_ADMIN_STATS,   /* GET /admin/stats */
@@ -81,12 +89,19 @@ bool srv_route_quiet(srv_route r);
 /* ---- observability (srv_obs.c) ------------------------------------------------------ */
 /* GET /, /metrics and /admin/stats. */
 void srv_handle_obs(srv *s, srv_route route, srv_reply *out);
-/* Reports the served model's scheduler and memory to s->obs (its collector). */
+/* Reports every loaded model's scheduler and memory to s->obs (its collector). */
 void srv_obs_collect(void *ud, obs *o);
 
 /* Runs the handler of a found route with its allowed method. */
 void srv_dispatch(srv *s, srv_route route, const char *url, const char *body, size_t len, const srv_client *c,
                   srv_reply *out);
+
+/* ---- admin (srv_admin.c) ------------------------------------------------------------ */
+void srv_handle_admin_models(srv *s, srv_reply *out);
+void srv_handle_admin_model(srv *s, const char *rest, srv_reply *out); /* rest: "{name}/load" */
+void srv_handle_admin_reload(srv *s, srv_reply *out);
+/* The request deadline for the server's timeout (clock_mono_ns). */
+uint64_t srv_deadline(const srv *s, double request_timeout_s);
 
 /* ---- completions (srv_complete.c) and their SSE bodies (srv_stream.c) --------------- */
 void srv_handle_completion(srv *s, srv_api api, const char *body, size_t len, const srv_client *c, srv_reply *out);

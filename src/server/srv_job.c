@@ -185,6 +185,7 @@ int64_t srv_job_cached_tokens(const srv_job *j) {
 }
 
 void srv_job_free(srv_job *j) {
+    srv_model *m = j->model;
     for (size_t i = 0; i < j->n_choices; i++) {
         if (j->ch[i].q) sched_release(j->ch[i].q);
         srv_buf_free(&j->ch[i].text);
@@ -192,4 +193,5 @@ void srv_job_free(srv_job *j) {
     }
     for (size_t i = 0; i < SRV_MAX_CHOICES; i++) mem_free(j->prompt_ids[i]);
     *j = (srv_job){0};
+    srv_model_release(m); /* after the sequences: the scheduler must outlive them */
 }

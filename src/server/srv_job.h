@@ -48,7 +48,8 @@ typedef struct srv_job {
 } srv_job;
 
 /* Tokenizes the prompts and checks them against the context. timeout_s > 0 sets the
- * deadline. Errors: 400 (template, context length with both counts), 500. */
+ * deadline. Takes ownership of m whatever the outcome (srv_job_free releases it).
+ * Errors: 400 (template, context length with both counts), 500. */
 bool srv_job_prepare(srv_job *j, srv_model *m, const srv_req *r, double timeout_s, srv_error *e);
 
 /* Submits every choice. 503 with Retry-After when the scheduler is full. */

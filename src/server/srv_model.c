@@ -1,46 +1,94 @@
-/* The served model and its background load (see srv_model.h for the state diagram). */
+/* The server side of the fleet: leases seen as models, the chat prompter attached to
+ * each loaded model, request defaults and keep_alive, and fleet events as log lines
+ * and lifecycle states as metrics (see srv_model.h). */
 #include "server/srv_model.h"
 
-#include <pthread.h>
-#include <stdatomic.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "base/clock.h"
 #include "base/err.h"
 #include "base/mem.h"
-#include "engine/generate.h"
-#include "gguf/gguf.h"
+#include "server/srv_internal.h"
+#include "server/srv_json.h"
 
-#define SRV_DEFAULT_CTX 4096
 #define TEMPLATE_FILE_MAX ((size_t)1 << 20)
 
-struct srv_model {
-    char id[256];
-    char *path, *template_path;
-    srv_model_config cfg;
-    int64_t created;
-    _Atomic int state;
-    hearth_err err;
-    pthread_t loader;
-    bool loader_started;
-    srv_model_notify notify;
-    void *notify_ud;
-    gen_model *gm;
-    srv_prompter *prompter;
-    sched *sched;
-    int64_t n_ctx;
-};
+const char *srv_model_id(const srv_model *m) { return fleet_lease_name(m); }
+int64_t srv_model_created(const srv_model *m) { return fleet_lease_created(m); }
+const tok_vocab *srv_model_vocab(const srv_model *m) { return fleet_lease_model(m)->vocab; }
+const srv_prompter *srv_model_prompter(const srv_model *m) { return fleet_lease_attachment(m); }
+sched *srv_model_sched(const srv_model *m) { return fleet_lease_sched(m); }
+int64_t srv_model_n_ctx(const srv_model *m) { return fleet_lease_n_ctx(m); }
+void srv_model_release(srv_model *m) { fleet_release(m); }
 
-static void stem_of(const char *path, char *out, size_t cap) {
-    const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
-    size_t n = strlen(base);
-    if (n > 5 && strcmp(base + n - 5, ".gguf") == 0) n -= 5;
-    if (n >= cap) n = cap - 1;
-    memcpy(out, base, n);
-    out[n] = '\0';
+static int retry_after(double s) { return s < 1 ? 1 : s > 3600 ? 3600 : (int)ceil(s); }
+
+bool srv_model_acquire(fleet *f, const char *name, double keep_alive_s, uint64_t deadline_ns, bool retry_failed,
+                       srv_model **out, srv_error *e) {
+    fleet_acquire_opts o = {.deadline_ns = deadline_ns, .keep_alive_s = keep_alive_s, .retry_failed = retry_failed};
+    double ra = 0;
+    hearth_err err = {0};
+    hearth_status st = fleet_acquire(f, name, &o, out, &ra, &err);
+    switch (st) {
+    case HEARTH_OK:
+        return true;
+    case HEARTH_ERR_NOT_FOUND:
+        return srv_fail(e, 404, "invalid_request_error", "model_not_found", "model", "The model '%.200s' does not exist",
+                        name);
+    case HEARTH_ERR_BUSY:
+        srv_fail(e, 503, "server_error", "memory_budget_full", NULL, "%s", err.msg);
+        break;
+    case HEARTH_ERR_TIMEOUT:
+        srv_fail(e, 503, "server_error", "model_loading", NULL, "the model '%.200s' is still loading", name);
+        break;
+    case HEARTH_ERR_CANCELLED:
+        srv_fail(e, 503, "server_error", "server_stopping", NULL, "%s", err.msg);
+        break;
+    default:
+        srv_fail(e, 503, "server_error", "model_failed", NULL, "the model '%.200s' failed to load: %s", name, err.msg);
+        break;
+    }
+    e->retry_after_s = retry_after(ra);
+    return false;
 }
+
+bool srv_model_keep_alive(const json_t *root, double *out, srv_error *e) {
+    *out = -2; /* absent */
+    json_t *v = json_object_get(root, "keep_alive");
+    if (!v || json_is_null(v)) return true;
+    if (json_is_number(v)) {
+        double d = json_number_value(v);
+        if (!isfinite(d)) return srv_invalid(e, "keep_alive", "'keep_alive' must be a finite number of seconds");
+        *out = d < 0 ? CFG_FOREVER : d; /* a negative number means forever, as Ollama reads it */
+        return true;
+    }
+    if (json_is_string(v) && cfg_parse_duration(json_string_value(v), true, out)) return true;
+    return srv_invalid(e, "keep_alive", "'keep_alive' must be seconds or a duration such as \"10m\" or \"forever\"");
+}
+
+void srv_model_apply_defaults(const srv_model *m, srv_req *r) {
+    const cfg_sampling *d = fleet_lease_sampling(m);
+    const json_t *root = r->root;
+#define ABSENT(key) (json_object_get(root, key) == NULL || json_is_null(json_object_get(root, key)))
+    if ((d->set & CFG_S_TEMPERATURE) && ABSENT("temperature")) r->sampling.temperature = (float)d->temperature;
+    if ((d->set & CFG_S_TOP_P) && ABSENT("top_p")) r->sampling.top_p = (float)d->top_p;
+    if ((d->set & CFG_S_TOP_K) && ABSENT("top_k")) r->sampling.top_k = (int32_t)d->top_k;
+    if ((d->set & CFG_S_MIN_P) && ABSENT("min_p")) r->sampling.min_p = (float)d->min_p;
+    if ((d->set & CFG_S_REPEAT_PENALTY) && ABSENT("repetition_penalty") && ABSENT("repeat_penalty"))
+        r->sampling.repeat_penalty = (float)d->repeat_penalty;
+    if ((d->set & CFG_S_PRESENCE) && ABSENT("presence_penalty")) r->sampling.presence_penalty = (float)d->presence_penalty;
+    if ((d->set & CFG_S_FREQUENCY) && ABSENT("frequency_penalty"))
+        r->sampling.frequency_penalty = (float)d->frequency_penalty;
+    if ((d->set & CFG_S_SEED) && !r->seed_given) {
+        r->sampling.seed = (uint64_t)d->seed;
+        r->seed_given = true;
+    }
+    if ((d->set & CFG_S_MAX_TOKENS) && r->max_tokens == 0) r->max_tokens = (int32_t)d->max_tokens;
+#undef ABSENT
+}
+
+/* ---- hooks ------------------------------------------------------------------------- */
 
 static hearth_status read_template_file(const char *path, char **out, size_t *len, hearth_err *err) {
     FILE *f = fopen(path, "rb");
@@ -59,102 +107,41 @@ static hearth_status read_template_file(const char *path, char **out, size_t *le
     return HEARTH_OK;
 }
 
-static hearth_status build_prompter(srv_model *m, hearth_err *err) {
-    if (m->template_path) {
+static hearth_status attach(void *ud, const cfg_model *mc, const gen_model *gm, void **out, hearth_err *err) {
+    srv_prompter *p = NULL;
+    hearth_status st;
+    if (mc->chat_template) {
         char *src = NULL;
         size_t len = 0;
-        hearth_status st = read_template_file(m->template_path, &src, &len, err);
-        if (st == HEARTH_OK) st = srv_prompter_new(m->gm->vocab, src, len, &m->prompter, err);
+        st = read_template_file(mc->chat_template, &src, &len, err);
+        if (st == HEARTH_OK) st = srv_prompter_new(gm->vocab, src, len, &p, err);
         mem_free(src);
-        return st;
-    }
-    gguf_str s;
-    if (gguf_get_str(m->gm->file, "tokenizer.chat_template", &s) && s.len > 0)
-        return srv_prompter_new(m->gm->vocab, s.ptr, (size_t)s.len, &m->prompter, err);
-    return srv_prompter_new(m->gm->vocab, NULL, 0, &m->prompter, err);
-}
-
-static hearth_status load(srv_model *m, hearth_err *err) {
-    hearth_status st = gen_model_open(m->path, &m->gm, err);
-    if (st != HEARTH_OK) return st;
-    if ((st = build_prompter(m, err)) != HEARTH_OK) return st;
-    const model_hparams *hp = model_hp(m->gm->model);
-    int64_t n_ctx = m->cfg.n_ctx > 0 ? m->cfg.n_ctx : (hp->n_ctx_train < SRV_DEFAULT_CTX ? hp->n_ctx_train : SRV_DEFAULT_CTX);
-    if (n_ctx > hp->n_ctx_train)
-        return err_set(err, HEARTH_ERR_RANGE, "--ctx %lld is larger than the model's training context (%lld)",
-                       (long long)n_ctx, (long long)hp->n_ctx_train);
-    sched_params sp;
-    sched_params_default(&sp);
-    sp.n_ctx = n_ctx;
-    if (m->cfg.n_slots > 0) sp.n_slots = m->cfg.n_slots;
-    if (m->cfg.max_queue >= 0) sp.max_queue = m->cfg.max_queue;
-    if (m->cfg.n_threads > 0) sp.n_threads = m->cfg.n_threads;
-    if ((st = sched_new(m->gm->model, m->gm->vocab, &sp, &m->sched, err)) != HEARTH_OK) return st;
-    m->n_ctx = n_ctx;
-    return HEARTH_OK;
-}
-
-static void *loader_main(void *arg) {
-    srv_model *m = arg;
-    hearth_err err = {0};
-    hearth_status st = load(m, &err);
-    if (st != HEARTH_OK) {
-        m->err = err;
-        m->err.status = st;
-        atomic_store_explicit(&m->state, SRV_MODEL_FAILED, memory_order_release);
     } else {
-        atomic_store_explicit(&m->state, SRV_MODEL_READY, memory_order_release);
+        gguf_str s;
+        if (gguf_get_str(gm->file, "tokenizer.chat_template", &s) && s.len > 0)
+            st = srv_prompter_new(gm->vocab, s.ptr, (size_t)s.len, &p, err);
+        else
+            st = srv_prompter_new(gm->vocab, NULL, 0, &p, err);
     }
-    if (m->notify) m->notify(m->notify_ud, m);
-    return NULL;
+    *out = p;
+    return st;
 }
 
-hearth_status srv_model_new(const srv_model_config *cfg, srv_model **out, hearth_err *err) {
-    *out = NULL;
-    srv_model *m = mem_calloc(1, sizeof *m);
-    if (!m) return err_set(err, HEARTH_ERR_NOMEM, "out of memory");
-    m->cfg = *cfg;
-    m->path = mem_strdup(cfg->path);
-    m->template_path = cfg->template_path ? mem_strdup(cfg->template_path) : NULL;
-    if (!m->path || (cfg->template_path && !m->template_path)) {
-        srv_model_free(m);
-        return err_set(err, HEARTH_ERR_NOMEM, "out of memory");
-    }
-    stem_of(cfg->path, m->id, sizeof m->id);
-    m->created = clock_unix_s();
-    atomic_init(&m->state, SRV_MODEL_LOADING);
-    *out = m;
-    return HEARTH_OK;
+static void detach(void *ud, void *attachment) { srv_prompter_free(attachment); }
+
+static void state(void *ud, const char *name, fleet_state st, const char *error) {
+    srv *s = ud;
+    obs_model_state(s->obs, name, fleet_state_name(st), error);
 }
 
-hearth_status srv_model_start(srv_model *m, srv_model_notify notify, void *ud, hearth_err *err) {
-    m->notify = notify;
-    m->notify_ud = ud;
-    if (pthread_create(&m->loader, NULL, loader_main, m) != 0)
-        return err_set(err, HEARTH_ERR_NOMEM, "cannot start the model loader thread");
-    m->loader_started = true;
-    return HEARTH_OK;
+static void event(void *ud, const char *level, const char *name, const char *what, const char *detail) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "model %s", what);
+    srv_log(ud, level,
+            json_pack("{s:s, s:o, s:o}", "msg", msg, "model", srv_json_text(name, strlen(name)), "detail",
+                      srv_json_text(detail, strlen(detail))));
 }
 
-void srv_model_free(srv_model *m) {
-    if (!m) return;
-    if (m->loader_started) pthread_join(m->loader, NULL);
-    sched_free(m->sched);
-    srv_prompter_free(m->prompter);
-    gen_model_close(m->gm);
-    mem_free(m->path);
-    mem_free(m->template_path);
-    mem_free(m);
+void srv_model_hooks(fleet_hooks *h, void *srv_ud) {
+    *h = (fleet_hooks){.ud = srv_ud, .attach = attach, .detach = detach, .event = event, .state = state};
 }
-
-const char *srv_model_id(const srv_model *m) { return m->id; }
-int64_t srv_model_created(const srv_model *m) { return m->created; }
-srv_model_state srv_model_get_state(const srv_model *m) {
-    return (srv_model_state)atomic_load_explicit(&m->state, memory_order_acquire);
-}
-const hearth_err *srv_model_error(const srv_model *m) { return &m->err; }
-const tok_vocab *srv_model_vocab(const srv_model *m) { return m->gm->vocab; }
-const srv_prompter *srv_model_prompter(const srv_model *m) { return m->prompter; }
-sched *srv_model_sched(const srv_model *m) { return m->sched; }
-int64_t srv_model_n_ctx(const srv_model *m) { return m->n_ctx; }
-const gen_model *srv_model_gen(const srv_model *m) { return m->gm; }

@@ -1,4 +1,4 @@
-/* The server's side of observability: the collector that reports the served model's
+/* The server's side of observability: the collector that reports every loaded model's
  * scheduler and memory to the obs hub, and the endpoints GET / (the dashboard page),
  * GET /metrics (Prometheus text) and GET /admin/stats (the JSON the dashboard polls).
  * Reads only; it never changes the model or the scheduler. */
@@ -7,19 +7,20 @@
 #include "base/mem.h"
 #include "engine/generate.h"
 #include "engine/kv_cache.h"
-#include "gguf/gguf.h"
 #include "obs/obs_dashboard.h"
 #include "server/srv_internal.h"
 
 #define LIVE_WINDOW_S 300.0
 
-void srv_obs_collect(void *ud, obs *o) {
-    srv *s = ud;
-    if (srv_model_get_state(s->model) != SRV_MODEL_READY) return;
-    const gen_model *gm = srv_model_gen(s->model);
-    sched_stats st;
-    sched_get_stats(srv_model_sched(s->model), &st);
-    kv_config kv = model_kv_config(gm->model, srv_model_n_ctx(s->model), 1);
+typedef struct collect_ctx {
+    obs *o;
+} collect_ctx;
+
+static void collect_one(void *ud, const fleet_loaded *m) {
+    collect_ctx *c = ud;
+    sched_stats st = {0};
+    if (m->sched) sched_get_stats(m->sched, &st);
+    kv_config kv = model_kv_config(m->gm->model, m->n_ctx, 1);
     uint64_t page_bytes = (uint64_t)kv.page_size * (uint64_t)kv.n_layer * ((uint64_t)kv.k_dim + (uint64_t)kv.v_dim) *
                           2; /* F16 keys and values */
     obs_model_sample smp = {
@@ -31,11 +32,17 @@ void srv_obs_collect(void *ud, obs *o) {
         .prefix_hit_tokens = st.prefix_hits_tokens,
         .decode_tps = st.decode_tps,
         .prefill_tps = st.prefill_tps,
-        .weights_bytes = gguf_file_size(gm->file),
-        .repacked_bytes = model_packed_bytes(gm->model),
-        .kv_bytes = st.kv_pages_total > 0 ? (uint64_t)st.kv_pages_total * page_bytes : 0,
+        .weights_bytes = (uint64_t)m->weights_bytes,
+        .repacked_bytes = (uint64_t)m->packed_bytes,
+        .kv_bytes = st.kv_pages_total > 0 ? (uint64_t)st.kv_pages_total * page_bytes : (uint64_t)m->kv_bytes,
     };
-    obs_model_sample_set(o, srv_model_id(s->model), &smp);
+    obs_model_sample_set(c->o, m->name, &smp);
+}
+
+void srv_obs_collect(void *ud, obs *o) {
+    srv *s = ud;
+    collect_ctx c = {.o = o};
+    fleet_visit_ready(s->fleet, collect_one, &c);
 }
 
 static void raw_reply(srv_reply *out, char *text, size_t len, const char *content_type) {

@@ -1,5 +1,5 @@
 /* Routes: which path answers which method, and the small endpoints (health, readiness,
- * models). Unknown paths are 404 and known paths with another method 405, both as
+ * the configured models). Unknown paths are 404 and known paths with another method 405, both as
  * OpenAI-shaped errors. */
 #include <string.h>
 
@@ -7,6 +7,7 @@
 #include "server/srv_response.h"
 
 #define MODELS_PREFIX "/v1/models/"
+#define ADMIN_MODELS_PREFIX "/admin/models/"
 
 typedef struct route_def {
     const char *path; /* exact, or a prefix when it ends with '/' (and is longer than "/") */
@@ -21,6 +22,9 @@ static const route_def routes[] = {
     {MODELS_PREFIX, SRV_ROUTE_MODEL, "GET"},
     {"/v1/chat/completions", SRV_ROUTE_CHAT, "POST"},
     {"/v1/completions", SRV_ROUTE_COMPLETIONS, "POST"},
+    {"/admin/models", SRV_ROUTE_ADMIN_MODELS, "GET"},
+    {ADMIN_MODELS_PREFIX, SRV_ROUTE_ADMIN_MODEL, "POST"},
+    {"/admin/reload", SRV_ROUTE_ADMIN_RELOAD, "POST"},
     {"/", SRV_ROUTE_DASHBOARD, "GET"},
     {"/metrics", SRV_ROUTE_METRICS, "GET"},
     {"/admin/stats", SRV_ROUTE_ADMIN_STATS, "GET"},
@@ -29,8 +33,9 @@ static const route_def routes[] = {
 static const char *const route_names[] = {
     [SRV_ROUTE_NONE] = "unknown",        [SRV_ROUTE_HEALTH] = "health",   [SRV_ROUTE_READY] = "ready",
     [SRV_ROUTE_MODELS] = "models",       [SRV_ROUTE_MODEL] = "model",     [SRV_ROUTE_CHAT] = "chat",
-    [SRV_ROUTE_COMPLETIONS] = "completions", [SRV_ROUTE_DASHBOARD] = "dashboard", [SRV_ROUTE_METRICS] = "metrics",
-    [SRV_ROUTE_ADMIN_STATS] = "admin_stats",
+    [SRV_ROUTE_COMPLETIONS] = "completions", [SRV_ROUTE_ADMIN_MODELS] = "admin_models",
+    [SRV_ROUTE_ADMIN_MODEL] = "admin_model", [SRV_ROUTE_ADMIN_RELOAD] = "admin_reload",
+    [SRV_ROUTE_DASHBOARD] = "dashboard", [SRV_ROUTE_METRICS] = "metrics", [SRV_ROUTE_ADMIN_STATS] = "admin_stats",
 };
 
 const char *srv_route_name(srv_route r) { return route_names[r]; }
@@ -70,24 +75,60 @@ void srv_reply_error(srv_reply *r, const srv_error *e) {
 }
 
 static void handle_ready(srv *s, srv_reply *out) {
-    srv_model_state st = srv_model_get_state(s->model);
+    char why[600] = "";
     bool stopping = atomic_load(&s->stopping);
-    const char *status = stopping ? "stopping" : st == SRV_MODEL_READY ? "ready" : st == SRV_MODEL_LOADING ? "loading" : "failed";
-    json_t *body = json_pack("{s:s, s:s}", "status", status, "model", srv_model_id(s->model));
-    if (body && st == SRV_MODEL_FAILED)
-        json_object_set_new(body, "error", json_string(srv_model_error(s->model)->msg));
-    srv_reply_json(out, st == SRV_MODEL_READY && !stopping ? 200 : 503, body);
-    if (st == SRV_MODEL_LOADING) out->retry_after_s = 1;
+    bool ready = !stopping && fleet_ready(s->fleet, why, sizeof why);
+    const char *status = stopping ? "stopping" : ready ? "ready" : strstr(why, "failed to load") ? "failed" : "loading";
+    json_t *body = json_pack("{s:s}", "status", status);
+    if (body && !ready && !stopping) json_object_set_new(body, "reason", json_string(why));
+    srv_reply_json(out, ready ? 200 : 503, body);
+    if (!ready) out->retry_after_s = 1;
 }
 
-static void handle_model(srv *s, const char *id, srv_reply *out) {
-    if (strcmp(id, srv_model_id(s->model)) != 0) {
-        srv_error e;
-        srv_fail(&e, 404, "invalid_request_error", "model_not_found", "model", "The model '%.200s' does not exist", id);
-        srv_reply_error(out, &e);
-        return;
+/* Every configured model, or only the one named (NULL: all); *found tells whether it was. */
+static json_t *model_list(srv *s, const char *only, bool *found, srv_error *e) {
+    fleet_snapshot snap;
+    hearth_err err;
+    if (fleet_get_snapshot(s->fleet, &snap, &err) != HEARTH_OK) {
+        srv_fail(e, 500, "server_error", NULL, NULL, "out of memory");
+        return NULL;
     }
-    srv_reply_json(out, 200, srv_model_object(srv_model_id(s->model), srv_model_created(s->model)));
+    json_t *data = json_array(), *one = NULL;
+    for (size_t i = 0; data && i < snap.n; i++) {
+        const fleet_info *in = &snap.models[i];
+        bool match = !only || !strcmp(only, in->cfg.name);
+        for (size_t k = 0; only && !match && k < in->cfg.n_aliases; k++) match = !strcmp(only, in->cfg.aliases[k]);
+        if (!match) continue;
+        json_t *o = srv_model_object(in->cfg.name, in->ready_unix ? in->ready_unix : s->started_unix);
+        json_t *aliases = json_array();
+        for (size_t k = 0; aliases && k < in->cfg.n_aliases; k++) json_array_append_new(aliases, json_string(in->cfg.aliases[k]));
+        if (o) {
+            json_object_set_new(o, "aliases", aliases ? aliases : json_null());
+            json_object_set_new(o, "state", json_string(fleet_state_name(in->state)));
+        }
+        if (only) {
+            one = o;
+            break;
+        }
+        json_array_append_new(data, o);
+    }
+    fleet_snapshot_free(&snap);
+    *found = !only || one;
+    if (only) {
+        json_decref(data);
+        if (!one)
+            srv_fail(e, 404, "invalid_request_error", "model_not_found", "model", "The model '%.200s' does not exist", only);
+        return one;
+    }
+    return json_pack("{s:s, s:o}", "object", "list", "data", data ? data : json_array());
+}
+
+static void handle_models(srv *s, const char *only, srv_reply *out) {
+    srv_error e;
+    bool found = false;
+    json_t *body = model_list(s, only, &found, &e);
+    if (!found || !body) srv_reply_error(out, &e);
+    else srv_reply_json(out, 200, body);
 }
 
 void srv_dispatch(srv *s, srv_route route, const char *url, const char *body, size_t len, const srv_client *c,
@@ -100,23 +141,30 @@ void srv_dispatch(srv *s, srv_route route, const char *url, const char *body, si
         handle_ready(s, out);
         break;
     case SRV_ROUTE_MODELS:
-        srv_reply_json(out, 200,
-                       json_pack("{s:s, s:[o]}", "object", "list", "data",
-                                 srv_model_object(srv_model_id(s->model), srv_model_created(s->model))));
+        handle_models(s, NULL, out);
         break;
     case SRV_ROUTE_MODEL:
-        handle_model(s, url + strlen(MODELS_PREFIX), out);
+        handle_models(s, url + strlen(MODELS_PREFIX), out);
+        break;
+    case SRV_ROUTE_ADMIN_MODELS:
+        srv_handle_admin_models(s, out);
+        break;
+    case SRV_ROUTE_ADMIN_MODEL:
+        srv_handle_admin_model(s, url + strlen(ADMIN_MODELS_PREFIX), out);
+        break;
+    case SRV_ROUTE_ADMIN_RELOAD:
+        srv_handle_admin_reload(s, out);
+        break;
+    case SRV_ROUTE_DASHBOARD:
+    case SRV_ROUTE_METRICS:
+    case SRV_ROUTE_ADMIN_STATS:
+        srv_handle_obs(s, route, out);
         break;
     case SRV_ROUTE_CHAT:
         srv_handle_completion(s, SRV_API_CHAT, body, len, c, out);
         break;
     case SRV_ROUTE_COMPLETIONS:
         srv_handle_completion(s, SRV_API_COMPLETION, body, len, c, out);
-        break;
-    case SRV_ROUTE_DASHBOARD:
-    case SRV_ROUTE_METRICS:
-    case SRV_ROUTE_ADMIN_STATS:
-        srv_handle_obs(s, route, out);
         break;
     case SRV_ROUTE_NONE:
         break;

@@ -441,7 +441,7 @@ static void *busy_request(void *p) {
     srvtest_http_abort_after(a->t, "/v1/completions",
                              "{\"model\":\"" MODEL_ID "\",\"prompt\":\"Go\",\"max_tokens\":1500,\"ignore_eos\":true,"
                              "\"stream\":true,\"timeout\":20}",
-                             64, &r);
+                             32768, &r);
     a->status = r.status;
     snprintf(a->retry_after, sizeof a->retry_after, "%s", r.retry_after);
     srvtest_resp_free(&r);

@@ -29,12 +29,18 @@ static int port_from_log(const char *path) {
 }
 
 bool srvtest_start(srvtest *t, const char *model, const char *extra_args) {
+    char args[3072];
+    snprintf(args, sizeof args, "-m '%s' %s", model, extra_args ? extra_args : "");
+    return srvtest_start_args(t, args);
+}
+
+bool srvtest_start_args(srvtest *t, const char *args) {
     memset(t, 0, sizeof *t);
     snprintf(t->log_path, sizeof t->log_path, "/tmp/hearth-srvtest-XXXXXX");
     int fd = mkstemp(t->log_path);
     if (fd < 0) return false;
     char cmd[4096];
-    snprintf(cmd, sizeof cmd, "exec %s serve -m '%s' --port 0 %s", HEARTH_BIN, model, extra_args ? extra_args : "");
+    snprintf(cmd, sizeof cmd, "exec %s serve --port 0 %s", HEARTH_BIN, args);
     t->pid = fork();
     if (t->pid == 0) {
         dup2(fd, 2);
@@ -131,7 +137,9 @@ static bool perform(const srvtest *t, const char *method, const char *path, cons
         snprintf(ct, sizeof ct, "Content-Type: %s", ctype ? ctype : "application/json");
         h = curl_slist_append(h, ct);
     }
-    h = curl_slist_append(h, "Expect:");
+    /* Small bodies go at once; large ones wait for "100 Continue" as real clients do, so
+       a server refusing them early (413) is heard instead of a reset mid-upload. */
+    if (!body || strlen(body) < ((size_t)1 << 20)) h = curl_slist_append(h, "Expect:");
     sink s = {r, max_bytes};
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);

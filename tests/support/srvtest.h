@@ -18,6 +18,8 @@ typedef struct srvtest {
 /* Starts `hearth serve -m MODEL --port 0 EXTRA` and waits until /ready answers 200
  * (at most 60 s). False (with a message printed) when it does not come up. */
 bool srvtest_start(srvtest *t, const char *model, const char *extra_args);
+/* The same with every argument after `hearth serve --port 0` given (shell-quoted). */
+bool srvtest_start_args(srvtest *t, const char *args);
 /* SIGTERM, then waits; returns the exit status (or -1). Removes the log. */
 int srvtest_stop(srvtest *t);
 

@@ -214,6 +214,11 @@ static void test_value_types(void **state) {
     expect_patch_refused(at.bool_val, 2, 1, "bool 2", "bool");
     expect_patch_refused(at.align_val, 48, 4, "alignment 48", "power of two");
     expect_patch_refused(at.align_val, 0, 4, "alignment 0", "power of two");
+    /* regression (found by the malformed corpus under UBSan): alignment 1 let F32 tensor
+     * data start at any byte, and the kernels then loaded misaligned floats; the format
+     * requires a multiple of 8 */
+    expect_patch_refused(at.align_val, 1, 4, "alignment 1", "power of two >= 8");
+    expect_patch_refused(at.align_val, 4, 4, "alignment 4", "power of two >= 8");
     expect_patch_refused(at.align_type, GGUF_V_INT32, 4, "alignment int32", "uint32");
     expect_patch_refused(at.arr2_key + 5, '1', 1, "duplicate key", "duplicate metadata key");
 }

@@ -282,6 +282,7 @@ static void test_writer_replaces_and_refuses(void **state) {
     assert_int_equal(gguf_writer_set_int(w, "r", GGUF_V_FLOAT32, 1, &e), HEARTH_ERR_INVALID);
     assert_int_equal(gguf_writer_set_str(w, "", "x", &e), HEARTH_ERR_INVALID);
     assert_int_equal(gguf_writer_set_int(w, "general.alignment", GGUF_V_UINT32, 48, &e), HEARTH_ERR_INVALID);
+    assert_int_equal(gguf_writer_set_int(w, "general.alignment", GGUF_V_UINT32, 4, &e), HEARTH_ERR_INVALID);
     assert_int_equal(gguf_writer_set_int(w, "general.alignment", GGUF_V_UINT64, 64, &e), HEARTH_ERR_INVALID);
     uint8_t bad_bool = 2;
     assert_int_equal(gguf_writer_set_arr(w, "r", GGUF_V_BOOL, &bad_bool, 1, &e), HEARTH_ERR_INVALID);
@@ -374,7 +375,7 @@ static gguf_writer *tensor_writer(uint32_t align, float *f32, uint8_t *q8, uint1
 }
 
 static void test_tensor_roundtrip(void **state) {
-    const uint32_t aligns[] = {32, 64, 1, 256};
+    const uint32_t aligns[] = {32, 64, 8, 256};
     for (size_t k = 0; k < sizeof aligns / sizeof aligns[0]; k++) {
         float f32[12];
         uint8_t q8[136];

@@ -113,12 +113,32 @@ static void test_rope_formula(void **state) {
                     want[h * hd + p1] = v[p0] * sin(theta) + v[p1] * cos(theta);
                 }
             }
+            float y[48], cs[12];
+            memcpy(y, x, sizeof y);
             kern_rope(x, heads, hd, n_rot, pos, 1e6f, 0.5f, neox);
+            kern_rope_angles(n_rot, pos, 1e6f, 0.5f, cs);   /* the two-step form: same bits */
+            kern_rope_apply(y, heads, hd, n_rot, cs, neox);
+            assert_memory_equal(x, y, sizeof y);
             char what[64];
             snprintf(what, sizeof what, "rope %s pos %ld", neox ? "neox" : "normal", (long)pos);
             expect_near(what, x, want, 48, 2e-6);
         }
     }
+}
+
+/* More pairs than kern_rope computes angles for at once. */
+static void test_rope_long_head(void **state) {
+    enum { HD = 320, NROT = 300 };
+    kt_rng r = {5};
+    float x[2 * HD], y[2 * HD], cs[NROT];
+    kt_fill_normal(&r, x, 2 * HD, 1.0f);
+    memcpy(y, x, sizeof y);
+    kern_rope(x, 2, HD, NROT, 1234, 10000.0f, 1.0f, true);
+    kern_rope_angles(NROT, 1234, 10000.0f, 1.0f, cs);
+    kern_rope_apply(y, 2, HD, NROT, cs, true);
+    assert_memory_equal(x, y, sizeof y);
+    double theta = 1234.0 * pow(10000.0, -2.0 * 149 / NROT);   /* the last pair */
+    assert_true(fabsf(cs[2 * 149] - (float)cos(theta)) < 1e-6f);
 }
 
 static void test_softmax(void **state) {
@@ -158,6 +178,19 @@ static void test_silu_mul_gelu_add(void **state) {
     kern_silu_mul(g, u, 7, g);   /* in place over gate */
     expect_near("silu_mul in place", g, want, 7, 1e-6);
 
+    /* long rows reach the active level's vector loop and its tail */
+    enum { N = 1000 };
+    static float lg[N], lu[N], lo[N];
+    static double lw[N];
+    kt_rng r = {9};
+    kt_fill_normal(&r, lg, N, 6.0f);
+    kt_fill_normal(&r, lu, N, 1.0f);
+    for (int i = 0; i < N; i++) lw[i] = lg[i] / (1 + exp(-(double)lg[i])) * lu[i];
+    for (int n = N - 13; n <= N; n += 13) {
+        kern_silu_mul(lg, lu, n, lo);
+        expect_near("silu_mul long", lo, lw, n, 1e-6);
+    }
+
     float x[5] = {1.0f, -1.0f, 0.0f, 3.0f, -6.0f};
     /* 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
     double wg[5];
@@ -183,6 +216,7 @@ int main(void) {
         cmocka_unit_test(test_layernorm),
         cmocka_unit_test(test_rope_literal),
         cmocka_unit_test(test_rope_formula),
+        cmocka_unit_test(test_rope_long_head),
         cmocka_unit_test(test_softmax),
         cmocka_unit_test(test_silu_mul_gelu_add),
     };

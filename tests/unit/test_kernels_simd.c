@@ -254,11 +254,68 @@ static void test_prepared_matmul(void **state) {
     const int64_t rows[] = {1, 15, 16, 17, 50};
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         check_prepared(GGML_Q4_K, rows[i], 512, i == 3, pools, &r);
+        check_prepared(GGML_Q5_K, rows[i], 512, i == 3, pools, &r);
         check_prepared(GGML_Q6_K, rows[i], 512, i == 3, pools, &r);
         check_prepared(GGML_Q8_0, rows[i], 192, i == 3, pools, &r);
+        check_prepared(GGML_Q4_0, rows[i], 192, i == 3, pools, &r);
     }
     check_prepared(GGML_Q8_0, 19, 96, 0, pools, &r);   /* 64 does not divide cols: stays plain */
-    check_prepared(GGML_Q4_0, 19, 256, 0, pools, &r);  /* no panel format */
+    check_prepared(GGML_Q4_1, 19, 256, 0, pools, &r);  /* no panel format */
+    for (int k = 0; k < 3; k++) kern_pool_free(pools[k]);
+}
+
+/* A group of matrices over one x gives, bit for bit, what each gives alone, whether it
+   shares a pass (same activation format) or not, for 1..3 threads and batch sizes on both
+   sides of the per-thread conversion limit. */
+static void test_matmul_group(void **state) {
+    const uint32_t types[4] = {GGML_Q4_K, GGML_Q6_K, GGML_Q8_0, GGML_Q4_0};
+    const int64_t rows[4] = {40, 16, 33, 24}, cols = 512, ldy[4] = {40, 20, 33, 30};
+    kern_pool *pools[3] = {kern_pool_new(1), kern_pool_new(2), kern_pool_new(3)};
+    kt_rng r = {404};
+    kern_matrix m[4];
+    uint8_t *data[4];
+    for (int i = 0; i < 4; i++) {
+        size_t rb = kern_row_bytes(types[i], cols);
+        data[i] = malloc(rb * (size_t)rows[i]);
+        for (int64_t k = 0; k < rows[i]; k++) make_weight_row(types[i], &r, data[i] + (size_t)k * rb, cols, 0);
+        m[i] = (kern_matrix){.type = types[i], .rows = rows[i], .cols = cols, .row_bytes = rb, .data = data[i]};
+        assert_int_equal(kern_matrix_prepare(&m[i], NULL), HEARTH_OK);
+    }
+    const int64_t max_tok = 40;
+    float *x = malloc(sizeof(float) * max_tok * cols), *alone[4], *grouped[4];
+    make_acts(&r, x, max_tok * cols, 0);
+    for (int i = 0; i < 4; i++) {
+        alone[i] = malloc(sizeof(float) * (size_t)(max_tok * ldy[i]));
+        grouped[i] = malloc(sizeof(float) * (size_t)(max_tok * ldy[i]));
+    }
+    const kern_matrix *w[4] = {&m[0], &m[1], &m[2], &m[3]};
+    const int64_t toks[] = {1, 3, 17, 40};
+    for (size_t ti = 0; ti < sizeof toks / sizeof toks[0]; ti++)
+        for (int k = 0; k < 3; k++) {
+            for (int i = 0; i < 4; i++) {
+                memset(grouped[i], 0, sizeof(float) * (size_t)(max_tok * ldy[i]));
+                memset(alone[i], 0, sizeof(float) * (size_t)(max_tok * ldy[i]));
+                assert_int_equal(kern_matmul(NULL, &m[i], x, toks[ti], alone[i], ldy[i]), HEARTH_OK);
+            }
+            assert_int_equal(kern_matmul_group(pools[k], 4, w, x, toks[ti], grouped, ldy), HEARTH_OK);
+            for (int i = 0; i < 4; i++)
+                if (memcmp(alone[i], grouped[i], sizeof(float) * (size_t)(max_tok * ldy[i])) != 0)
+                    fail_msg("group, %ld tokens, %d threads: matrix %d (%s) differs from its own matmul",
+                             (long)toks[ti], k + 1, i, kern_scalar_traits(types[i])->name);
+        }
+    kern_matrix bad = m[3];
+    bad.cols = 256;
+    bad.row_bytes = kern_row_bytes(bad.type, 256);
+    const kern_matrix *wb[2] = {&m[0], &bad};
+    assert_int_equal(kern_matmul_group(NULL, 2, wb, x, 1, grouped, ldy), HEARTH_ERR_INVALID);
+    assert_int_equal(kern_matmul_group(NULL, 0, wb, x, 1, grouped, ldy), HEARTH_ERR_INVALID);
+    for (int i = 0; i < 4; i++) {
+        kern_matrix_release(&m[i]);
+        free(data[i]);
+        free(alone[i]);
+        free(grouped[i]);
+    }
+    free(x);
     for (int k = 0; k < 3; k++) kern_pool_free(pools[k]);
 }
 
@@ -303,6 +360,7 @@ static void test_prepare_errors_and_level(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_matmul_group),
         cmocka_unit_test(test_prepare_errors_and_level),
         cmocka_unit_test(test_quantizers_bit_exact),
         cmocka_unit_test(test_act_converters),

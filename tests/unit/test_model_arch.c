@@ -206,8 +206,82 @@ static void test_mistral(void **state) {
     check_arch(&s, MODEL_ARCH_LLAMA);
 }
 
+static void test_llama_gqa8(void **state) {
+    synth s = {"llama", 64, 2, 48, 8, 1, 0, false, false, 10000.0f, 0};
+    check_arch(&s, MODEL_ARCH_LLAMA);
+}
+
+static void test_llama_gqa4_head64(void **state) {
+    synth s = {"llama", 32, 1, 48, 4, 1, 64, false, false, 10000.0f, 0};
+    check_arch(&s, MODEL_ARCH_LLAMA);
+}
+
+/* Three sequences run interleaved in shared batches on a 2-thread pool give exactly the
+   logits each gets alone on one thread: attention blocks, work split and batch makeup
+   never change a result. */
+#define N_SEQ 3
+static void test_sequences_batched(void **state) {
+    synth s = {"llama", 32, 2, 48, 8, 2, 16, false, false, 10000.0f, 0};
+    size_t size;
+    void *buf = build(&s, &size);
+    hearth_err err;
+    gguf_file *f = NULL;
+    model *m = NULL;
+    assert_int_equal(gguf_open_memory(buf, size, "batched", &f, &err), HEARTH_OK);
+    assert_int_equal(model_new(f, &m, &err), HEARTH_OK);
+    const int prompt[N_SEQ] = {13, 5, 9}, steps = 3, cap = 32;
+    kern_pool *pool = kern_pool_new(2);
+    assert_non_null(pool);
+    model_ctx_params cp = {.n_batch = cap, .n_outputs = cap, .n_ctx = 64};
+    float alone[N_SEQ][4][N_VOCAB], together[N_SEQ][4][N_VOCAB];   /* last prompt row, then each step */
+    model_batch b;
+    assert_int_equal(model_batch_init(&b, cap, &err), HEARTH_OK);
+    for (int mode = 0; mode < 2; mode++) {
+        model_ctx *c = NULL;
+        kv_cache *kv = NULL;
+        kv_config kc = model_kv_config(m, 64, N_SEQ);
+        assert_int_equal(model_ctx_new(m, &cp, mode ? pool : NULL, &c, &err), HEARTH_OK);
+        assert_int_equal(kv_cache_new(&kc, &kv, &err), HEARTH_OK);
+        float (*out)[4][N_VOCAB] = mode ? together : alone;
+        for (int step = 0; step <= steps; step++) {
+            /* alone: one forward per sequence; together: one forward, tokens round robin */
+            for (int q = 0; q < (mode ? 1 : N_SEQ); q++) {
+                int row_of[N_SEQ], rows = 0;
+                model_batch_clear(&b);
+                for (int i = 0; i < 13; i++)
+                    for (int sq = 0; sq < N_SEQ; sq++) {
+                        if (!mode && sq != q) continue;
+                        int len = step == 0 ? prompt[sq] : 1, pos = step == 0 ? i : prompt[sq] + step - 1;
+                        if (i >= len) continue;
+                        if (i == len - 1) row_of[sq] = rows++;
+                        model_batch_add(&b, (sq * 11 + pos * 5) % N_VOCAB, pos, sq, i == len - 1);
+                    }
+                if (model_forward(c, kv, &b, &err)) fail_msg("%s", err.msg);
+                for (int sq = 0; sq < N_SEQ; sq++)
+                    if (mode || sq == q) memcpy(out[sq][step], model_logits(c, row_of[sq]), sizeof out[sq][step]);
+            }
+        }
+        kv_cache_free(kv);
+        model_ctx_free(c);
+    }
+    for (int q = 0; q < N_SEQ; q++)
+        for (int step = 0; step <= steps; step++)
+            for (int i = 0; i < N_VOCAB; i++)
+                if (alone[q][step][i] != together[q][step][i])
+                    fail_msg("sequence %d step %d logit %d: %.9g alone, %.9g batched", q, step, i, alone[q][step][i],
+                             together[q][step][i]);
+    model_batch_free(&b);
+    kern_pool_free(pool);
+    model_free(m);
+    gguf_close(f);
+    mem_free(buf);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_llama_gqa8),
+        cmocka_unit_test(test_llama_gqa4_head64),
+        cmocka_unit_test(test_sequences_batched),
         cmocka_unit_test(test_qwen3),
         cmocka_unit_test(test_qwen2),
         cmocka_unit_test(test_llama_scaled_rope),

@@ -11,6 +11,7 @@
 #include "gguf_edit.h"
 #include "kernels/kernels.h"
 #include "model/model.h"
+#include "tiny_model.h"
 
 #define TINY "models/llama-2-tiny-random.gguf"
 
@@ -104,6 +105,35 @@ static void test_unsupported_type(void **state) {
     skip();
 }
 
+/* Regression (found by the malformed-model corpus): a FLOAT64 value inside the range that
+ * rounds to 0 as a float (rope base 1e-300 became 0) was accepted. */
+static void test_float_keys_rounding_to_zero(void **state) {
+    static const struct { int key; const char *name; } keys[] = {
+        {TINY_K_ROPE_BASE, "llama.rope.freq_base"},
+        {TINY_K_EPS, "llama.attention.layer_norm_rms_epsilon"},
+        {TINY_K_ROPE_FACTOR, "llama.rope.scaling.factor"},
+    };
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        tiny_spec s;
+        tiny_spec_default(&s, "llama");
+        s.key_mode[keys[i].key] = TINY_KEY_RAW;
+        s.key_raw_f[keys[i].key] = 1e-300;
+        void *buf;
+        size_t len;
+        assert_true(tiny_build(&s, &buf, &len));
+        gguf_file *f = NULL;
+        model *m = NULL;
+        hearth_err err = {0};
+        assert_int_equal(gguf_open_memory(buf, len, "tiny.gguf", &f, &err), HEARTH_OK);
+        hearth_status st = model_new(f, &m, &err);
+        if (st != HEARTH_ERR_FORMAT || !strstr(err.msg, keys[i].name))
+            fail_msg("%s = 1e-300: status %d, message '%s' (want FORMAT naming the key)", keys[i].name, st, err.msg);
+        model_free(m);
+        gguf_close(f);
+        mem_free(buf);
+    }
+}
+
 static void test_tied_output(void **state) {
     if (!fixtures_available()) return;
     hearth_err err = {0};
@@ -170,6 +200,7 @@ int main(void) {
         cmocka_unit_test(test_hparams),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_unsupported_type),
+        cmocka_unit_test(test_float_keys_rounding_to_zero),
         cmocka_unit_test(test_tied_output),
         cmocka_unit_test(test_batch_checks),
     };

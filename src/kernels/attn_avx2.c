@@ -1,0 +1,88 @@
+/* AVX2 attention over F16 keys/values (see attn.c for the algorithm; attn_avx512.c for
+ * the layout): one query row per lane of an 8-float vector, queries and outputs kept
+ * transposed [d][lane], keys scored 8 at a time with broadcast key elements, a lane-wise
+ * online softmax, and the value update with broadcast value elements. Compiled with
+ * -mavx2 -mfma -mf16c; must never run unless dispatch chose the AVX2 level or above. */
+#include <float.h>
+#include <immintrin.h>
+
+#include "kernels/kern_internal.h"
+#include "kernels/simd_exp.h"
+
+#define W 8
+#define TK KERN_ATTN_CHUNK
+
+static void f16_row(const uint16_t *src, int64_t n, float *dst) {
+    int64_t d = 0;
+    for (; d + 8 <= n; d += 8) _mm256_storeu_ps(dst + d, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + d))));
+    for (; d < n; d++) dst[d] = _cvtsh_ss(src[d]);
+}
+
+void kern_attn_begin_avx2(kern_attn *a, const float *const *q, float scale) {
+    kern_attn_parts p = kern_attn_split(a);
+    for (int64_t d = 0; d < a->dk; d++)
+        for (int r = 0; r < W; r++) p.q[d * W + r] = r < a->n_rows ? q[r][d] * scale : 0.0f;
+    for (int64_t d = 0; d < a->dv; d++) _mm256_storeu_ps(p.o + d * W, _mm256_setzero_ps());
+    _mm256_storeu_ps(p.m, _mm256_set1_ps(-FLT_MAX));
+    _mm256_storeu_ps(p.l, _mm256_setzero_ps());
+}
+
+void kern_attn_keys_avx2(kern_attn *a, const uint16_t *k, size_t k_stride, const uint16_t *v, size_t v_stride,
+                         int64_t pos0, int64_t n) {
+    kern_attn_parts p = kern_attn_split(a);
+    const int64_t dk = a->dk, dv = a->dv;
+    const __m256i vis = _mm256_loadu_si256((const __m256i *)a->n_vis);
+    const __m256 lowest = _mm256_set1_ps(-FLT_MAX);
+    __m256 m = _mm256_loadu_ps(p.m), l = _mm256_loadu_ps(p.l);
+    for (int64_t i = 0; i < n; i += TK) {
+        int nk = n - i < TK ? (int)(n - i) : TK;
+        for (int j = 0; j < nk; j++) {
+            f16_row(k + (size_t)(i + j) * k_stride, dk, p.kf + j * dk);
+            f16_row(v + (size_t)(i + j) * v_stride, dv, p.vf + j * dv);
+        }
+        for (int j = nk; j < TK; j++) {   /* absent keys: zeros, so their weight 0 stays 0 */
+            memset(p.kf + j * dk, 0, (size_t)dk * sizeof(float));
+            memset(p.vf + j * dv, 0, (size_t)dv * sizeof(float));
+        }
+        __m256 s[TK];
+#pragma GCC unroll 8
+        for (int j = 0; j < TK; j++) s[j] = _mm256_setzero_ps();
+        for (int64_t d = 0; d < dk; d++) {
+            __m256 qd = _mm256_loadu_ps(p.q + d * W);
+    #pragma GCC unroll 8
+        for (int j = 0; j < TK; j++) s[j] = _mm256_fmadd_ps(qd, _mm256_set1_ps(p.kf[j * dk + d]), s[j]);
+        }
+        __m256 vm[TK];
+        __m256 cm = m;
+#pragma GCC unroll 8
+        for (int j = 0; j < TK; j++) {
+            vm[j] = j < nk ? _mm256_castsi256_ps(_mm256_cmpgt_epi32(vis, _mm256_set1_epi32((int32_t)(pos0 + i + j))))
+                           : _mm256_setzero_ps();
+            cm = _mm256_max_ps(cm, _mm256_blendv_ps(lowest, s[j], vm[j]));
+        }
+        __m256 alpha = kern_exp8(_mm256_sub_ps(m, cm));
+        l = _mm256_mul_ps(l, alpha);
+#pragma GCC unroll 8
+        for (int j = 0; j < TK; j++) {
+            s[j] = _mm256_and_ps(vm[j], kern_exp8(_mm256_sub_ps(s[j], cm)));
+            l = _mm256_add_ps(l, s[j]);
+        }
+        m = cm;
+        for (int64_t d = 0; d < dv; d++) {
+            __m256 o = _mm256_mul_ps(_mm256_loadu_ps(p.o + d * W), alpha);
+#pragma GCC unroll 8
+            for (int j = 0; j < TK; j++) o = _mm256_fmadd_ps(s[j], _mm256_set1_ps(p.vf[j * dv + d]), o);
+            _mm256_storeu_ps(p.o + d * W, o);
+        }
+    }
+    _mm256_storeu_ps(p.m, m);
+    _mm256_storeu_ps(p.l, l);
+}
+
+void kern_attn_end_avx2(kern_attn *a, float *const *out) {
+    kern_attn_parts p = kern_attn_split(a);
+    float inv[W];
+    for (int r = 0; r < a->n_rows; r++) inv[r] = p.l[r] > 0.0f ? 1.0f / p.l[r] : 0.0f;
+    for (int r = 0; r < a->n_rows; r++)
+        for (int64_t d = 0; d < a->dv; d++) out[r][d] = p.o[d * W + r] * inv[r];
+}
