@@ -8,5 +8,8 @@ int cli_tokenize(int argc, char **argv);
 int cli_logits(int argc, char **argv);
 int cli_run(int argc, char **argv);
 int cli_template(int argc, char **argv);
+int cli_quantize(int argc, char **argv);
+int cli_mkmodel(int argc, char **argv);
+int cli_bench(int argc, char **argv);
 
 #endif

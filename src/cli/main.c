@@ -17,6 +17,9 @@ static const cli_command commands[] = {
     {"logits", cli_logits, "run a prompt and write its logits"},
     {"run", cli_run, "generate text from a prompt"},
     {"template", cli_template, "render a chat template with a JSON context"},
+    {"quantize", cli_quantize, "convert a model's tensors to another type or mix"},
+    {"mkmodel", cli_mkmodel, "write a synthetic model with random weights"},
+    {"bench", cli_bench, "measure prompt and generation speed"},
 };
 
 static void usage(FILE *out) {
