@@ -31,6 +31,8 @@ typedef struct quant_scheme {
 
 /* Case-insensitive lookup; NULL when the name is not a scheme. */
 const quant_scheme *quant_scheme_find(const char *name);
+/* Name of a general.file_type number (Q4_K_S for 14, Q5_K_S for 16); NULL if unknown. */
+const char *quant_ftype_name(uint32_t ftype);
 /* Comma-separated list of the scheme names, for usage messages. */
 const char *quant_scheme_list(void);
 

@@ -26,6 +26,13 @@ const quant_scheme *quant_scheme_find(const char *name) {
     return NULL;
 }
 
+const char *quant_ftype_name(uint32_t ftype) {
+    const char *name = NULL;
+    for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++)
+        if (schemes[i].ftype == ftype && (!name || schemes[i].mix != QUANT_MIX_NONE)) name = schemes[i].name;
+    return name;
+}
+
 const char *quant_scheme_list(void) {
     return "F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q4_K_S, Q4_K_M, Q5_K, Q5_K_S, Q5_K_M, Q6_K";
 }
