@@ -14,4 +14,3 @@ __attribute__((weak)) int cli_tokenize(int argc, char **argv) { return pending("
 __attribute__((weak)) int cli_logits(int argc, char **argv) { return pending("logits"); }
 __attribute__((weak)) int cli_run(int argc, char **argv) { return pending("run"); }
 __attribute__((weak)) int cli_template(int argc, char **argv) { return pending("template"); }
-__attribute__((weak)) int cli_bench(int argc, char **argv) { return pending("bench"); }

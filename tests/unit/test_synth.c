@@ -2,9 +2,11 @@
  * seed other bytes; every architecture's metadata and tensors; the scheme's per-tensor
  * types; the generated vocabulary (exact size, byte tokens, merges, specials) loads in
  * our tokenizer and round-trips text; a copied vocabulary sets the vocabulary size; bad
- * parameters are refused with a message naming them. */
+ * parameters are refused with a message naming them; each architecture loads in the
+ * model layer and gives finite, non-degenerate logits. */
 #include "testutil.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,7 @@
 #include "base/mem.h"
 #include "gguf/gguf.h"
 #include "gguf/writer.h"
+#include "model/model.h"
 #include "synth/synth.h"
 #include "tokenizer/tokenizer.h"
 
@@ -156,8 +159,8 @@ static void test_vocab_structure(void **state) {
     assert_int_equal(t, 3);
     assert_true(gguf_arr_int(types, 500, &t));
     assert_int_equal(t, 1);
-    gguf_str model, pre;
-    assert_true(gguf_get_str(f, "tokenizer.ggml.model", &model) && gguf_str_eq(model, "gpt2"));
+    gguf_str tok_model, pre;
+    assert_true(gguf_get_str(f, "tokenizer.ggml.model", &tok_model) && gguf_str_eq(tok_model, "gpt2"));
     assert_true(gguf_get_str(f, "tokenizer.ggml.pre", &pre) && gguf_str_eq(pre, "gpt-2"));
     /* every merge joins two tokens into a token of the vocabulary, and all tokens differ */
     for (uint64_t i = 0; i < merges->n; i++) {
@@ -226,8 +229,8 @@ static void test_vocab_from(void **state) {
     if (gguf_open(path, &f, &err)) fail_msg("%s", err.msg);
     assert_int_equal(gguf_find_tensor(f, "token_embd.weight")->ne[1], 32000);
     assert_int_equal(gguf_find_tensor(f, "output.weight")->ne[1], 32000);
-    gguf_str model;
-    assert_true(gguf_get_str(f, "tokenizer.ggml.model", &model) && gguf_str_eq(model, "llama"));
+    gguf_str tok_model;
+    assert_true(gguf_get_str(f, "tokenizer.ggml.model", &tok_model) && gguf_str_eq(tok_model, "llama"));
     const gguf_arr *scores;
     assert_true(gguf_get_arr(f, "tokenizer.ggml.scores", &scores));
     assert_int_equal(scores->n, 32000);
@@ -261,12 +264,70 @@ static void test_bad_params(void **state) {
     expect_invalid(p, "n_layer");
 }
 
+#define N_TOK 24
+
+/* The model runs: finite logits with a trained model's spread (std in (2, 8)), rows
+ * that differ between positions, a next-token distribution neither flat nor one-hot. */
+static void check_arch(synth_arch arch, const char *type) {
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/hearth-synthlog-%d.gguf", (int)getpid());
+    synth_params p = {.arch = arch, .n_embd = 256, .n_layer = 2, .n_head = 4, .n_head_kv = 2, .n_ff = 512,
+                      .n_vocab = 2000, .n_ctx = 256, .seed = 21, .scheme = quant_scheme_find(type)};
+    hearth_err err = {0};
+    if (synth_write_model(&p, NULL, path, &err)) fail_msg("%s", err.msg);
+    gguf_file *f = NULL;
+    if (gguf_open(path, &f, &err)) fail_msg("%s", err.msg);
+    unlink(path);
+    model *m = NULL;
+    if (model_new(f, &m, &err)) fail_msg("%s: %s", synth_arch_name(arch), err.msg);
+    model_ctx *ctx = NULL;
+    kv_cache *kv = NULL;
+    model_batch b;
+    model_ctx_params cp = {.n_batch = N_TOK, .n_outputs = N_TOK, .n_ctx = N_TOK};
+    kv_config kc = model_kv_config(m, N_TOK, 1);
+    if (model_ctx_new(m, &cp, NULL, &ctx, &err) || kv_cache_new(&kc, &kv, &err) || model_batch_init(&b, N_TOK, &err))
+        fail_msg("%s", err.msg);
+    for (int i = 0; i < N_TOK; i++) model_batch_add(&b, (i * 7919 + 13) % 2000, i, 0, true);
+    if (model_forward(ctx, kv, &b, &err)) fail_msg("%s", err.msg);
+    double mean_top = 0;
+    for (int r = 0; r < N_TOK; r++) {
+        const float *x = model_logits(ctx, r);
+        double s = 0, ss = 0, mx = -INFINITY, z = 0;
+        for (int i = 0; i < 2000; i++) {
+            if (!isfinite(x[i])) fail_msg("%s row %d: logit %d is %g", synth_arch_name(arch), r, i, x[i]);
+            s += x[i], ss += (double)x[i] * x[i], mx = fmax(mx, x[i]);
+        }
+        for (int i = 0; i < 2000; i++) z += exp(x[i] - mx);
+        double sd = sqrt(ss / 2000 - (s / 2000) * (s / 2000));
+        if (!(sd > 2 && sd < 8)) fail_msg("%s row %d: logit std %.3f, want within (2, 8)", synth_arch_name(arch), r, sd);
+        mean_top += 1.0 / z / N_TOK;
+        if (r > 0) {
+            const float *prev = model_logits(ctx, r - 1);
+            double diff = 0;
+            for (int i = 0; i < 2000; i++) diff += fabs(x[i] - prev[i]);
+            if (!(diff / 2000 > 0.5)) fail_msg("%s rows %d and %d nearly equal", synth_arch_name(arch), r - 1, r);
+        }
+    }
+    printf("%s %s: mean top-1 probability %.3f\n", synth_arch_name(arch), type, mean_top);
+    if (!(mean_top > 0.05 && mean_top < 0.95)) fail_msg("mean top-1 probability %.3f", mean_top);
+    model_batch_free(&b);
+    kv_cache_free(kv);
+    model_ctx_free(ctx);
+    model_free(m);
+    gguf_close(f);
+}
+
+static void test_runs_llama(void **state) { check_arch(SYNTH_LLAMA, "q8_0"); }
+static void test_runs_qwen2(void **state) { check_arch(SYNTH_QWEN2, "q4_k_m"); }
+static void test_runs_qwen3(void **state) { check_arch(SYNTH_QWEN3, "f16"); }
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_determinism),     cmocka_unit_test(test_arch_metadata),
         cmocka_unit_test(test_scheme_types),    cmocka_unit_test(test_vocab_structure),
         cmocka_unit_test(test_vocab_roundtrip), cmocka_unit_test(test_vocab_from),
-        cmocka_unit_test(test_bad_params),
+        cmocka_unit_test(test_bad_params),      cmocka_unit_test(test_runs_llama),
+        cmocka_unit_test(test_runs_qwen2),      cmocka_unit_test(test_runs_qwen3),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

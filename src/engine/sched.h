@@ -1,0 +1,106 @@
+/* Continuous-batching scheduler: one thread per loaded model runs steps. Each step
+ * decodes one token for every running sequence and fills the rest of the step's token
+ * budget with prompt chunks of waiting sequences (chunked prefill, decode first). KV
+ * pages come from one paged cache shared by all slots; a new prompt reuses the cached
+ * pages of the longest matching prefix (a second chat turn or a repeated system prompt
+ * is not recomputed). Requests beyond the slots wait in a bounded queue; when it is full
+ * sched_submit answers BUSY at once with a Retry-After estimate from measured throughput.
+ * Detokenization (UTF-8 safe) and stop strings are applied here, so every text event is
+ * final. This layer knows nothing of HTTP or JSON.
+ *
+ * Threading: sched_submit/sched_next/sched_cancel/sched_release are safe from any thread;
+ * the model, KV cache and sampler are touched only by the scheduler thread. */
+#ifndef ENGINE_SCHED_H
+#define ENGINE_SCHED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/sampler.h"
+#include "hearth.h"
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
+
+typedef struct sched_params {
+    int32_t n_slots;     /* sequences decoded concurrently (default 8) */
+    int64_t n_ctx;       /* positions per sequence (prompt + output) */
+    int32_t max_queue;   /* waiting requests beyond the slots before BUSY (default 64) */
+    int32_t step_tokens; /* most tokens per forward step (decode + prefill chunks, default 512) */
+    int n_threads;       /* kernel threads; <= 0: physical cores */
+} sched_params;
+
+void sched_params_default(sched_params *p);
+
+typedef struct sched sched;
+
+/* Starts the scheduler thread over m/v (borrowed; must outlive it). */
+hearth_status sched_new(const model *m, const tok_vocab *v, const sched_params *p, sched **out, hearth_err *err);
+/* Stops the thread; running and queued sequences end with HEARTH_ERR_CANCELLED. */
+void sched_free(sched *s);
+
+typedef struct sched_request {
+    const int32_t *prompt;        /* [n_prompt], copied by sched_submit */
+    size_t n_prompt;
+    int32_t max_tokens;           /* > 0; the context also bounds it */
+    bool ignore_eos;              /* keep going past end-of-generation tokens */
+    sampler_params sampling;      /* bias array copied */
+    const char *const *stop;      /* [n_stop] stop strings, copied */
+    size_t n_stop;
+    int n_logprobs;               /* -1: none; 0..20: chosen token's logprob + that many top */
+    uint64_t deadline_ns;         /* clock_mono_ns() deadline; 0: none */
+} sched_request;
+
+typedef enum sched_finish {
+    SCHED_FINISH_NONE = 0,
+    SCHED_FINISH_STOP,      /* end-of-generation token or a stop string */
+    SCHED_FINISH_LENGTH,    /* max_tokens or the context */
+    SCHED_FINISH_CANCELLED, /* sched_cancel or sched_free */
+    SCHED_FINISH_TIMEOUT,   /* deadline passed */
+    SCHED_FINISH_ERROR,
+} sched_finish;
+
+typedef struct sched_top { int32_t token; float logprob; } sched_top;
+
+typedef struct sched_event {
+    /* text released by this event (may be empty), valid until the next sched_next */
+    const char *text;
+    size_t len;
+    /* tokens this event covers, with logprobs when requested */
+    int32_t n_tokens;
+    const int32_t *tokens;
+    const float *logprobs;        /* [n_tokens] or NULL */
+    const sched_top *top;         /* [n_tokens * n_logprobs] or NULL */
+    sched_finish finish;          /* != NONE on the last event */
+    int64_t prompt_tokens, completion_tokens, cached_tokens;  /* usage, on the last event */
+    hearth_err err;               /* when finish == ERROR */
+} sched_event;
+
+typedef struct sched_seq sched_seq;
+
+/* Queues a request. BUSY at once when the queue is full (sched_retry_after_s gives the
+ * estimate); RANGE when the prompt does not fit the context (message names the counts);
+ * INVALID for bad parameters. */
+hearth_status sched_submit(sched *s, const sched_request *r, sched_seq **out, hearth_err *err);
+
+/* Waits up to timeout_ms for the next event; false on timeout. After an event with
+ * finish != NONE there are no more. */
+bool sched_next(sched_seq *q, sched_event *ev, int timeout_ms);
+
+/* Asks the sequence to stop; it frees its slot within one step. Idempotent. */
+void sched_cancel(sched_seq *q);
+/* The caller is done with q: cancels it if still running and frees it later. */
+void sched_release(sched_seq *q);
+
+/* Seconds a client should wait before retrying, from queue depth and measured speed. */
+double sched_retry_after_s(const sched *s);
+
+typedef struct sched_stats {
+    int32_t queued, running, n_slots;
+    int64_t kv_pages_used, kv_pages_total;
+    int64_t prefix_hits_tokens;     /* prompt tokens served from cached pages, total */
+    double decode_tps, prefill_tps; /* recent measured throughput */
+} sched_stats;
+void sched_get_stats(const sched *s, sched_stats *st);
+
+#endif
