@@ -81,7 +81,8 @@ static hearth_status run_once(bench_state *b, bench_kind kind, int64_t len, int6
     } else {
         for (int64_t step = 0; step < len && !st; step++) {
             model_batch_clear(&b->batch);
-            for (int64_t s = 0; s < n_par; s++) model_batch_add(&b->batch, random_token(b), (int32_t)step, (int32_t)s, true);
+            for (int64_t s = 0; s < n_par; s++)
+                model_batch_add(&b->batch, random_token(b), (int32_t)step, (int32_t)s, true);
             st = model_forward(b->ctx, b->kv, &b->batch, err);
         }
     }
@@ -181,7 +182,7 @@ static int parse(int argc, char **argv, bench_opts *o) {
         } else if (!strcmp(a, "--no-warmup")) {
             o->warmup = false;
         } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
-            if (!(o->model = cli_tools_value(argc, argv, &i))) return 2;
+            if (!(o->model = cli_gen_value(argc, argv, &i))) return 2;
         } else if (!strcmp(a, "-p") || !strcmp(a, "--n-prompt")) {
             if (!cli_tools_int(argc, argv, &i, 0, 1 << 16, &o->p)) return 2;
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-gen")) {
@@ -209,32 +210,32 @@ static int parse(int argc, char **argv, bench_opts *o) {
     return 0;
 }
 
+/* Runs the tests; text rows are printed as they finish, the JSON array once all have. */
 static int run_all(const gguf_file *f, const bench_opts *o, bench_state *b, kern_pool *pool, hearth_err *err) {
     bench_kind kinds[3];
+    bench_result res[3];
     int n_kinds = 0;
     if (o->p > 0) kinds[n_kinds++] = BENCH_PP;
     if (o->n > 0) kinds[n_kinds++] = BENCH_TG;
     if (o->n > 0 && o->batch > 0) kinds[n_kinds++] = BENCH_TG_BATCH;
     char cols[256];
     model_columns(f, o, cols, sizeof cols);
-    hearth_status st = open_state(b, f, o, pool, err);
-    if (st) return cli_tools_fail(err);
-    if (o->json) printf("[");
-    else printf("| model | size | params | threads | cpu path | test | t/s |\n"
-                "| --- | ---: | ---: | ---: | --- | ---: | ---: |\n");
+    if (open_state(b, f, o, pool, err)) return cli_gen_fail_err(err);
+    if (!o->json)
+        printf("| model | size | params | threads | cpu path | test | t/s |\n"
+               "| --- | ---: | ---: | ---: | --- | ---: | ---: |\n");
     for (int k = 0; k < n_kinds; k++) {
-        bench_result res;
         fflush(stdout);
-        if ((st = run_test(b, o, kinds[k], &res, err))) {
-            if (o->json || k > 0) printf("\n");
-            fflush(stdout);
-            return cli_tools_fail(err);
-        }
-        if (o->json)
-            printf("%s{\"test\":\"%s\",\"tps_mean\":%.4f,\"tps_sd\":%.4f}", k ? "," : "", res.name, res.mean, res.sd);
-        else printf("| %s | %s | %.2f ± %.2f |\n", cols, res.name, res.mean, res.sd);
+        if (run_test(b, o, kinds[k], &res[k], err)) return cli_gen_fail_err(err);
+        if (!o->json) printf("| %s | %s | %.2f ± %.2f |\n", cols, res[k].name, res[k].mean, res[k].sd);
     }
-    if (o->json) printf("]\n");
+    if (o->json) {
+        printf("[");
+        for (int k = 0; k < n_kinds; k++)
+            printf("%s{\"test\":\"%s\",\"tps_mean\":%.4f,\"tps_sd\":%.4f}", k ? "," : "", res[k].name, res[k].mean,
+                   res[k].sd);
+        printf("]\n");
+    }
     return 0;
 }
 
@@ -244,7 +245,7 @@ int cli_bench(int argc, char **argv) {
     if (rc) return rc < 0 ? 0 : rc;
     hearth_err err = {0};
     gguf_file *f = NULL;
-    if (gguf_open(o.model, &f, &err)) return cli_tools_fail(&err);
+    if (gguf_open(o.model, &f, &err)) return cli_gen_fail_err(&err);
     kern_pool *pool = kern_pool_new((int)o.threads);
     if (!pool) {
         gguf_close(f);

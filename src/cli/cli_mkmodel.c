@@ -65,7 +65,7 @@ static int parse(int argc, char **argv, mk_opts *o) {
             }
         for (size_t k = 0; k < sizeof strs / sizeof strs[0] && !matched; k++)
             if (!strcmp(a, strs[k].name)) {
-                if (!(*strs[k].dst = cli_tools_value(argc, argv, &i))) return 2;
+                if (!(*strs[k].dst = cli_gen_value(argc, argv, &i))) return 2;
                 matched = true;
             }
         if (!matched && !strcmp(a, "--seed")) {
@@ -135,7 +135,7 @@ int cli_mkmodel(int argc, char **argv) {
     if ((rc = resolve(&o, &p))) return rc;
     hearth_err err = {0};
     gguf_file *vf = NULL;
-    if (o.vocab_from && gguf_open(o.vocab_from, &vf, &err)) return cli_tools_fail(&err);
+    if (o.vocab_from && gguf_open(o.vocab_from, &vf, &err)) return cli_gen_fail_err(&err);
     p.vocab_from = vf;
     kern_pool *pool = kern_pool_new((int)o.threads);
     if (!pool) {
@@ -148,7 +148,7 @@ int cli_mkmodel(int argc, char **argv) {
     double secs = clock_mono_s() - t0;
     kern_pool_free(pool);
     gguf_close(vf);
-    if (st) return cli_tools_fail(&err);
+    if (st) return cli_gen_fail_err(&err);
     printf("wrote %s: %s, dim %" PRId64 ", %" PRId64 " layers, %" PRId64 "/%" PRId64 " heads, ffn %" PRId64
            ", %s, seed %" PRIu64 " in %.1f s\n",
            o.out, synth_arch_name(p.arch), p.n_embd, p.n_layer, p.n_head, p.n_head_kv, p.n_ff, p.scheme->name,

@@ -95,7 +95,7 @@ int cli_quantize(int argc, char **argv) {
     }
     hearth_err err = {0};
     gguf_file *in = NULL;
-    if (gguf_open(pos[0], &in, &err)) return cli_tools_fail(&err);
+    if (gguf_open(pos[0], &in, &err)) return cli_gen_fail_err(&err);
     kern_pool *pool = kern_pool_new((int)n_threads);
     if (!pool) {
         gguf_close(in);
@@ -107,7 +107,7 @@ int cli_quantize(int argc, char **argv) {
     double secs = clock_mono_s() - t0;
     kern_pool_free(pool);
     gguf_close(in);
-    if (st) return cli_tools_fail(&err);
+    if (st) return cli_gen_fail_err(&err);
     printf("wrote %s: %s, %.2f MiB -> %.2f MiB in %.1f s\n", pos[1], s->name, ps.in_bytes / 1048576.0,
            ps.out_bytes / 1048576.0, secs);
     return 0;
