@@ -11,5 +11,7 @@ int cli_template(int argc, char **argv);
 int cli_quantize(int argc, char **argv);
 int cli_mkmodel(int argc, char **argv);
 int cli_bench(int argc, char **argv);
+int cli_embed(int argc, char **argv);
+int cli_serve(int argc, char **argv);
 
 #endif

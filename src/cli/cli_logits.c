@@ -1,4 +1,5 @@
-/* `hearth logits -m FILE [--all] (--stdin | -p TEXT) -o OUT.f32 [-t THREADS] [--ctx N]`:
+/* `hearth logits -m FILE [--all] (--stdin | -p TEXT) -o OUT.f32 [-t THREADS] [--ctx N]
+ * [--lora ADAPTER[:SCALE]]...`:
  * tokenizes the text (special tokens added, not parsed), runs it and writes float32
  * little-endian logits, one row of n_vocab per position (the last, or every one with
  * --all), then prints one JSON line {"tokens":[...],"n_vocab":N,"rows":R} on stdout.
@@ -11,6 +12,7 @@
 #include "base/mem.h"
 #include "cli/cli.h"
 #include "cli/cli_gen.h"
+#include "cli/cli_lora.h"
 #include "engine/generate.h"
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "logits files are written as little-endian floats");
@@ -18,6 +20,7 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "logits files are writ
 static void usage(FILE *out) {
     fprintf(out,
             "usage: hearth logits -m FILE (-p TEXT | --stdin) -o OUT.f32 [--all] [-t THREADS] [--ctx N]\n"
+            "                     [--lora ADAPTER[:SCALE]]...\n"
             "\n"
             "Runs a prompt and writes its logits as little-endian float32 rows of n_vocab, then\n"
             "prints {\"tokens\":[...],\"n_vocab\":N,\"rows\":R} on one line.\n"
@@ -29,6 +32,7 @@ static void usage(FILE *out) {
             "  --all         one row per prompt token (default: the last token only)\n"
             "  -t THREADS    worker threads (default: one per physical core)\n"
             "  --ctx N       context positions (default: min(model context, 4096))\n"
+            CLI_LORA_HELP
             "  -h, --help    show this help\n");
 }
 
@@ -36,6 +40,7 @@ typedef struct logits_opts {
     const char *model, *prompt, *out;
     bool from_stdin, all;
     long long threads, ctx;
+    cli_lora_list lora;
 } logits_opts;
 
 /* 0 when parsed, else the exit code (help: 0 via *done). */
@@ -53,11 +58,12 @@ static int parse(int argc, char **argv, logits_opts *o, bool *done) {
         } else if (!strcmp(a, "--stdin")) {
             o->from_stdin = true;
         } else if (!strcmp(a, "-m") || !strcmp(a, "-p") || !strcmp(a, "-o") || !strcmp(a, "-t") ||
-                   !strcmp(a, "--ctx")) {
+                   !strcmp(a, "--ctx") || !strcmp(a, "--lora")) {
             if (!(v = cli_gen_value(argc, argv, &i))) return CLI_EXIT_USAGE;
             if (!strcmp(a, "-m")) o->model = v;
             else if (!strcmp(a, "-p")) o->prompt = v;
             else if (!strcmp(a, "-o")) o->out = v;
+            else if (!strcmp(a, "--lora") && !cli_lora_parse(v, &o->lora)) return CLI_EXIT_USAGE;
             else if (!strcmp(a, "-t") && !cli_gen_int("-t", v, 1, 1024, &o->threads)) return CLI_EXIT_USAGE;
             else if (!strcmp(a, "--ctx") && !cli_gen_int("--ctx", v, 1, (long long)1 << 24, &o->ctx))
                 return CLI_EXIT_USAGE;
@@ -98,6 +104,7 @@ static hearth_status run_logits(const logits_opts *o, gen_model *gm, const int32
     gen_config cfg = {.n_ctx = o->ctx, .n_threads = (int)o->threads, .all_logits = o->all};
     gen_engine *e = NULL;
     hearth_status st = gen_engine_new(gm->model, gm->vocab, &cfg, &e, err);
+    if (!st) st = cli_lora_attach(e, gm->model, &o->lora, err);
     if (!st && (int64_t)n > gen_n_ctx(e))
         st = err_set(err, HEARTH_ERR_RANGE, "prompt of %zu tokens is longer than the context (%lld positions)", n,
                      (long long)gen_n_ctx(e));

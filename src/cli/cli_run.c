@@ -1,5 +1,5 @@
 /* `hearth run -m FILE -p TEXT [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p M]
- * [--seed S] [-t THREADS] [--ctx N]`: generates text from a prompt, streaming it to
+ * [--seed S] [-t THREADS] [--ctx N] [--lora ADAPTER[:SCALE]]...`: generates text from a prompt, streaming it to
  * stdout as it is produced (flushed per piece); one informational line before and the
  * timings after go to stderr. Failures are one error line on stderr. */
 #include <signal.h>
@@ -11,6 +11,7 @@
 #include "base/mem.h"
 #include "cli/cli.h"
 #include "cli/cli_gen.h"
+#include "cli/cli_lora.h"
 #include "engine/generate.h"
 
 #define RUN_DEFAULT_N 256
@@ -18,7 +19,7 @@
 static void usage(FILE *out) {
     fprintf(out,
             "usage: hearth run -m FILE -p TEXT [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p M]\n"
-            "                  [--seed S] [-t THREADS] [--ctx N]\n"
+            "                  [--seed S] [-t THREADS] [--ctx N] [--lora ADAPTER[:SCALE]]...\n"
             "\n"
             "Generates text from a prompt (special tokens in the prompt are recognised) and\n"
             "streams it to standard output. Timings go to standard error.\n"
@@ -33,6 +34,7 @@ static void usage(FILE *out) {
             "  --seed S      random seed (default: a new one each run, printed to stderr)\n"
             "  -t THREADS    worker threads (default: one per physical core)\n"
             "  --ctx N       context positions (default: min(model context, 4096))\n"
+            CLI_LORA_HELP
             "  -h, --help    show this help\n",
             RUN_DEFAULT_N);
 }
@@ -42,6 +44,7 @@ typedef struct run_opts {
     long long n_predict, threads, ctx;
     sampler_params sp;
     bool has_seed;
+    cli_lora_list lora;
 } run_opts;
 
 static int parse_value(run_opts *o, const char *a, const char *v) {
@@ -55,6 +58,7 @@ static int parse_value(run_opts *o, const char *a, const char *v) {
     else if (!strcmp(a, "--temp")) ok = cli_gen_float(a, v, 0.0, 1e6, &o->sp.temperature);
     else if (!strcmp(a, "--top-p")) ok = cli_gen_float(a, v, 0.0, 1.0, &o->sp.top_p);
     else if (!strcmp(a, "--min-p")) ok = cli_gen_float(a, v, 0.0, 1.0, &o->sp.min_p);
+    else if (!strcmp(a, "--lora")) ok = cli_lora_parse(v, &o->lora);
     else if (!strcmp(a, "--seed")) ok = o->has_seed = cli_gen_u64(a, v, &o->sp.seed);
     else if (!strcmp(a, "--top-k")) {
         ok = cli_gen_int(a, v, 0, INT32_MAX, &k);
@@ -108,6 +112,7 @@ static hearth_status generate(const run_opts *o, gen_model *gm, const int32_t *i
     gen_config cfg = {.n_ctx = o->ctx, .n_threads = (int)o->threads};
     gen_engine *e = NULL;
     hearth_status st = gen_engine_new(gm->model, gm->vocab, &cfg, &e, err);
+    if (!st) st = cli_lora_attach(e, gm->model, &o->lora, err);
     if (!st && (int64_t)n > gen_n_ctx(e))
         st = err_set(err, HEARTH_ERR_RANGE, "prompt of %zu tokens is longer than the context (%lld positions)", n,
                      (long long)gen_n_ctx(e));

@@ -16,10 +16,12 @@ static const cli_command commands[] = {
     {"tokenize", cli_tokenize, "print the token ids of a text"},
     {"logits", cli_logits, "run a prompt and write its logits"},
     {"run", cli_run, "generate text from a prompt"},
+    {"embed", cli_embed, "print the embedding of a text"},
     {"template", cli_template, "render a chat template with a JSON context"},
     {"quantize", cli_quantize, "convert a model's tensors to another type or mix"},
     {"mkmodel", cli_mkmodel, "write a synthetic model with random weights"},
     {"bench", cli_bench, "measure prompt and generation speed"},
+    {"serve", cli_serve, "serve a model over the OpenAI-compatible HTTP API"},
 };
 
 static void usage(FILE *out) {

@@ -20,6 +20,8 @@ struct gen_engine {
     kv_cache *kv;
     model_batch batch;
     float *logits;         /* [n_vocab] copy the sampler may modify */
+    model_lora_use *lora;  /* [lora_set.n] adapters of the sequence, one reference each */
+    model_lora_set lora_set;
 };
 
 hearth_status gen_engine_new(const model *m, const tok_vocab *v, const gen_config *cfg, gen_engine **out,
@@ -63,12 +65,30 @@ void gen_engine_free(gen_engine *e) {
     model_ctx_free(e->ctx);
     kern_pool_free(e->pool);
     mem_free(e->logits);
+    for (int32_t i = 0; i < e->lora_set.n; i++) model_lora_release(e->lora[i].adapter);
+    mem_free(e->lora);
     mem_free(e);
 }
 
 int64_t gen_n_ctx(const gen_engine *e) { return e->cfg.n_ctx; }
 
 int gen_n_threads(const gen_engine *e) { return kern_pool_size(e->pool); }
+
+hearth_status gen_set_lora(gen_engine *e, const model_lora_use *uses, int32_t n, hearth_err *err) {
+    if (n < 0 || (n > 0 && !uses)) return err_set(err, HEARTH_ERR_INVALID, "adapters: bad list of %d", n);
+    model_lora_set set = {n, uses};
+    hearth_status st = model_lora_check_set(e->m, &set, err);
+    if (st) return st;
+    model_lora_use *copy = NULL;
+    if (n > 0 && !(copy = mem_alloc_array((size_t)n, sizeof *copy)))
+        return err_set(err, HEARTH_ERR_NOMEM, "adapters: out of memory");
+    for (int32_t i = 0; i < n; i++) copy[i] = (model_lora_use){model_lora_retain(uses[i].adapter), uses[i].scale};
+    for (int32_t i = 0; i < e->lora_set.n; i++) model_lora_release(e->lora[i].adapter);
+    mem_free(e->lora);
+    e->lora = copy;
+    e->lora_set = (model_lora_set){n, copy};
+    return HEARTH_OK;
+}
 
 void gen_reset(gen_engine *e) { kv_seq_clear(e->kv, GEN_SEQ); }
 
@@ -90,7 +110,8 @@ hearth_status gen_eval(gen_engine *e, const int32_t *tokens, size_t n, bool all,
         model_batch_clear(&e->batch);
         for (size_t i = start; i < end; i++)
             model_batch_add(&e->batch, tokens[i], (int32_t)(len + (int64_t)i), GEN_SEQ, all || i == n - 1);
-        hearth_status st = model_forward(e->ctx, e->kv, &e->batch, err);
+        model_lora_map map = {1, &e->lora_set};
+        hearth_status st = model_forward_lora(e->ctx, e->kv, &e->batch, e->lora_set.n ? &map : NULL, err);
         if (st) return st;
         int32_t row = 0;
         for (size_t i = start; i < end; i++) {

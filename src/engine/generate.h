@@ -15,6 +15,7 @@
 #include "engine/sampler.h"
 #include "gguf/gguf.h"
 #include "hearth.h"
+#include "model/lora.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
@@ -51,6 +52,12 @@ hearth_status gen_engine_new(const model *m, const tok_vocab *v, const gen_confi
 void gen_engine_free(gen_engine *e); /* accepts NULL */
 int64_t gen_n_ctx(const gen_engine *e);
 int gen_n_threads(const gen_engine *e);
+
+/* Runs the sequence with the adapters uses[0..n) (n = 0: none) from the next evaluation
+ * on. The engine takes its own reference to each and drops those of the previous set.
+ * INVALID for a NULL adapter, a scale that is not finite or an adapter of another model;
+ * NOMEM. On failure the previous set stays. */
+hearth_status gen_set_lora(gen_engine *e, const model_lora_use *uses, int32_t n, hearth_err *err);
 
 /* Forgets the sequence (positions restart at 0). */
 void gen_reset(gen_engine *e);

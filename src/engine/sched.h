@@ -23,21 +23,32 @@
 #include "tokenizer/tokenizer.h"
 
 typedef struct sched_params {
-    int32_t n_slots;     /* sequences decoded concurrently (default 8) */
-    int64_t n_ctx;       /* positions per sequence (prompt + output) */
-    int32_t max_queue;   /* waiting requests beyond the slots before BUSY (default 64) */
-    int32_t step_tokens; /* most tokens per forward step (decode + prefill chunks, default 512) */
-    int n_threads;       /* kernel threads; <= 0: physical cores */
+    int32_t n_slots;      /* sequences decoded concurrently (default 8) */
+    int64_t n_ctx;        /* positions per sequence (prompt + output); <= 0: min(training
+                             context, 4096); more than the training context is refused */
+    int32_t max_queue;    /* waiting requests beyond the slots before BUSY (default 64; 0: none) */
+    int32_t step_tokens;  /* most tokens per forward step (decode + prefill chunks, default 512);
+                             at least n_slots */
+    int n_threads;        /* kernel threads; <= 0: physical cores */
+    int32_t prefix_slots; /* finished sequences whose pages are kept for prefix reuse
+                             (default n_slots; 0: only running sequences are shared) */
+    int32_t max_unread;   /* generated tokens a sequence may hold that its consumer has not
+                             read; beyond that it is cancelled (default 1024) */
 } sched_params;
 
+/* The defaults above. The KV pool holds n_slots * n_ctx positions (rounded up to pages);
+ * cached prefixes live in pages no running sequence needs and are evicted, least recently
+ * used first, when one does. */
 void sched_params_default(sched_params *p);
 
 typedef struct sched sched;
 
-/* Starts the scheduler thread over m/v (borrowed; must outlive it). */
+/* Starts the scheduler thread over m/v (borrowed; must outlive it). INVALID/RANGE for bad
+ * parameters, NOMEM. */
 hearth_status sched_new(const model *m, const tok_vocab *v, const sched_params *p, sched **out, hearth_err *err);
-/* Stops the thread; running and queued sequences end with HEARTH_ERR_CANCELLED. */
-void sched_free(sched *s);
+/* Stops the thread; running and queued sequences end with SCHED_FINISH_CANCELLED. Their
+ * handles stay valid (sched_next delivers the last event) until sched_release. */
+void sched_free(sched *s); /* accepts NULL */
 
 typedef struct sched_request {
     const int32_t *prompt;        /* [n_prompt], copied by sched_submit */
@@ -62,44 +73,58 @@ typedef enum sched_finish {
 
 typedef struct sched_top { int32_t token; float logprob; } sched_top;
 
+/* One event covers every token generated since the consumer last read, so a slow
+ * consumer gets fewer, larger events; the scheduler never waits for it. */
 typedef struct sched_event {
-    /* text released by this event (may be empty), valid until the next sched_next */
+    /* text released by this event (may be empty), valid until the next sched_next or
+     * sched_release. Text lags tokens while a UTF-8 character or a possible stop string
+     * is incomplete, and never contains (or follows) a matched stop string. */
     const char *text;
     size_t len;
-    /* tokens this event covers, with logprobs when requested */
+    /* tokens this event covers, with logprobs when requested (an end-of-generation
+     * token that finished the sequence is not among them) */
     int32_t n_tokens;
     const int32_t *tokens;
-    const float *logprobs;        /* [n_tokens] or NULL */
-    const sched_top *top;         /* [n_tokens * n_logprobs] or NULL */
+    const float *logprobs;        /* [n_tokens] or NULL: log-softmax of the raw logits */
+    const sched_top *top;         /* [n_tokens * n_logprobs] or NULL, most likely first;
+                                     {-1, -INFINITY} pads rows with fewer finite logits */
     sched_finish finish;          /* != NONE on the last event */
     int64_t prompt_tokens, completion_tokens, cached_tokens;  /* usage, on the last event */
-    hearth_err err;               /* when finish == ERROR */
+    hearth_err err;               /* when finish == ERROR; CANCELLED/TIMEOUT say why */
 } sched_event;
 
 typedef struct sched_seq sched_seq;
 
 /* Queues a request. BUSY at once when the queue is full (sched_retry_after_s gives the
  * estimate); RANGE when the prompt does not fit the context (message names the counts);
- * INVALID for bad parameters. */
+ * INVALID for bad parameters (empty prompt, token outside the vocabulary, max_tokens <= 0,
+ * n_logprobs outside -1..20, sampling, stop strings), NOMEM. */
 hearth_status sched_submit(sched *s, const sched_request *r, sched_seq **out, hearth_err *err);
 
-/* Waits up to timeout_ms for the next event; false on timeout. After an event with
- * finish != NONE there are no more. */
+/* Waits up to timeout_ms (< 0: without limit) for the next event; false on timeout.
+ * After an event with finish != NONE there are no more: it returns false at once. One
+ * consumer thread per sequence. */
 bool sched_next(sched_seq *q, sched_event *ev, int timeout_ms);
 
 /* Asks the sequence to stop; it frees its slot within one step. Idempotent. */
 void sched_cancel(sched_seq *q);
-/* The caller is done with q: cancels it if still running and frees it later. */
+/* The caller is done with q: cancels it if still running and frees it later. Also valid
+ * after sched_free. q must not be used afterwards. */
 void sched_release(sched_seq *q);
 
-/* Seconds a client should wait before retrying, from queue depth and measured speed. */
+/* Seconds a client should wait before retrying: the work ahead (prompt tokens left at the
+ * measured prefill speed, max_tokens left at the measured decode speed, over running and
+ * queued requests) divided by the number of those requests, i.e. the expected time until
+ * one finishes and a queue place opens. Defaults stand in until steps were measured.
+ * Clamped to [1, 600]. */
 double sched_retry_after_s(const sched *s);
 
 typedef struct sched_stats {
     int32_t queued, running, n_slots;
     int64_t kv_pages_used, kv_pages_total;
     int64_t prefix_hits_tokens;     /* prompt tokens served from cached pages, total */
-    double decode_tps, prefill_tps; /* recent measured throughput */
+    double decode_tps, prefill_tps; /* recent measured throughput (tokens/s, all slots) */
+    int64_t steps;                  /* forward steps run */
 } sched_stats;
 void sched_get_stats(const sched *s, sched_stats *st);
 

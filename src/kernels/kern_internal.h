@@ -84,6 +84,12 @@ KERN_DECLARE_TYPE(q5_k)
 KERN_DECLARE_TYPE(q6_k)
 #undef KERN_DECLARE_TYPE
 
+/* Unpacked K-quant blocks (quant_k.c): 6-bit scales and mins of Q4_K/Q5_K, Q4_K quants
+   (0..15) and Q6_K quants (-32..31), one per element. */
+void kern_k_unpack_scales_mins(const uint8_t s[12], uint8_t sc[8], uint8_t mn[8]);
+void kern_q4_k_unpack(const kern_block_q4_k *b, uint8_t q[256]);
+void kern_q6_k_unpack(const kern_block_q6_k *b, int8_t q[256]);
+
 /* ---- K-quant scale search (quant_k_search.c) -------------------------------- */
 /* Fits x[i] ~ scale*L[i] - min with L[i] in [0, nmax], min >= 0, minimising the
    weighted squared error: a grid of candidate scales, each refined by least squares.
@@ -94,6 +100,93 @@ float kern_fit_scale_min(int n, int nmax, const float *x, const float *w, uint8_
    minimising the w-weighted squared error over a grid of candidate scales. Returns
    scale (0 for an all-zero group). */
 float kern_fit_scale_signed(int n, int nmax, const float *x, const float *w, uint8_t *L);
+
+/* ---- SIMD kernels (files *_avx2.c / *_avx512.c, compiled with their -m flags) ----
+   Only ever called after dispatch chose their level (traits.c, matmul.c). */
+#define KERN_DECLARE_AVX2(t) float kern_##t##_vec_dot_avx2(int64_t n, const void *w, const void *x);
+KERN_DECLARE_AVX2(q8_0)
+KERN_DECLARE_AVX2(q4_0)
+KERN_DECLARE_AVX2(q4_1)
+KERN_DECLARE_AVX2(q5_0)
+KERN_DECLARE_AVX2(q5_1)
+KERN_DECLARE_AVX2(q4_k)
+KERN_DECLARE_AVX2(q5_k)
+KERN_DECLARE_AVX2(q6_k)
+KERN_DECLARE_AVX2(f32)
+KERN_DECLARE_AVX2(f16)
+KERN_DECLARE_AVX2(bf16)
+#undef KERN_DECLARE_AVX2
+void kern_q8_0_from_float_avx2(const float *src, void *dst, int64_t n);
+void kern_q8_1_from_float_avx2(const float *src, void *dst, int64_t n);
+void kern_q8_k_from_float_avx2(const float *src, void *dst, int64_t n);
+
+/* ---- repacked weights for the AVX-512 tiled matmul (matmul_pack.c) ----------
+   A panel is 16 consecutive rows (the last one padded with zero rows); within it the
+   blocks of the 16 rows are interleaved (units of 64-byte lines, from a 64-byte aligned
+   start) so that one 64-byte load holds 4 consecutive
+   quants of each row in its 32-bit lane i (row i), ready for vpdpbusd against 4
+   broadcast activation bytes. Quants are unsigned; signed formats carry +128 / +32. */
+#define KERN_PANEL 16
+
+/* Q4_K: per super-block of 16 rows; the 8 x 32-element sub-blocks of 4 chunks of 8
+   elements: chunk byte 4i+b of qs[j][c] = q[32j+8c+b] | q[32j+8c+4+b] << 4 of row i. */
+typedef struct {
+    uint16_t d[KERN_PANEL], dmin[KERN_PANEL];   /* f16 */
+    uint8_t sc[8][KERN_PANEL];                  /* sub-block scale j of row i */
+    uint8_t mn[4][KERN_PANEL][2];               /* mins (2m, 2m+1) of row i */
+    uint8_t qs[8][4][64];
+} kern_panel_q4_k;                              /* 2368 B */
+
+/* Q6_K: 8 units of 32 elements; ql as Q4_K's qs (quants + 32, low 4 bits); qh[u][h]
+   holds the top 2 bits for chunks 2h, 2h+1 of unit u: byte 4i+b bits 0-1 / 2-3 / 4-5 /
+   6-7 are elements 8c+b, 8c+4+b of chunk 2h, then the same of chunk 2h+1. Padded to a
+   whole number of cache lines. */
+typedef struct {
+    uint8_t ql[8][4][64];
+    uint8_t qh[8][2][64];
+    int8_t sc[8][KERN_PANEL][2];                /* scales (2u, 2u+1) of row i */
+    uint16_t d[KERN_PANEL];
+    uint16_t pad[KERN_PANEL];
+} kern_panel_q6_k;                              /* 3392 B */
+
+/* Q8_0: per 2 blocks (64 elements) of 16 rows, so a unit is whole cache lines; byte
+   4i+b of qs[h][c] = q[4c+b] + 128 of block h of row i. */
+typedef struct {
+    uint8_t qs[2][8][64];
+    uint16_t d[2][KERN_PANEL];
+} kern_panel_q8_0;                              /* 1088 B */
+
+_Static_assert(sizeof(kern_panel_q4_k) == 2368, "q4_k panel");
+_Static_assert(sizeof(kern_panel_q6_k) == 3392, "q6_k panel");
+_Static_assert(sizeof(kern_panel_q8_0) == 1088, "q8_0 panel");
+
+/* Bytes of the panels of a rows x cols matrix of type (0: no panel format or overflow). */
+size_t kern_panel_bytes(uint32_t type, int64_t rows, int64_t cols);
+/* Writes the panels of w (whose type has a panel format) into out. */
+void kern_pack_panels(const kern_matrix *w, void *out);
+
+/* Activation formats of the tiled kernels, one row per token, made by the AVX-512
+   converters: for K-quants per 256 elements, for Q8_0 per 32. */
+typedef struct {
+    int8_t qs[256];
+    float d;
+    int16_t bs16[16];   /* sums of 16 consecutive qs */
+    int16_t bs32[8];    /* sums of 32 consecutive qs */
+    int32_t pad;
+} kern_act_k;           /* 312 B */
+typedef struct {
+    int8_t qs[32];
+    float d;            /* the f16-rounded scale, as Q8_0 stores it */
+    int32_t corr;       /* -128 * sum(qs): undoes the +128 of the packed weights */
+} kern_act_q8;          /* 40 B */
+
+/* AVX-512: converts n_tok rows of cols floats into activation rows (act_row_bytes
+   apart) for panel type wtype, and multiplies a range of panels by a range of tokens. */
+size_t kern_act_row_bytes(uint32_t wtype, int64_t cols);
+void kern_act_convert_avx512(uint32_t wtype, const float *x, int64_t cols, void *act);
+void kern_panels_mul_avx512(uint32_t wtype, const void *panels, int64_t rows, int64_t cols,
+                            int64_t p0, int64_t p1, const uint8_t *act, size_t act_row_bytes,
+                            int64_t t0, int64_t t1, float *y, int64_t ldy);
 
 /* ---- thread pool scratch (pool.c) ------------------------------------------- */
 /* A buffer of at least bytes owned by the pool, kept between calls; NULL if it cannot

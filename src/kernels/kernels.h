@@ -12,6 +12,18 @@
 #include "gguf/types.h"
 #include "hearth.h"
 
+/* ---- CPU level ---------------------------------------------------------------
+   Chosen once per process: the best the CPU and OS support (AVX2 means AVX2+FMA+F16C;
+   AVX512 means F+BW+VL+VNNI), or lower when HEARTH_CPU=scalar|avx2|avx512 asks. */
+typedef enum { KERN_CPU_SCALAR = 0, KERN_CPU_AVX2 = 1, KERN_CPU_AVX512 = 2 } kern_cpu_level;
+kern_cpu_level kern_cpu_level_active(void);   /* what the kernels use */
+kern_cpu_level kern_cpu_level_best(void);     /* what this machine supports */
+bool kern_cpu_has_bf16(void);                 /* AVX512_BF16 (informational) */
+const char *kern_cpu_level_name(kern_cpu_level level);   /* "scalar", "avx2", "avx512" */
+/* NULL, or one line saying why the active level is not what HEARTH_CPU asked for
+   (unknown value, or a level this CPU lacks); for the caller to log. */
+const char *kern_cpu_notice(void);
+
 /* ---- type traits ------------------------------------------------------------ */
 typedef struct kern_type_traits {
     uint32_t type;                 /* ggml type id */
@@ -33,6 +45,9 @@ typedef struct kern_type_traits {
 const kern_type_traits *kern_traits(uint32_t type);
 /* The scalar reference kernels of the same types (what SIMD kernels are tested against). */
 const kern_type_traits *kern_scalar_traits(uint32_t type);
+/* The table a given level installs (level <= kern_cpu_level_best(), else NULL): lets
+   tests compare every level this CPU has in one process. */
+const kern_type_traits *kern_level_traits(kern_cpu_level level, uint32_t type);
 
 /* Bytes of a row of n elements of type; 0 when the type is unsupported, n is negative
    or not a multiple of the block size, or the size overflows. */
@@ -62,7 +77,20 @@ typedef struct kern_matrix {
     int64_t cols;      /* input features (row length) */
     size_t row_bytes;
     const void *data;
+    /* Set by kern_matrix_prepare (zero otherwise): the weights repacked for the active
+       level's tiled kernels, owned by the matrix, packed_bytes long. */
+    void *packed;
+    size_t packed_bytes;
 } kern_matrix;
+
+/* Repacks w once, at load, when the active level has a tiled kernel for its type
+   (AVX-512: Q4_K, Q6_K, Q8_0 into 16-row interleaved panels); otherwise leaves w as it
+   is. data stays valid and untouched (kern_get_row keeps using it). *bytes (may be NULL)
+   receives the memory now owned by w (0 when nothing was repacked). Errors:
+   HEARTH_ERR_NOMEM, HEARTH_ERR_INVALID (inconsistent shape); w is then unchanged.
+   Release with kern_matrix_release. */
+hearth_status kern_matrix_prepare(kern_matrix *w, size_t *bytes);
+void kern_matrix_release(kern_matrix *w);   /* frees what prepare allocated; idempotent */
 
 /* y[t][r] = sum_c W[r][c] * x[t][c] for t < n_tok. x: [n_tok][cols] floats,
    y: [n_tok][rows] floats (row stride ldy >= rows). Each x row is converted once to the
@@ -71,7 +99,9 @@ typedef struct kern_matrix {
    p may be NULL (one thread, a temporary buffer per call). Returns HEARTH_ERR_NOMEM if
    the scratch cannot grow, HEARTH_ERR_UNSUPPORTED for a type without kernels,
    HEARTH_ERR_INVALID for inconsistent shapes; y is then untouched. Not reentrant per
-   pool: one caller at a time. */
+   pool: one caller at a time. A prepared matrix runs the tiled kernels: each unpacked
+   weight block serves up to 8 tokens; results then differ from the vec_dot loop by
+   float rounding only, and still not with the thread count. */
 hearth_status kern_matmul(kern_pool *p, const kern_matrix *w, const float *x, int64_t n_tok,
                           float *y, int64_t ldy);
 

@@ -14,7 +14,7 @@ static inline int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? 
  * 8 scales and 8 mins of 6 bits: for j < 4 the low 6 bits of bytes j (scale) and j+4
  * (min); for j >= 4 the low 4 bits in byte j+4 (scale low nibble, min high nibble) and
  * the top 2 bits in bits 6-7 of bytes j-4 (scale) and j (min). */
-static void unpack_scales_mins(const uint8_t s[12], uint8_t sc[8], uint8_t mn[8]) {
+void kern_k_unpack_scales_mins(const uint8_t s[12], uint8_t sc[8], uint8_t mn[8]) {
     for (int j = 0; j < 4; j++) {
         sc[j] = s[j] & 63;
         mn[j] = s[j + 4] & 63;
@@ -35,7 +35,7 @@ static void pack_scales_mins(const uint8_t sc[8], const uint8_t mn[8], uint8_t s
 
 /* Quant q[e] of element e (0..255): nibbles of qs in 64-element groups, low nibbles
    (elements 64g..64g+31) then high nibbles (64g+32..64g+63); Q5_K adds a fifth bit. */
-static void unpack_q4_k(const kern_block_q4_k *b, uint8_t q[256]) {
+void kern_q4_k_unpack(const kern_block_q4_k *b, uint8_t q[256]) {
     for (int g = 0; g < 4; g++)
         for (int l = 0; l < 32; l++) {
             q[64 * g + l] = b->qs[32 * g + l] & 0x0f;
@@ -60,7 +60,7 @@ static void pack_nibbles(const uint8_t q[256], uint8_t qs[128]) {
 /* Q6_K: in each 128-element half h, element 128h + 32k + l (k < 4, l < 32) takes its
    low 4 bits from ql[64h + l + 32*(k&1)] (low nibble for k < 2, high for k >= 2) and
    its high 2 bits from bits 2k..2k+1 of qh[32h + l]. Quants are stored +32. */
-static void unpack_q6_k(const kern_block_q6_k *b, int8_t q[256]) {
+void kern_q6_k_unpack(const kern_block_q6_k *b, int8_t q[256]) {
     for (int h = 0; h < 2; h++)
         for (int k = 0; k < 4; k++)
             for (int l = 0; l < 32; l++) {
@@ -228,8 +228,8 @@ void kern_q4_k_to_float(const void *src, float *dst, int64_t n) {
     uint8_t q[256], sc[8], mn[8];
     for (int64_t i = 0; i < n / KERN_QKK; i++, dst += KERN_QKK) {
         float d = KERN_F16(b[i].d), dmin = KERN_F16(b[i].dmin);
-        unpack_scales_mins(b[i].scales, sc, mn);
-        unpack_q4_k(&b[i], q);
+        kern_k_unpack_scales_mins(b[i].scales, sc, mn);
+        kern_q4_k_unpack(&b[i], q);
         for (int e = 0; e < 256; e++) dst[e] = d * sc[e / 32] * q[e] - dmin * mn[e / 32];
     }
 }
@@ -253,8 +253,8 @@ float kern_q4_k_vec_dot(int64_t n, const void *w, const void *x) {
     uint8_t q[256], sc[8], mn[8];
     float sum = 0.0f;
     for (int64_t i = 0; i < n / KERN_QKK; i++) {
-        unpack_scales_mins(a[i].scales, sc, mn);
-        unpack_q4_k(&a[i], q);
+        kern_k_unpack_scales_mins(a[i].scales, sc, mn);
+        kern_q4_k_unpack(&a[i], q);
         sum += dot_scale_min_block(q, sc, mn, KERN_F16(a[i].d), KERN_F16(a[i].dmin), &y[i]);
     }
     return sum;
@@ -281,7 +281,7 @@ void kern_q5_k_to_float(const void *src, float *dst, int64_t n) {
     uint8_t q[256], sc[8], mn[8];
     for (int64_t i = 0; i < n / KERN_QKK; i++, dst += KERN_QKK) {
         float d = KERN_F16(b[i].d), dmin = KERN_F16(b[i].dmin);
-        unpack_scales_mins(b[i].scales, sc, mn);
+        kern_k_unpack_scales_mins(b[i].scales, sc, mn);
         unpack_q5_k(&b[i], q);
         for (int e = 0; e < 256; e++) dst[e] = d * sc[e / 32] * q[e] - dmin * mn[e / 32];
     }
@@ -293,7 +293,7 @@ float kern_q5_k_vec_dot(int64_t n, const void *w, const void *x) {
     uint8_t q[256], sc[8], mn[8];
     float sum = 0.0f;
     for (int64_t i = 0; i < n / KERN_QKK; i++) {
-        unpack_scales_mins(a[i].scales, sc, mn);
+        kern_k_unpack_scales_mins(a[i].scales, sc, mn);
         unpack_q5_k(&a[i], q);
         sum += dot_scale_min_block(q, sc, mn, KERN_F16(a[i].d), KERN_F16(a[i].dmin), &y[i]);
     }
@@ -390,7 +390,7 @@ void kern_q6_k_to_float(const void *src, float *dst, int64_t n) {
     int8_t q[256];
     for (int64_t i = 0; i < n / KERN_QKK; i++, dst += KERN_QKK) {
         float d = KERN_F16(b[i].d);
-        unpack_q6_k(&b[i], q);
+        kern_q6_k_unpack(&b[i], q);
         for (int e = 0; e < 256; e++) dst[e] = d * b[i].scales[e / 16] * q[e];
     }
 }
@@ -401,7 +401,7 @@ float kern_q6_k_vec_dot(int64_t n, const void *w, const void *x) {
     int8_t q[256];
     float sum = 0.0f;
     for (int64_t i = 0; i < n / KERN_QKK; i++) {
-        unpack_q6_k(&a[i], q);
+        kern_q6_k_unpack(&a[i], q);
         int32_t sumi = 0;
         for (int j = 0; j < 16; j++) {
             int32_t s = 0;

@@ -3,8 +3,11 @@
  *   x = embed(token)
  *   per layer: x += Wo · attention(rope(Wq·n(x)), rope(Wk·n(x)), Wv·n(x)) ;
  *              x += Wdown · (silu(Wgate·n(x)) * Wup·n(x))
- *   logits = Wout · n(x), only for tokens that asked for them.
- * Every matmul takes all the batch's tokens at once. Attention is causal within each
+ *   logits = Wout · n(x), only for tokens that asked for them (or n(x) itself when the
+ *   context was made for embeddings).
+ * Every matmul takes all the batch's tokens at once and is followed by the LoRA hook
+ * (lora_apply.c: the low-rank paths of the adapters the batch's sequences selected).
+ * Attention is causal within each
  * sequence and reads keys/values back from the F16 paged cache, so prefill and decode
  * are the same code. This file never allocates during a forward and never validates
  * model data (loading did); it does validate the batch. */
@@ -14,26 +17,8 @@
 #include "base/checked.h"
 #include "base/err.h"
 #include "base/mem.h"
+#include "model/lora_impl.h"
 #include "model/model_impl.h"
-
-struct model_ctx {
-    const model *m;
-    kern_pool *pool;
-    model_ctx_params p;
-    int n_threads;
-    float *x;        /* [n_batch][n_embd] residual stream */
-    float *xn;       /* [n_batch][n_embd] normed input of a sub-layer, then its output */
-    float *q;        /* [n_batch][n_head * head_dim_k] */
-    float *k;        /* [n_batch][n_head_kv * head_dim_k] */
-    float *v;        /* [n_batch][n_head_kv * head_dim_v] */
-    float *att;      /* [n_batch][n_head * head_dim_v] attention output */
-    float *gate;     /* [n_batch][n_ff] */
-    float *up;       /* [n_batch][n_ff] */
-    float *scores;   /* [n_threads][n_ctx] attention weights of one (token, head) */
-    float *out_x;    /* [n_outputs][n_embd] final hidden state of flagged tokens */
-    float *logits;   /* [n_outputs][n_vocab] */
-    int32_t n_out;   /* rows in logits from the last forward */
-};
 
 static float *alloc_floats(int64_t a, int64_t b, bool *ok) {
     size_t n;
@@ -53,6 +38,9 @@ hearth_status model_ctx_new(const model *m, const model_ctx_params *p, kern_pool
     if (p->n_batch <= 0 || p->n_outputs <= 0 || p->n_outputs > p->n_batch || p->n_ctx <= 0)
         return err_set(err, HEARTH_ERR_INVALID, "model context: bad sizes (batch %d, outputs %d, ctx %lld)",
                        p->n_batch, p->n_outputs, (long long)p->n_ctx);
+    if (model_is_encoder(m) && !p->embeddings)
+        return err_set(err, HEARTH_ERR_INVALID, "model context: %s is an encoder; it computes embeddings, not logits",
+                       hp->arch_name);
     model_ctx *c = mem_calloc(1, sizeof *c);
     if (!c) return err_set(err, HEARTH_ERR_NOMEM, "model context: out of memory");
     c->m = m;
@@ -71,7 +59,7 @@ hearth_status model_ctx_new(const model *m, const model_ctx_params *p, kern_pool
     c->up = alloc_floats(nb, hp->n_ff, &ok);
     c->scores = alloc_floats(c->n_threads, p->n_ctx, &ok);
     c->out_x = alloc_floats(p->n_outputs, hp->n_embd, &ok);
-    c->logits = alloc_floats(p->n_outputs, hp->n_vocab, &ok);
+    if (!p->embeddings) c->logits = alloc_floats(p->n_outputs, hp->n_vocab, &ok);
     if (!ok) {
         model_ctx_free(c);
         return err_set(err, HEARTH_ERR_NOMEM, "model context: out of memory for a batch of %d", p->n_batch);
@@ -84,11 +72,16 @@ void model_ctx_free(model_ctx *c) {
     if (!c) return;
     float *bufs[] = {c->x, c->xn, c->q, c->k, c->v, c->att, c->gate, c->up, c->scores, c->out_x, c->logits};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) mem_free(bufs[i]);
+    model_lora_run_free(&c->lora);
     mem_free(c);
 }
 
 const float *model_logits(const model_ctx *c, int32_t i) {
     return c->logits + (size_t)i * (size_t)c->m->hp.n_vocab;
+}
+
+const float *model_embedding(const model_ctx *c, int32_t i) {
+    return c->out_x + (size_t)i * (size_t)c->m->hp.n_embd;
 }
 
 int32_t model_n_outputs(const model_ctx *c) { return c->n_out; }
@@ -230,7 +223,7 @@ static hearth_status matmul(model_ctx *c, const kern_matrix *w, const float *x, 
     hearth_status st = kern_matmul(c->pool, w, x, n, y, ldy);
     if (st) return err_set(err, st, "matmul of %lld x %lld weights over %lld tokens failed: %s",
                            (long long)w->rows, (long long)w->cols, (long long)n, hearth_strerror(st));
-    return HEARTH_OK;
+    return model_lora_apply(&c->lora, c->pool, w, x, n, y, ldy, err);
 }
 
 static hearth_status attention_block(model_ctx *c, kv_cache *kv, const model_batch *b, int32_t il,
@@ -299,13 +292,24 @@ static hearth_status run_layers(model_ctx *c, kv_cache *kv, const model_batch *b
                      c->out_x + (size_t)n_out * (size_t)e);
         n_out++;
     }
-    if (n_out > 0 && (st = matmul(c, &m->output, c->out_x, n_out, c->logits, m->hp.n_vocab, err))) return st;
+    model_lora_use_output_rows(&c->lora);
+    if (n_out > 0 && !c->p.embeddings &&
+        (st = matmul(c, &m->output, c->out_x, n_out, c->logits, m->hp.n_vocab, err)))
+        return st;
     c->n_out = n_out;
     return HEARTH_OK;
 }
 
 hearth_status model_forward(model_ctx *c, kv_cache *kv, const model_batch *b, hearth_err *err) {
-    hearth_status st = reserve_batch(c, kv, b, err);
+    return model_forward_lora(c, kv, b, NULL, err);
+}
+
+hearth_status model_forward_lora(model_ctx *c, kv_cache *kv, const model_batch *b, const model_lora_map *map,
+                                 hearth_err *err) {
+    if (model_is_encoder(c->m))
+        return err_set(err, HEARTH_ERR_INVALID, "%s is an encoder: run it with model_encode", c->m->hp.arch_name);
+    hearth_status st = model_lora_prepare(&c->lora, c->m, &c->p, b, map, err);
+    if (!st) st = reserve_batch(c, kv, b, err);
     if (st) return st;
     c->n_out = 0;
     if ((st = run_layers(c, kv, b, err))) rollback(kv, b);

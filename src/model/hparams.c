@@ -1,6 +1,7 @@
-/* Hyper-parameters from GGUF metadata: architecture name, sizes, norm epsilon and RoPE
- * settings, each range-checked so the forward pass can trust them. A missing required
- * key or a value out of range is a FORMAT error naming the key; never guesses a size. */
+/* Hyper-parameters from GGUF metadata: architecture name, sizes, norm epsilon, RoPE
+ * settings, attention mask and pooling, each range-checked so the forward pass can trust
+ * them. A missing required key or a value out of range is a FORMAT error naming the key;
+ * never guesses a size. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -27,6 +28,7 @@ static const arch_entry arches[] = {
     {"mistral", MODEL_ARCH_LLAMA},
     {"qwen2", MODEL_ARCH_QWEN2},
     {"qwen3", MODEL_ARCH_QWEN3},
+    {"bert", MODEL_ARCH_BERT},
 };
 
 typedef struct hp_reader {
@@ -115,6 +117,33 @@ static hearth_status read_rope_scaling(const hp_reader *r, model_hparams *hp) {
     return HEARTH_OK;
 }
 
+/* The attention mask and the pooling an embedding should use. Decoders must be causal;
+ * bert is bidirectional unless the file says otherwise. Pooling types follow the
+ * reference's numbering; 4 (rank: a reranker's classification head) is not supported. */
+static hearth_status read_encoder_keys(const hp_reader *r, model_hparams *hp) {
+    char key[160];
+    bool encoder = hp->arch == MODEL_ARCH_BERT;
+    hp->causal = !encoder;
+    key_name(r, "attention.causal", key, sizeof key);
+    if (gguf_find(r->f, key)) {
+        bool causal;
+        if (!gguf_get_bool(r->f, key, &causal))
+            return err_set(r->err, HEARTH_ERR_FORMAT, "metadata key '%s' is not a bool", key);
+        if (!causal && !encoder)
+            return err_set(r->err, HEARTH_ERR_UNSUPPORTED, "metadata key '%s' = false: %s runs causal attention only",
+                           key, hp->arch_name);
+        hp->causal = causal;
+    }
+    int64_t pooling = -1;
+    hearth_status st = get_int(r, "pooling_type", false, 0, 4, &pooling);
+    if (st) return st;
+    if (pooling == 4)
+        return err_set(r->err, HEARTH_ERR_UNSUPPORTED,
+                       "metadata key '%s.pooling_type' = 4 (rank): reranking models are not supported", hp->arch_name);
+    hp->pooling = (int32_t)pooling;
+    return HEARTH_OK;
+}
+
 hearth_status model_read_hparams(const gguf_file *f, model_hparams *hp, hearth_err *err) {
     memset(hp, 0, sizeof *hp);
     hearth_status st = read_arch(f, hp, err);
@@ -155,9 +184,12 @@ hearth_status model_read_hparams(const gguf_file *f, model_hparams *hp, hearth_e
     hp->norm_eps = 1e-5f;
     hp->rope_base = 10000.0f;
     hp->rope_scale = 1.0f;
-    if ((st = get_float(&r, "attention.layer_norm_rms_epsilon", 0.0, 1.0, &hp->norm_eps)) ||
+    if (hp->arch == MODEL_ARCH_BERT) hp->norm_eps = 1e-12f;
+    if ((st = get_float(&r, hp->arch == MODEL_ARCH_BERT ? "attention.layer_norm_epsilon"
+                                                        : "attention.layer_norm_rms_epsilon",
+                        0.0, 1.0, &hp->norm_eps)) ||
         (st = get_float(&r, "rope.freq_base", 0.0, 1e12, &hp->rope_base)) ||
-        (st = read_rope_scaling(&r, hp)))
+        (st = read_rope_scaling(&r, hp)) || (st = read_encoder_keys(&r, hp)))
         return st;
     hp->rope_neox = hp->arch == MODEL_ARCH_QWEN2 || hp->arch == MODEL_ARCH_QWEN3;
     return HEARTH_OK;

@@ -55,12 +55,6 @@ static hearth_status bind_matrix(const gguf_file *f, const char *name, int64_t r
     return HEARTH_OK;
 }
 
-/* Where norm weights and biases are converted to; next == NULL only checks them. */
-typedef struct f32_arena {
-    float *next;
-    size_t left;
-} f32_arena;
-
 static hearth_status bind_vector(const gguf_file *f, const char *name, int64_t n, f32_arena *a,
                                  float **out, hearth_err *err) {
     const gguf_tensor *t;
@@ -74,8 +68,19 @@ static hearth_status bind_vector(const gguf_file *f, const char *name, int64_t n
     return HEARTH_OK;
 }
 
+hearth_status model_bind_matrix(const gguf_file *f, const char *name, int64_t rows, int64_t cols,
+                                kern_matrix *out, hearth_err *err) {
+    return bind_matrix(f, name, rows, cols, out, err);
+}
+
+hearth_status model_bind_vector(const gguf_file *f, const char *name, int64_t n, f32_arena *a, float **out,
+                                hearth_err *err) {
+    return bind_vector(f, name, n, a, out, err);
+}
+
 /* Floats needed for every norm weight and bias of the architecture. */
 static size_t arena_floats(const model_hparams *hp) {
+    if (hp->arch == MODEL_ARCH_BERT) return model_bert_arena_floats(hp);
     size_t per_layer = 2 * (size_t)hp->n_embd;
     if (hp->arch == MODEL_ARCH_QWEN2)
         per_layer += (size_t)((hp->n_head + 2 * hp->n_head_kv) * hp->head_dim_k);
@@ -133,6 +138,7 @@ static hearth_status bind_embeddings(const gguf_file *f, model *m, hearth_err *e
 static hearth_status bind_all(const gguf_file *f, model *m, f32_arena *a, hearth_err *err) {
     hearth_status st = bind_embeddings(f, m, err);
     if (st) return st;
+    if (m->hp.arch == MODEL_ARCH_BERT) return model_bert_bind(f, m, a, err);
     for (int il = 0; il < m->hp.n_layer; il++)
         if ((st = bind_layer(f, &m->hp, il, a, &m->layers[il], err))) return st;
     return bind_vector(f, "output_norm.weight", m->hp.n_embd, a, &m->output_norm, err);

@@ -32,7 +32,8 @@ static gguf_file *open_model(const char *name) {
 
 /* Dequantizes a whole 2-D tensor (rows of ne[0]) into a new float array. */
 static float *dequantize(const gguf_tensor *t) {
-    kern_matrix m = {t->type, t->ne[1], t->ne[0], kern_row_bytes(t->type, t->ne[0]), t->data};
+    kern_matrix m = {.type = t->type, .rows = t->ne[1], .cols = t->ne[0],
+                     .row_bytes = kern_row_bytes(t->type, t->ne[0]), .data = t->data};
     if (!kern_traits(t->type)) fail_msg("tensor type %u has no kernels", t->type);
     float *out = malloc(sizeof(float) * (size_t)(t->ne[0] * t->ne[1]));
     assert_non_null(out);

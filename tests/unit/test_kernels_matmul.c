@@ -88,7 +88,7 @@ static uint8_t *make_weights(uint32_t type, int64_t rows, int64_t cols, kt_rng *
         kern_scalar_traits(type)->from_float(row, data + (size_t)i * rb, cols);
     }
     free(row);
-    *m = (kern_matrix){type, rows, cols, rb, data};
+    *m = (kern_matrix){.type = type, .rows = rows, .cols = cols, .row_bytes = rb, .data = data};
     return data;
 }
 

@@ -1,0 +1,131 @@
+/* Shared internals of the scheduler (sched.c, sched_step.c, sched_seq.c, sched_prefix.c):
+ * the sequence record with its event buffers, the slot table and the prefix cache.
+ * Nothing here is visible outside src/engine/sched*.c. Locking: sched.mu guards the
+ * queue and the published statistics; sched_seq.mu guards a sequence's event buffers and
+ * finish state. A thread may take a seq lock while holding sched.mu, never the reverse. */
+#ifndef ENGINE_SCHED_INTERNAL_H
+#define ENGINE_SCHED_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "engine/sched.h"
+#include "engine/stop.h"
+
+/* Generated output not yet read by the consumer. */
+typedef struct sched_buf {
+    char *text;
+    size_t len, cap;
+    int32_t *tokens;
+    float *logprobs;     /* [cap] when logprobs were asked for */
+    sched_top *top;      /* [cap * n_top] */
+    int32_t n, n_cap;
+} sched_buf;
+
+struct sched_seq {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int refs;                /* the consumer until sched_release, the scheduler until finished */
+    atomic_bool cancel;      /* set by sched_cancel / sched_release */
+
+    /* under mu */
+    sched_buf pend, out;     /* filled by the scheduler; handed to the consumer */
+    sched_finish finish;     /* set once, when the scheduler is done with the sequence */
+    bool delivered;          /* the last event went out */
+    hearth_err err;
+    int64_t usage_prompt, usage_completion, usage_cached;
+    int32_t max_unread;
+
+    /* owned by whoever holds the request: the submitter, then the scheduler thread */
+    sched_seq *next;         /* queue link */
+    int32_t *tokens;         /* prompt, then generated tokens: [cap_tokens] */
+    int64_t n_prompt, n_tokens, cap_tokens;
+    int32_t max_tokens;
+    bool ignore_eos;
+    int n_logprobs;
+    uint64_t deadline_ns;
+    sampler *smp;
+    tok_stream *stream;
+    stop_matcher *stops;
+    int64_t n_gen;           /* completion tokens so far */
+    int64_t n_cached;        /* prompt tokens taken from shared pages */
+};
+
+typedef struct sched_slot {
+    sched_seq *q;            /* NULL: free */
+    bool decoding;           /* prompt done: next is the token to feed */
+    int32_t next;
+    uint64_t admitted;       /* admission order: earlier slots prefill first */
+} sched_slot;
+
+/* A finished sequence's pages, kept so a later prompt with the same prefix forks them. */
+typedef struct sched_prefix {
+    int32_t *tokens;         /* [n]; the cache sequence holds exactly these positions */
+    int64_t n, cap;          /* n == 0: empty */
+    uint64_t last_used;
+} sched_prefix;
+
+struct sched {
+    const model *m;
+    const tok_vocab *v;
+    sched_params p;
+    int32_t n_vocab;
+
+    /* scheduler thread only */
+    kern_pool *pool;
+    model_ctx *ctx;
+    kv_cache *kv;
+    model_batch batch;
+    int32_t *batch_slot;     /* [n_slots]: slot of each logits row of the last forward */
+    float *logits;           /* [n_vocab] copy the sampler may modify */
+    sampler_logprob *top_tmp;
+    sched_slot *slots;       /* [n_slots]; kv sequence i belongs to slot i */
+    sched_prefix *prefixes;  /* [prefix_slots]; kv sequence n_slots + i */
+    uint64_t tick;
+
+    pthread_t thread;
+    bool thread_started;
+
+    /* under mu */
+    pthread_mutex_t mu;
+    pthread_cond_t wake;
+    bool stop;
+    sched_seq *queue_head, *queue_tail;
+    int32_t queued, running;
+    int64_t queued_prompt, queued_gen;   /* work waiting in the queue, in tokens */
+    int64_t running_prompt, running_gen; /* work left in the slots, in tokens */
+    int64_t kv_pages_used, kv_pages_total;
+    int64_t prefix_hits;
+    double decode_tps, prefill_tps;      /* 0 until measured */
+    int64_t steps;
+};
+
+/* ---- sequences (sched_seq.c) ---- */
+/* Validates r and builds a sequence with its sampler, detokenizer and stop matcher. */
+hearth_status seq_new(const sched *s, const sched_request *r, sched_seq **out, hearth_err *err);
+/* Frees a sequence the scheduler never took (submit failed after seq_new). */
+void seq_discard(sched_seq *q);
+/* Appends one generated token (with its logprobs when asked) and released text. False
+ * when memory ran out or the consumer left too much unread: the caller finishes q. */
+bool seq_push(sched_seq *q, int32_t token, float logprob, const sampler_logprob *top, int n_top,
+              const char *text, size_t len, hearth_err *err);
+/* Publishes the last event and drops the scheduler's reference (q may be freed). */
+void seq_finish(sched_seq *q, sched_finish why, const hearth_err *err);
+
+/* ---- prefix reuse (sched_prefix.c) ---- */
+/* Points slot's sequence at the longest cached or running prefix of its prompt (never the
+ * whole prompt); returns the tokens reused. */
+int64_t prefix_attach(sched *s, int32_t slot);
+/* Keeps what slot's sequence computed as a cached prefix, then clears the slot's sequence. */
+void prefix_park(sched *s, int32_t slot);
+/* Evicts cached prefixes, least recently used first, until pages are free. */
+bool prefix_make_room(sched *s, int64_t pages);
+void prefix_free_all(sched *s);
+
+/* ---- steps (sched_step.c) ---- */
+/* Runs one step over the admitted slots; false when there was nothing to run. */
+bool step_run(sched *s);
+/* Ends slot's sequence and frees the slot. */
+void step_end(sched *s, int32_t slot, sched_finish why, const hearth_err *err);
+
+#endif

@@ -1,0 +1,286 @@
+/* AVX-512 (F/BW/VL + VNNI) tiled matmul on the 16-row panels of matmul_pack.c: tiles of
+ * 16 rows x up to 8 tokens, where every 64-byte weight load is unpacked once and then
+ * feeds one vpdpbusd per token (unsigned quants x signed int8 activations, with the
+ * offset and min terms taken from the activation block sums), and the activation
+ * converters that make those sums. Per output, the arithmetic is the same whatever the
+ * tile's token count, so results do not depend on how work is split.
+ * Compiled with -mavx512f -mavx512bw -mavx512vl -mavx512vnni -mf16c; must never run
+ * unless dispatch chose the AVX-512 level. */
+#include <immintrin.h>
+
+#include "kernels/kern_internal.h"
+
+#define TILE_T 8
+#define PREFETCH_AHEAD 16384   /* bytes: a few microseconds of streaming ahead */
+#define INLINE static inline __attribute__((always_inline))
+
+INLINE __m512i bcast32(const void *p) {
+    int32_t v;
+    memcpy(&v, p, sizeof v);
+    return _mm512_set1_epi32(v);
+}
+
+/* float bit operations without AVX512DQ */
+INLINE __m512 fabs16(__m512 v) { return _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(0x7fffffff))); }
+INLINE __m512 half_away(__m512 v) {   /* copysign(0.5 - 2^-25, v) */
+    __m512i sign = _mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32((int)0x80000000u));
+    return _mm512_castsi512_ps(_mm512_or_si512(sign, _mm512_castps_si512(_mm512_set1_ps(0.49999997f))));
+}
+
+/* Part k of n of the next-but-one unit's lines into the cache: weights stream from
+   memory while a tile computes on them, and the hardware prefetcher alone falls
+   behind when 8 tokens make each line slow to consume. */
+INLINE void prefetch_part(const void *unit, size_t unit_bytes, int k, int n) {
+    const char *p = (const char *)unit + PREFETCH_AHEAD;
+    for (size_t off = unit_bytes * (size_t)k / (size_t)n; off < unit_bytes * (size_t)(k + 1) / (size_t)n; off += 64)
+        _mm_prefetch(p + off, _MM_HINT_T0);
+}
+
+INLINE __m512 f16x16(const uint16_t *h) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)h)); }
+
+/* ---- activation converters -------------------------------------------------- */
+size_t kern_act_row_bytes(uint32_t wtype, int64_t cols) {
+    if (wtype == GGML_Q8_0) return (size_t)(cols / KERN_QK32) * sizeof(kern_act_q8);
+    return (size_t)(cols / KERN_QKK) * sizeof(kern_act_k);
+}
+
+/* As the scalar Q8_K quantizer: q = nearest(x * 127/amax) (ties to even), d = amax/127. */
+static void convert_k(const float *x, int64_t cols, kern_act_k *out) {
+    const __m512i lim = _mm512_set1_epi32(127), nlim = _mm512_set1_epi32(-127);
+    for (int64_t b = 0; b < cols / KERN_QKK; b++, x += KERN_QKK) {
+        kern_act_k *a = &out[b];
+        __m512 m = _mm512_setzero_ps();
+        for (int k = 0; k < 16; k++) m = _mm512_max_ps(m, fabs16(_mm512_loadu_ps(x + 16 * k)));
+        float amax = _mm512_reduce_max_ps(m);
+        if (amax == 0.0f) {
+            memset(a, 0, sizeof *a);
+            continue;
+        }
+        float iscale = 127.0f / amax;
+        __m512 vs = _mm512_set1_ps(iscale);
+        __m512i s16[16];
+        for (int k = 0; k < 16; k++) {
+            __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + 16 * k), vs));
+            q = _mm512_max_epi32(_mm512_min_epi32(q, lim), nlim);
+            _mm_storeu_si128((__m128i *)(a->qs + 16 * k), _mm512_cvtepi32_epi8(q));
+            s16[k] = q;
+        }
+        for (int k = 0; k < 16; k++) a->bs16[k] = (int16_t)_mm512_reduce_add_epi32(s16[k]);
+        for (int k = 0; k < 8; k++) a->bs32[k] = (int16_t)(a->bs16[2 * k] + a->bs16[2 * k + 1]);
+        a->d = 1.0f / iscale;
+        a->pad = 0;
+    }
+}
+
+/* As the scalar Q8_0 quantizer: q = roundf(x / d), d = amax/127 stored as f16. */
+static void convert_q8(const float *x, int64_t cols, kern_act_q8 *out) {
+    for (int64_t b = 0; b < cols / KERN_QK32; b++, x += KERN_QK32) {
+        __m512 x0 = _mm512_loadu_ps(x), x1 = _mm512_loadu_ps(x + 16);
+        float amax = _mm512_reduce_max_ps(_mm512_max_ps(fabs16(x0), fabs16(x1)));
+        float d = amax / 127.0f, id = d > 0.0f ? 1.0f / d : 0.0f;
+        __m512 vid = _mm512_set1_ps(id);
+        __m512 v0 = _mm512_mul_ps(x0, vid), v1 = _mm512_mul_ps(x1, vid);
+        /* roundf: ties away from zero */
+        __m512i q0 = _mm512_cvttps_epi32(_mm512_add_ps(v0, half_away(v0)));
+        __m512i q1 = _mm512_cvttps_epi32(_mm512_add_ps(v1, half_away(v1)));
+        _mm_storeu_si128((__m128i *)out[b].qs, _mm512_cvtepi32_epi8(q0));
+        _mm_storeu_si128((__m128i *)(out[b].qs + 16), _mm512_cvtepi32_epi8(q1));
+        out[b].d = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtps_ph(_mm_set_ss(d), _MM_FROUND_TO_NEAREST_INT)));
+        out[b].corr = -128 * _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+    }
+}
+
+void kern_act_convert_avx512(uint32_t wtype, const float *x, int64_t cols, void *act) {
+    if (wtype == GGML_Q8_0) convert_q8(x, cols, act);
+    else convert_k(x, cols, act);
+}
+
+/* ---- tiles: 16 rows (one panel) x T tokens ------------------------------------ */
+INLINE const kern_act_k *act_k(const uint8_t *act, size_t arb, int t) { return (const kern_act_k *)(act + (size_t)t * arb); }
+
+INLINE void tile_q4_k(const kern_panel_q4_k *P, int64_t nsb, const uint8_t *act, size_t arb, const int T,
+                      float *y, int64_t ldy, __mmask16 mask) {
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    __m512 accf[TILE_T];
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) accf[t] = _mm512_setzero_ps();
+    for (int64_t sb = 0; sb < nsb; sb++) {
+        const kern_panel_q4_k *p = P + sb;
+        __m512i isum[TILE_T];
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) isum[t] = _mm512_setzero_si512();
+        for (int j = 0; j < 8; j++) {
+            prefetch_part(p, sizeof *p, j, 8);
+            __m512i w[8];
+#pragma GCC unroll 4
+            for (int c = 0; c < 4; c++) {
+                __m512i raw = _mm512_loadu_si512(p->qs[j][c]);
+                w[2 * c] = _mm512_and_si512(raw, m4);
+                w[2 * c + 1] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);
+            }
+            __m512i sc = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p->sc[j]));
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++) {
+                const int8_t *xq = act_k(act, arb, t)[sb].qs + 32 * j;
+                __m512i s = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+#pragma GCC unroll 4
+                for (int k = 0; k < 4; k++) {
+                    s = _mm512_dpbusd_epi32(s, w[k], bcast32(xq + 4 * k));
+                    s1 = _mm512_dpbusd_epi32(s1, w[4 + k], bcast32(xq + 16 + 4 * k));
+                }
+                isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(_mm512_add_epi32(s, s1), sc));
+            }
+        }
+        __m512 d = f16x16(p->d), dm = f16x16(p->dmin);
+        __m512i mn[4];
+#pragma GCC unroll 4
+        for (int m = 0; m < 4; m++) mn[m] = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)p->mn[m]));
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) {
+            const kern_act_k *a = &act_k(act, arb, t)[sb];
+            __m512i ms = _mm512_setzero_si512();
+#pragma GCC unroll 4
+            for (int m = 0; m < 4; m++) ms = _mm512_dpwssd_epi32(ms, mn[m], bcast32(&a->bs32[2 * m]));
+            __m512 v = _mm512_mul_ps(d, _mm512_cvtepi32_ps(isum[t]));
+            v = _mm512_fnmadd_ps(dm, _mm512_cvtepi32_ps(ms), v);
+            accf[t] = _mm512_fmadd_ps(v, _mm512_set1_ps(a->d), accf[t]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + t * ldy, mask, accf[t]);
+}
+
+/* bits 2k, 2k+1 of every byte of h moved to bits 4, 5 (then masked by the caller) */
+INLINE __m512i q6_high(__m512i h, int k) {
+    switch (k) {
+    case 0: return _mm512_slli_epi16(h, 4);
+    case 1: return _mm512_slli_epi16(h, 2);
+    case 2: return h;
+    default: return _mm512_srli_epi16(h, 2);
+    }
+}
+
+INLINE void tile_q6_k(const kern_panel_q6_k *P, int64_t nsb, const uint8_t *act, size_t arb, const int T,
+                      float *y, int64_t ldy, __mmask16 mask) {
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
+    __m512 accf[TILE_T];
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) accf[t] = _mm512_setzero_ps();
+    for (int64_t sb = 0; sb < nsb; sb++) {
+        const kern_panel_q6_k *p = P + sb;
+        __m512i isum[TILE_T];
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) isum[t] = _mm512_setzero_si512();
+        for (int u = 0; u < 8; u++) {
+            prefetch_part(p, sizeof *p, u, 8);
+            __m512i w[8];
+#pragma GCC unroll 4
+            for (int c = 0; c < 4; c++) {
+                __m512i raw = _mm512_loadu_si512(p->ql[u][c]);
+                __m512i h = _mm512_loadu_si512(p->qh[u][c / 2]);
+                int k = 2 * (c % 2);
+                /* a | (b & c): nibble with the two high bits */
+                w[2 * c] = _mm512_ternarylogic_epi32(_mm512_and_si512(raw, m4), q6_high(h, k), m30, 0xf8);
+                w[2 * c + 1] = _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(raw, 4), m4),
+                                                         q6_high(h, k + 1), m30, 0xf8);
+            }
+            __m512i pair = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)p->sc[u]));
+            __m512i sc0 = _mm512_srai_epi32(_mm512_slli_epi32(pair, 16), 16), sc1 = _mm512_srai_epi32(pair, 16);
+            /* -32 * scale, for the +32 the quants carry, against the 16-element sums */
+            __m512i off = _mm512_sub_epi16(_mm512_setzero_si512(), _mm512_slli_epi16(pair, 5));
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++) {
+                const kern_act_k *a = &act_k(act, arb, t)[sb];
+                const int8_t *xq = a->qs + 32 * u;
+                __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+#pragma GCC unroll 4
+                for (int k = 0; k < 4; k++) s0 = _mm512_dpbusd_epi32(s0, w[k], bcast32(xq + 4 * k));
+#pragma GCC unroll 4
+                for (int k = 0; k < 4; k++) s1 = _mm512_dpbusd_epi32(s1, w[4 + k], bcast32(xq + 16 + 4 * k));
+                __m512i v = _mm512_dpwssd_epi32(isum[t], off, bcast32(&a->bs16[2 * u]));
+                v = _mm512_add_epi32(v, _mm512_mullo_epi32(s0, sc0));
+                isum[t] = _mm512_add_epi32(v, _mm512_mullo_epi32(s1, sc1));
+            }
+        }
+        __m512 d = f16x16(p->d);
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) {
+            __m512 v = _mm512_mul_ps(d, _mm512_cvtepi32_ps(isum[t]));
+            accf[t] = _mm512_fmadd_ps(v, _mm512_set1_ps(act_k(act, arb, t)[sb].d), accf[t]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + t * ldy, mask, accf[t]);
+}
+
+INLINE void tile_q8_0(const kern_panel_q8_0 *P, int64_t units, const uint8_t *act, size_t arb, const int T,
+                      float *y, int64_t ldy, __mmask16 mask) {
+    __m512 accf[TILE_T];
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) accf[t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < 2 * units; b++) {
+        const kern_panel_q8_0 *p = P + b / 2;
+        prefetch_part(p, sizeof *p, (int)(b % 2), 2);
+        __m512i w[8];
+#pragma GCC unroll 8
+        for (int c = 0; c < 8; c++) w[c] = _mm512_loadu_si512(p->qs[b % 2][c]);
+        __m512 dw = f16x16(p->d[b % 2]);
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) {
+            const kern_act_q8 *a = (const kern_act_q8 *)(act + (size_t)t * arb) + b;
+            /* two dependency chains of 4: vpdpbusd latency, not throughput, bounds one */
+            __m512i s = _mm512_set1_epi32(a->corr), s1 = _mm512_setzero_si512();
+#pragma GCC unroll 4
+            for (int c = 0; c < 4; c++) {
+                s = _mm512_dpbusd_epi32(s, w[c], bcast32(a->qs + 4 * c));
+                s1 = _mm512_dpbusd_epi32(s1, w[4 + c], bcast32(a->qs + 16 + 4 * c));
+            }
+            s = _mm512_add_epi32(s, s1);
+            accf[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(a->d)), accf[t]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + t * ldy, mask, accf[t]);
+}
+
+/* One function per (type, T) so every tile loop is unrolled with constant bounds. */
+#define TILE_FNS(name, ptype)                                                                   \
+    static void name##_t(int T, const void *P, int64_t units, const uint8_t *act, size_t arb, \
+                         float *y, int64_t ldy, __mmask16 mask) {                              \
+        const ptype *p = P;                                                                    \
+        switch (T) {                                                                           \
+        case 1: name(p, units, act, arb, 1, y, ldy, mask); break;                              \
+        case 2: name(p, units, act, arb, 2, y, ldy, mask); break;                              \
+        case 3: name(p, units, act, arb, 3, y, ldy, mask); break;                              \
+        case 4: name(p, units, act, arb, 4, y, ldy, mask); break;                              \
+        case 5: name(p, units, act, arb, 5, y, ldy, mask); break;                              \
+        case 6: name(p, units, act, arb, 6, y, ldy, mask); break;                              \
+        case 7: name(p, units, act, arb, 7, y, ldy, mask); break;                              \
+        default: name(p, units, act, arb, 8, y, ldy, mask); break;                             \
+        }                                                                                      \
+    }
+TILE_FNS(tile_q4_k, kern_panel_q4_k)
+TILE_FNS(tile_q6_k, kern_panel_q6_k)
+TILE_FNS(tile_q8_0, kern_panel_q8_0)
+
+void kern_panels_mul_avx512(uint32_t wtype, const void *panels, int64_t rows, int64_t cols,
+                            int64_t p0, int64_t p1, const uint8_t *act, size_t act_row_bytes,
+                            int64_t t0, int64_t t1, float *y, int64_t ldy) {
+    void (*tile)(int, const void *, int64_t, const uint8_t *, size_t, float *, int64_t, __mmask16);
+    size_t unit_bytes;
+    int64_t units;
+    switch (wtype) {
+    case GGML_Q4_K: tile = tile_q4_k_t; unit_bytes = sizeof(kern_panel_q4_k); units = cols / KERN_QKK; break;
+    case GGML_Q6_K: tile = tile_q6_k_t; unit_bytes = sizeof(kern_panel_q6_k); units = cols / KERN_QKK; break;
+    default: tile = tile_q8_0_t; unit_bytes = sizeof(kern_panel_q8_0); units = cols / (2 * KERN_QK32); break;
+    }
+    for (int64_t pn = p0; pn < p1; pn++) {
+        const uint8_t *P = (const uint8_t *)panels + (size_t)pn * (size_t)units * unit_bytes;
+        int64_t left = rows - pn * KERN_PANEL;
+        __mmask16 mask = left >= KERN_PANEL ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+        for (int64_t t = t0; t < t1; t += TILE_T) {
+            int T = t1 - t < TILE_T ? (int)(t1 - t) : TILE_T;
+            tile(T, P, units, act + (size_t)t * act_row_bytes, act_row_bytes, y + t * ldy + pn * KERN_PANEL, ldy, mask);
+        }
+    }
+}

@@ -1,0 +1,352 @@
+/* libmicrohttpd glue: the daemon (thread per connection), request bodies collected
+ * under a size cap, early refusals (404, 405, 413, 415) before a body is read, replies
+ * and SSE bodies queued, one JSON log line per request, and the graceful stop. The only
+ * file that knows libmicrohttpd; it never interprets a request body itself. */
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "base/err.h"
+#include "base/mem.h"
+#include "server/srv_internal.h"
+#include "server/srv_json.h"
+
+#define STREAM_BLOCK 4096
+#define IDLE_TIMEOUT_S 60 /* a connection whose client stops reading is closed (and its sequences cancelled) after this */
+
+typedef struct conn {
+    srv_route route;
+    bool method_ok;
+    const char *allow;
+    bool replied;     /* a response is queued; ignore any further body */
+    bool too_large;
+    srv_buf body;
+    uint64_t start_ns;
+    int status;
+    bool stream;
+    int64_t prompt_tokens, completion_tokens;
+    char method[16];
+    char path[160];
+} conn;
+
+void srv_config_default(srv_config *c) {
+    *c = (srv_config){
+        .host = "127.0.0.1",
+        .port = 8080,
+        .model = {.max_queue = -1},
+        .timeout_s = 600,
+        .max_connections = 256,
+        .max_body = (size_t)8 << 20,
+        .max_header = (size_t)16 << 10,
+        .shutdown_grace_s = 5,
+    };
+}
+
+void srv_log(const srv *s, const char *level, json_t *fields) {
+    if (!fields) return;
+    if (!s->cfg.log) {
+        json_decref(fields);
+        return;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    char when[40];
+    snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+             tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+    json_t *line = json_pack("{s:s, s:s}", "time", when, "level", level);
+    if (line && json_object_update(line, fields) == 0) {
+        char *text = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
+        if (text) s->cfg.log(s->cfg.log_ud, text);
+        free(text);
+    }
+    json_decref(line);
+    json_decref(fields);
+}
+
+static void mhd_logger(void *cls, const char *fmt, va_list ap) {
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = '\0';
+    srv_log(cls, "warn", json_pack("{s:s, s:o}", "msg", "http", "detail", srv_json_text(msg, n)));
+}
+
+/* ---- replies ----------------------------------------------------------------------- */
+
+static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
+    ssize_t n = srv_stream_read(cls, buf, max);
+    return n > 0 ? n : n == 0 ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+static void stream_free(void *cls) { srv_stream_free(cls); }
+
+static enum MHD_Result queue(struct MHD_Connection *mc, conn *c, srv_reply *r) {
+    struct MHD_Response *resp;
+    if (r->stream) {
+        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK, stream_reader, r->stream, stream_free);
+        if (!resp) {
+            srv_stream_free(r->stream);
+            return MHD_NO;
+        }
+        MHD_add_response_header(resp, "Content-Type", "text/event-stream");
+        MHD_add_response_header(resp, "Cache-Control", "no-cache");
+        MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+        c->stream = true;
+    } else {
+        srv_buf text = {.max = (size_t)1 << 31};
+        bool ok = r->body && srv_buf_add_json(&text, r->body) && srv_buf_add(&text, "\n", 1);
+        json_decref(r->body);
+        if (!ok) {
+            srv_buf_free(&text);
+            r->status = 500;
+            static const char oom[] = "{\"error\":{\"message\":\"out of memory\",\"type\":\"server_error\","
+                                      "\"param\":null,\"code\":null}}\n";
+            resp = MHD_create_response_from_buffer(sizeof oom - 1, (void *)oom, MHD_RESPMEM_PERSISTENT);
+        } else {
+            resp = MHD_create_response_from_buffer_with_free_callback(text.len, text.data, mem_free);
+        }
+        if (!resp) return MHD_NO;
+        MHD_add_response_header(resp, "Content-Type", "application/json");
+    }
+    if (r->retry_after_s > 0) {
+        char ra[24];
+        snprintf(ra, sizeof ra, "%d", r->retry_after_s);
+        MHD_add_response_header(resp, "Retry-After", ra);
+    }
+    if (r->allow) MHD_add_response_header(resp, "Allow", r->allow);
+    c->status = r->status;
+    c->replied = true;
+    c->prompt_tokens = r->prompt_tokens;
+    c->completion_tokens = r->completion_tokens;
+    enum MHD_Result res = MHD_queue_response(mc, (unsigned)r->status, resp);
+    MHD_destroy_response(resp);
+    return res;
+}
+
+static enum MHD_Result queue_error(struct MHD_Connection *mc, conn *c, const srv_error *e, const char *allow) {
+    srv_reply r = {0};
+    srv_reply_error(&r, e);
+    r.allow = allow;
+    return queue(mc, c, &r);
+}
+
+/* ---- requests ---------------------------------------------------------------------- */
+
+static bool media_type_is(const char *ct, const char *type) {
+    size_t n = strlen(type);
+    return strncasecmp(ct, type, n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+/* JSON bodies, and curl's default for -d (form-urlencoded), whose body is parsed as JSON
+ * too: `curl -d '{...}'` should just work. Anything else is refused with 415. */
+static bool json_content_type(const char *ct) {
+    while (*ct == ' ') ct++;
+    return media_type_is(ct, "application/json") || media_type_is(ct, "application/x-www-form-urlencoded");
+}
+
+/* First call of a request: route it and refuse what can be refused before the body. */
+static enum MHD_Result begin(srv *s, struct MHD_Connection *mc, conn *c, const char *url, const char *method) {
+    srv_error e;
+    c->route = srv_route_find(method, url, &c->method_ok, &c->allow);
+    if (c->route == SRV_ROUTE_NONE) {
+        srv_fail(&e, 404, "invalid_request_error", "unknown_url", NULL, "Unknown request URL: %s %.120s", method, url);
+        return queue_error(mc, c, &e, NULL);
+    }
+    if (!c->method_ok) {
+        srv_fail(&e, 405, "invalid_request_error", "method_not_allowed", NULL, "Method %s is not allowed on %.120s (use %s)",
+                 method, url, c->allow);
+        return queue_error(mc, c, &e, c->allow);
+    }
+    if (!srv_route_has_body(c->route)) return MHD_YES;
+    const char *ct = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (ct && !json_content_type(ct)) {
+        srv_fail(&e, 415, "invalid_request_error", "unsupported_media_type", NULL,
+                 "Content-Type '%.80s' is not supported: send 'application/json'", ct);
+        return queue_error(mc, c, &e, NULL);
+    }
+    const char *cl = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl && strtoull(cl, NULL, 10) > s->cfg.max_body) {
+        srv_fail(&e, 413, "invalid_request_error", "request_too_large", NULL,
+                 "The request body is larger than %zu bytes", s->cfg.max_body);
+        return queue_error(mc, c, &e, NULL);
+    }
+    return MHD_YES;
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const char *url, const char *method,
+                                 const char *version, const char *upload_data, size_t *upload_size, void **req_cls) {
+    srv *s = cls;
+    conn *c = *req_cls;
+    if (!c) {
+        c = mem_calloc(1, sizeof *c);
+        if (!c) return MHD_NO;
+        *req_cls = c;
+        atomic_fetch_add(&s->active, 1);
+        c->start_ns = clock_mono_ns();
+        c->body.max = s->cfg.max_body;
+        snprintf(c->method, sizeof c->method, "%s", method);
+        snprintf(c->path, sizeof c->path, "%s", url);
+        enum MHD_Result r = begin(s, mc, c, url, method);
+        if (r != MHD_YES || c->replied || srv_route_has_body(c->route)) return r;
+    } else if (c->replied) {
+        *upload_size = 0;
+        return MHD_YES;
+    } else if (*upload_size > 0) {
+        if (!c->too_large && !srv_buf_add(&c->body, upload_data, *upload_size)) c->too_large = true;
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (c->too_large) {
+        srv_error e;
+        srv_fail(&e, 413, "invalid_request_error", "request_too_large", NULL, "The request body is larger than %zu bytes",
+                 s->cfg.max_body);
+        return queue_error(mc, c, &e, NULL);
+    }
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+    srv_client client = {.server = s, .fd = ci ? ci->connect_fd : -1};
+    srv_reply reply = {0};
+    srv_dispatch(s, c->route, url, c->body.data ? c->body.data : "", c->body.len, &client, &reply);
+    srv_buf_free(&c->body);
+    return queue(mc, c, &reply);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *mc, void **req_cls, enum MHD_RequestTerminationCode toe) {
+    srv *s = cls;
+    conn *c = *req_cls;
+    if (!c) return;
+    *req_cls = NULL;
+    double ms = (double)(clock_mono_ns() - c->start_ns) / 1e6;
+    const char *how = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "ok"
+                      : toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? "timeout"
+                      : toe == MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN ? "shutdown"
+                      : toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT || toe == MHD_REQUEST_TERMINATED_READ_ERROR
+                          ? "client_abort"
+                          : "error";
+    json_t *f = json_pack("{s:s, s:o, s:o, s:i, s:s, s:b, s:f}", "msg", "request", "method",
+                          srv_json_text(c->method, strlen(c->method)), "path", srv_json_text(c->path, strlen(c->path)),
+                          "status", c->status, "end", how, "stream", c->stream, "ms", ms);
+    if (f && srv_route_has_body(c->route) && c->status == 200) {
+        json_object_set_new(f, "model", json_string(srv_model_id(s->model)));
+        json_object_set_new(f, "prompt_tokens", json_integer(c->prompt_tokens));
+        if (!c->stream) json_object_set_new(f, "completion_tokens", json_integer(c->completion_tokens));
+    }
+    srv_log(s, c->status >= 500 || strcmp(how, "ok") != 0 ? "warn" : "info", f);
+    srv_buf_free(&c->body);
+    mem_free(c);
+    atomic_fetch_sub(&s->active, 1);
+}
+
+static void on_model_state(void *ud, srv_model *m) {
+    srv *s = ud;
+    if (srv_model_get_state(m) == SRV_MODEL_READY)
+        srv_log(s, "info",
+                json_pack("{s:s, s:s, s:I}", "msg", "model ready", "model", srv_model_id(m), "n_ctx",
+                          (json_int_t)srv_model_n_ctx(m)));
+    else
+        srv_log(s, "error",
+                json_pack("{s:s, s:s, s:o}", "msg", "model failed to load", "model", srv_model_id(m), "error",
+                          srv_json_text(srv_model_error(m)->msg, strlen(srv_model_error(m)->msg))));
+}
+
+/* ---- daemon ------------------------------------------------------------------------ */
+
+static hearth_status parse_host(const char *host, int port, struct sockaddr_storage *ss, bool *v6, hearth_err *err) {
+    memset(ss, 0, sizeof *ss);
+    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)port);
+        *v6 = false;
+        return HEARTH_OK;
+    }
+    if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        *v6 = true;
+        return HEARTH_OK;
+    }
+    return err_set(err, HEARTH_ERR_INVALID, "--host '%s' is not an IPv4 or IPv6 address", host);
+}
+
+hearth_status srv_new(const srv_config *cfg, srv **out, hearth_err *err) {
+    *out = NULL;
+    if (cfg->port < 0 || cfg->port > 65535) return err_set(err, HEARTH_ERR_INVALID, "--port %d is out of range", cfg->port);
+    if (cfg->max_connections < 1 || cfg->max_body < 1 || cfg->max_header < 1024)
+        return err_set(err, HEARTH_ERR_INVALID, "invalid server limits");
+    srv *s = mem_calloc(1, sizeof *s);
+    if (!s) return err_set(err, HEARTH_ERR_NOMEM, "out of memory");
+    s->cfg = *cfg;
+    s->host = mem_strdup(cfg->host ? cfg->host : "127.0.0.1");
+    if (!s->host) {
+        srv_free(s);
+        return err_set(err, HEARTH_ERR_NOMEM, "out of memory");
+    }
+    s->cfg.host = s->host;
+    hearth_status st = srv_model_new(&cfg->model, &s->model, err);
+    if (st != HEARTH_OK) {
+        srv_free(s);
+        return st;
+    }
+    struct sockaddr_storage ss;
+    bool v6 = false;
+    st = parse_host(s->host, cfg->port, &ss, &v6, err);
+    if (st != HEARTH_OK) {
+        srv_free(s);
+        return st;
+    }
+    s->daemon = MHD_start_daemon(
+        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+            (v6 ? MHD_USE_IPv6 : 0),
+        (uint16_t)cfg->port, NULL, NULL, on_access, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        cfg->max_header, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, s, MHD_OPTION_END);
+    if (!s->daemon) {
+        srv_free(s);
+        return err_set(err, HEARTH_ERR_IO, "cannot listen on %s port %d (in use, or not an address of this machine)",
+                       cfg->host ? cfg->host : "127.0.0.1", cfg->port);
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = di ? di->port : cfg->port;
+    srv_log(s, "info",
+            json_pack("{s:s, s:s, s:i, s:s}", "msg", "listening", "host", s->host, "port", s->port, "model",
+                      srv_model_id(s->model)));
+    if ((st = srv_model_start(s->model, on_model_state, s, err)) != HEARTH_OK) {
+        srv_free(s);
+        return st;
+    }
+    *out = s;
+    return HEARTH_OK;
+}
+
+void srv_free(srv *s) {
+    if (!s) return;
+    atomic_store(&s->stopping, true);
+    if (s->daemon) {
+        MHD_socket lfd = MHD_quiesce_daemon(s->daemon);
+        if (lfd != MHD_INVALID_SOCKET) close(lfd);
+        uint64_t until = clock_mono_ns() + (uint64_t)(s->cfg.shutdown_grace_s * 1e9);
+        while (atomic_load(&s->active) > 0 && clock_mono_ns() < until) usleep(20000);
+        atomic_store(&s->cancelling, true);
+        MHD_stop_daemon(s->daemon);
+    }
+    srv_model_free(s->model);
+    if (s->daemon) srv_log(s, "info", json_pack("{s:s}", "msg", "stopped"));
+    mem_free(s->host);
+    mem_free(s);
+}
+
+int srv_port(const srv *s) { return s->port; }
+srv_model_state srv_state(const srv *s) { return srv_model_get_state(s->model); }
+const hearth_err *srv_load_error(const srv *s) { return srv_model_error(s->model); }

@@ -1,0 +1,195 @@
+/* One request in flight (see srv_job.h for its lifecycle). */
+#include "server/srv_job.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "base/mem.h"
+#include "server/srv_response.h"
+
+#define TEXT_MAX ((size_t)1 << 30)
+
+static void random_id(char *out, size_t cap, const char *prefix) {
+    static const char alnum[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    uint64_t a = sampler_random_seed(), b = sampler_random_seed();
+    size_t n = (size_t)snprintf(out, cap, "%s", prefix);
+    for (int i = 0; i < 24 && n + 1 < cap; i++) {
+        uint64_t *r = i < 12 ? &a : &b;
+        out[n++] = alnum[*r % 62];
+        *r /= 62;
+    }
+    out[n] = '\0';
+}
+
+static bool tokenize_prompts(srv_job *j, srv_error *e) {
+    const srv_req *r = j->req;
+    const srv_prompter *p = srv_model_prompter(j->model);
+    if (r->api == SRV_API_CHAT) return srv_prompt_chat(p, r->messages, r->tools, &j->prompt_ids[0], &j->n_prompt_ids[0], e);
+    for (size_t i = 0; i < r->n_prompts; i++) {
+        const srv_prompt_in *in = &r->prompts[i];
+        if (in->ids) {
+            j->prompt_ids[i] = mem_alloc_array(in->n_ids, sizeof *in->ids);
+            if (!j->prompt_ids[i]) return srv_fail(e, 500, "server_error", NULL, NULL, "out of memory");
+            memcpy(j->prompt_ids[i], in->ids, in->n_ids * sizeof *in->ids);
+            j->n_prompt_ids[i] = in->n_ids;
+        } else if (!srv_prompt_text(p, in->text, in->len, &j->prompt_ids[i], &j->n_prompt_ids[i], e)) {
+            return false;
+        }
+        if (j->n_prompt_ids[i] == 0) return srv_invalid(e, "prompt", "the prompt is empty (it gives no tokens)");
+    }
+    return true;
+}
+
+bool srv_job_prepare(srv_job *j, srv_model *m, const srv_req *r, double timeout_s, srv_error *e) {
+    *j = (srv_job){.model = m, .req = r, .created = clock_unix_s()};
+    random_id(j->id, sizeof j->id, r->api == SRV_API_CHAT ? "chatcmpl-" : "cmpl-");
+    if (timeout_s > 0) j->deadline_ns = clock_mono_ns() + (uint64_t)(timeout_s * 1e9);
+    if (!tokenize_prompts(j, e)) return false;
+    size_t n_prompts = r->api == SRV_API_CHAT ? 1 : r->n_prompts;
+    int64_t n_ctx = srv_model_n_ctx(m);
+    for (size_t i = 0; i < n_prompts; i++) {
+        if ((int64_t)j->n_prompt_ids[i] >= n_ctx)
+            return srv_fail(e, 400, "invalid_request_error", "context_length_exceeded",
+                            r->api == SRV_API_CHAT ? "messages" : "prompt",
+                            "This model's maximum context length is %lld tokens. However, your %s resulted in %zu "
+                            "tokens, which leaves no room for a completion.",
+                            (long long)n_ctx, r->api == SRV_API_CHAT ? "messages" : "prompt", j->n_prompt_ids[i]);
+    }
+    for (size_t pi = 0; pi < n_prompts; pi++)
+        for (int k = 0; k < r->n; k++) {
+            srv_choice *c = &j->ch[j->n_choices++];
+            c->prompt = pi;
+            c->text.max = TEXT_MAX;
+        }
+    return true;
+}
+
+bool srv_job_submit(srv_job *j, srv_error *e) {
+    const srv_req *r = j->req;
+    sched *s = srv_model_sched(j->model);
+    uint64_t base_seed = r->seed_given ? r->sampling.seed : sampler_random_seed();
+    for (size_t i = 0; i < j->n_choices; i++) {
+        srv_choice *c = &j->ch[i];
+        sched_request sr = {
+            .prompt = j->prompt_ids[c->prompt],
+            .n_prompt = j->n_prompt_ids[c->prompt],
+            .max_tokens = r->max_tokens > 0 ? r->max_tokens
+                          : r->api == SRV_API_COMPLETION ? 16
+                                                          : (int32_t)(srv_model_n_ctx(j->model) > INT32_MAX
+                                                                          ? INT32_MAX
+                                                                          : srv_model_n_ctx(j->model)),
+            .ignore_eos = r->ignore_eos,
+            .sampling = r->sampling,
+            .stop = r->stop,
+            .n_stop = r->n_stop,
+            .n_logprobs = r->n_logprobs,
+            .deadline_ns = j->deadline_ns,
+        };
+        sr.sampling.seed = base_seed + (uint64_t)(i % (size_t)r->n);
+        hearth_err err = {0};
+        hearth_status st = sched_submit(s, &sr, &c->q, &err);
+        if (st != HEARTH_OK) {
+            c->q = NULL;
+            for (size_t k = 0; k < i; k++) {
+                sched_release(j->ch[k].q);
+                j->ch[k].q = NULL;
+            }
+            srv_fail_status(e, st, err.msg);
+            if (st == HEARTH_ERR_RANGE) e->code = "context_length_exceeded";
+            if (st == HEARTH_ERR_BUSY) {
+                double ra = sched_retry_after_s(s);
+                e->retry_after_s = ra >= 1 && ra < 3600 ? (int)(ra + 0.999) : ra >= 3600 ? 3600 : 1;
+            }
+            return false;
+        }
+    }
+    return true;
+}
+
+bool srv_job_next(srv_job *j, size_t *which, sched_event *ev, int timeout_ms) {
+    size_t first = j->n_choices;
+    for (size_t k = 0; k < j->n_choices; k++) {
+        size_t i = (j->rr + k) % j->n_choices;
+        if (j->ch[i].done) continue;
+        if (first == j->n_choices) first = i;
+        if (sched_next(j->ch[i].q, ev, 0)) {
+            j->rr = (i + 1) % j->n_choices;
+            *which = i;
+            return true;
+        }
+    }
+    if (first == j->n_choices) return false;
+    /* nothing ready: block on one unfinished choice (others are polled next time) */
+    if (!sched_next(j->ch[first].q, ev, timeout_ms)) return false;
+    j->rr = (first + 1) % j->n_choices;
+    *which = first;
+    return true;
+}
+
+bool srv_job_record(srv_job *j, size_t which, const sched_event *ev, bool keep) {
+    srv_choice *c = &j->ch[which];
+    bool ok = true;
+    if (keep) {
+        ok = srv_buf_add(&c->text, ev->text, ev->len);
+        if (ok && j->req->n_logprobs >= 0 && ev->n_tokens > 0) {
+            const tok_vocab *v = srv_model_vocab(j->model);
+            if (j->req->api == SRV_API_CHAT) {
+                if (!c->logprobs) c->logprobs = json_array();
+                json_t *more = srv_logprobs_chat(v, ev, j->req->n_logprobs);
+                ok = c->logprobs && more && json_array_extend(c->logprobs, more) == 0;
+                json_decref(more);
+            } else {
+                ok = srv_logprobs_completion(&c->logprobs, v, ev, j->req->n_logprobs, &c->text_offset);
+            }
+        }
+    }
+    if (ev->finish != SCHED_FINISH_NONE) {
+        c->done = true;
+        c->finish = ev->finish;
+        c->err = ev->err;
+        c->completion_tokens = ev->completion_tokens;
+        c->cached_tokens = ev->cached_tokens;
+    }
+    return ok;
+}
+
+bool srv_job_all_done(const srv_job *j) {
+    for (size_t i = 0; i < j->n_choices; i++)
+        if (!j->ch[i].done) return false;
+    return true;
+}
+
+void srv_job_cancel(srv_job *j) {
+    for (size_t i = 0; i < j->n_choices; i++)
+        if (j->ch[i].q && !j->ch[i].done) sched_cancel(j->ch[i].q);
+}
+
+int64_t srv_job_prompt_tokens(const srv_job *j) {
+    int64_t n = 0;
+    size_t n_prompts = j->req->api == SRV_API_CHAT ? 1 : j->req->n_prompts;
+    for (size_t i = 0; i < n_prompts; i++) n += (int64_t)j->n_prompt_ids[i];
+    return n;
+}
+
+int64_t srv_job_completion_tokens(const srv_job *j) {
+    int64_t n = 0;
+    for (size_t i = 0; i < j->n_choices; i++) n += j->ch[i].completion_tokens;
+    return n;
+}
+
+int64_t srv_job_cached_tokens(const srv_job *j) {
+    int64_t n = 0;
+    for (size_t i = 0; i < j->n_choices; i += (size_t)j->req->n) n += j->ch[i].cached_tokens;
+    return n;
+}
+
+void srv_job_free(srv_job *j) {
+    for (size_t i = 0; i < j->n_choices; i++) {
+        if (j->ch[i].q) sched_release(j->ch[i].q);
+        srv_buf_free(&j->ch[i].text);
+        json_decref(j->ch[i].logprobs);
+    }
+    for (size_t i = 0; i < SRV_MAX_CHOICES; i++) mem_free(j->prompt_ids[i]);
+    *j = (srv_job){0};
+}

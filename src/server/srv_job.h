@@ -1,0 +1,72 @@
+/* One API request in flight: its prompts tokenized, one scheduler sequence per choice,
+ * and what each choice has produced so far. The HTTP thread that owns the job polls its
+ * sequences; nothing here is shared with other threads except through the scheduler.
+ * Request lifecycle:
+ *
+ *   prepared ──submit──► running ──(every choice finished)──► done
+ *      │                    │
+ *      └─(BUSY/invalid)─► error   └─(deadline, client gone, shutdown)─► cancelled
+ *
+ * Invariants: 1. a choice's sequence is released exactly once (srv_job_free);
+ * 2. choices submit all-or-nothing: if one is refused, the others are released first. */
+#ifndef SERVER_SRV_JOB_H
+#define SERVER_SRV_JOB_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "engine/sched.h"
+#include "server/srv_error.h"
+#include "server/srv_json.h"
+#include "server/srv_model.h"
+#include "server/srv_request.h"
+
+typedef struct srv_choice {
+    sched_seq *q;
+    size_t prompt;              /* index into the job's prompts */
+    bool done;
+    sched_finish finish;
+    hearth_err err;             /* when finish is ERROR */
+    int64_t completion_tokens, cached_tokens;
+    srv_buf text;               /* everything released so far (non-streamed replies) */
+    json_t *logprobs;           /* accumulated logprobs (non-streamed replies), or NULL */
+    int64_t text_offset;        /* completions logprobs: bytes of token pieces so far */
+} srv_choice;
+
+typedef struct srv_job {
+    srv_model *model;
+    const srv_req *req;
+    char id[48];                /* "chatcmpl-..." or "cmpl-..." */
+    int64_t created;
+    uint64_t deadline_ns;       /* clock_mono_ns; 0 none */
+    int32_t *prompt_ids[SRV_MAX_CHOICES];
+    size_t n_prompt_ids[SRV_MAX_CHOICES];
+    size_t n_choices;
+    srv_choice ch[SRV_MAX_CHOICES];
+    size_t rr;                  /* round-robin cursor of srv_job_next */
+} srv_job;
+
+/* Tokenizes the prompts and checks them against the context. timeout_s > 0 sets the
+ * deadline. Errors: 400 (template, context length with both counts), 500. */
+bool srv_job_prepare(srv_job *j, srv_model *m, const srv_req *r, double timeout_s, srv_error *e);
+
+/* Submits every choice. 503 with Retry-After when the scheduler is full. */
+bool srv_job_submit(srv_job *j, srv_error *e);
+
+/* Waits up to timeout_ms for an event of any unfinished choice; *which is its index.
+ * The event is valid until the next call. False when none came (or all are done). */
+bool srv_job_next(srv_job *j, size_t *which, sched_event *ev, int timeout_ms);
+
+/* Records an event into its choice: done/finish/usage always; text and logprobs
+ * accumulated when keep is set (non-streamed replies). False on NOMEM. */
+bool srv_job_record(srv_job *j, size_t which, const sched_event *ev, bool keep);
+
+bool srv_job_all_done(const srv_job *j);
+void srv_job_cancel(srv_job *j);
+int64_t srv_job_prompt_tokens(const srv_job *j);
+int64_t srv_job_completion_tokens(const srv_job *j);
+int64_t srv_job_cached_tokens(const srv_job *j);
+void srv_job_free(srv_job *j);
+
+#endif

@@ -1,0 +1,151 @@
+/* SSE bodies of streamed completions, framed as OpenAI sends them: "data: {json}\n\n"
+ * per chunk, chat choices opening with a role delta, a finish chunk per choice, an
+ * optional usage chunk (empty choices), then "data: [DONE]\n\n". A failure after the
+ * first byte (deadline, scheduler error) is sent as one `data: {"error":{...}}` frame and
+ * the body ends there, without [DONE]; a client that hung up gets its connection closed. Runs on the connection's thread; never blocks longer
+ * than 100 ms without checking the client. */
+#include <string.h>
+
+#include "base/mem.h"
+#include "server/srv_internal.h"
+#include "server/srv_job.h"
+#include "server/srv_response.h"
+
+#define OUT_MAX ((size_t)64 << 20)
+
+struct srv_stream {
+    srv_client client;
+    srv_req req;
+    srv_job job;
+    srv_buf out;
+    bool ended; /* every frame is in out; nothing more to wait for */
+};
+
+srv_stream *srv_stream_new(const srv_client *c, srv_req *req, srv_job *job) {
+    srv_stream *st = mem_calloc(1, sizeof *st);
+    if (!st) return NULL;
+    st->client = *c;
+    st->req = *req;
+    st->job = *job;
+    st->job.req = &st->req;
+    st->out.max = OUT_MAX;
+    *req = (srv_req){0};
+    *job = (srv_job){0};
+    return st;
+}
+
+void srv_stream_free(srv_stream *st) {
+    if (!st) return;
+    srv_job_free(&st->job);
+    srv_req_free(&st->req);
+    srv_buf_free(&st->out);
+    mem_free(st);
+}
+
+static bool frame(srv_stream *st, json_t *v) {
+    bool ok = v && srv_buf_add(&st->out, "data: ", 6) && srv_buf_add_json(&st->out, v) &&
+              srv_buf_add(&st->out, "\n\n", 2);
+    json_decref(v);
+    return ok;
+}
+
+static void error_frame(srv_stream *st, const srv_error *e) {
+    srv_job_cancel(&st->job);
+    frame(st, srv_error_json(e));
+    st->ended = true;
+}
+
+static void failure(srv_stream *st, hearth_status why, const char *msg) {
+    srv_error e;
+    if (why == HEARTH_ERR_TIMEOUT)
+        srv_fail(&e, 504, "timeout_error", "timeout", NULL, "the request did not finish before its deadline");
+    else
+        srv_fail_status(&e, why, msg);
+    error_frame(st, &e);
+}
+
+/* Frames of one event; ends the stream after the last choice finishes. */
+static bool on_event(srv_stream *st, size_t which, const sched_event *ev) {
+    srv_job *j = &st->job;
+    if (!srv_job_record(j, which, ev, false)) return false;
+    if (ev->len > 0 || (st->req.n_logprobs >= 0 && ev->n_tokens > 0)) {
+        json_t *lp = NULL;
+        if (st->req.n_logprobs >= 0 && ev->n_tokens > 0) {
+            const tok_vocab *v = srv_model_vocab(j->model);
+            if (st->req.api == SRV_API_CHAT) {
+                lp = srv_logprobs_chat(v, ev, st->req.n_logprobs);
+                if (!lp) return false;
+            } else if (!srv_logprobs_completion(&lp, v, ev, st->req.n_logprobs, &j->ch[which].text_offset)) {
+                json_decref(lp);
+                return false;
+            }
+        }
+        if (!frame(st, srv_chunk(j, which, ev->text, ev->len, lp, NULL))) return false;
+    }
+    switch (ev->finish) {
+    case SCHED_FINISH_NONE:
+        return true;
+    case SCHED_FINISH_STOP:
+    case SCHED_FINISH_LENGTH:
+        if (!frame(st, srv_chunk(j, which, NULL, 0, NULL, srv_finish_reason(ev->finish)))) return false;
+        break;
+    case SCHED_FINISH_TIMEOUT:
+        failure(st, HEARTH_ERR_TIMEOUT, "");
+        return true;
+    case SCHED_FINISH_CANCELLED:
+        failure(st, HEARTH_ERR_CANCELLED, "the request was cancelled (the server is stopping)");
+        return true;
+    case SCHED_FINISH_ERROR:
+        failure(st, ev->err.status ? ev->err.status : HEARTH_ERR_INTERNAL, ev->err.msg);
+        return true;
+    }
+    if (!srv_job_all_done(j)) return true;
+    if (st->req.include_usage && !frame(st, srv_chunk_usage(j))) return false;
+    st->ended = true;
+    return srv_buf_add(&st->out, "data: [DONE]\n\n", 14);
+}
+
+bool srv_stream_start(srv_stream *st, srv_error *e) {
+    size_t which = 0;
+    sched_event ev;
+    hearth_status why = HEARTH_OK;
+    if (!srv_wait_event(&st->job, &st->client, &which, &ev, &why)) {
+        if (why == HEARTH_ERR_TIMEOUT)
+            return srv_fail(e, 504, "timeout_error", "timeout", NULL, "the request did not finish before its deadline");
+        return srv_fail(e, 499, "server_error", "cancelled", NULL, "the client went away");
+    }
+    if (ev.finish == SCHED_FINISH_TIMEOUT)
+        return srv_fail(e, 504, "timeout_error", "timeout", NULL, "the request did not finish before its deadline");
+    if (ev.finish == SCHED_FINISH_ERROR) {
+        srv_fail_status(e, ev.err.status ? ev.err.status : HEARTH_ERR_INTERNAL, ev.err.msg);
+        return false;
+    }
+    if (ev.finish == SCHED_FINISH_CANCELLED)
+        return srv_fail(e, 503, "server_error", "cancelled", NULL, "the server is stopping");
+    if (st->req.api == SRV_API_CHAT)
+        for (size_t i = 0; i < st->job.n_choices; i++)
+            if (!frame(st, srv_chunk_role(&st->job, i)))
+                return srv_fail(e, 500, "server_error", NULL, NULL, "out of memory");
+    if (!on_event(st, which, &ev)) return srv_fail(e, 500, "server_error", NULL, NULL, "out of memory");
+    return true;
+}
+
+ssize_t srv_stream_read(srv_stream *st, char *buf, size_t cap) {
+    while (st->out.len == 0) {
+        if (st->ended) return 0;
+        size_t which = 0;
+        sched_event ev;
+        hearth_status why = HEARTH_OK;
+        if (!srv_wait_event(&st->job, &st->client, &which, &ev, &why)) {
+            if (why != HEARTH_ERR_TIMEOUT) return -1; /* gone or stopping: nobody to tell */
+            failure(st, why, "");
+        } else if (!on_event(st, which, &ev)) {
+            srv_job_cancel(&st->job);
+            return -1;
+        }
+    }
+    size_t n = st->out.len < cap ? st->out.len : cap;
+    memcpy(buf, st->out.data, n);
+    srv_buf_consume(&st->out, n);
+    return (ssize_t)n;
+}
