@@ -143,15 +143,6 @@ static void close_state(bench_state *b) {
     model_free(b->m);
 }
 
-/* "scalar" while the kernels of the model's matrices are the reference ones, else "simd". */
-static const char *cpu_path(const gguf_file *f) {
-    const gguf_tensor *t = gguf_find_tensor(f, "blk.0.ffn_up.weight");
-    uint32_t type = t ? t->type : GGML_F32;
-    const kern_type_traits *active = kern_traits(type), *scalar = kern_scalar_traits(type);
-    if (!active || !scalar) return "?";
-    return active->vec_dot == scalar->vec_dot ? "scalar" : "simd";
-}
-
 /* The model columns of a table row: "model | size | params | threads | cpu path". */
 static void model_columns(const gguf_file *f, const bench_opts *o, char *buf, size_t cap) {
     gguf_str arch = {"?", 1};
@@ -167,7 +158,7 @@ static void model_columns(const gguf_file *f, const bench_opts *o, char *buf, si
     bool billions = params >= 1000000000;
     snprintf(buf, cap, "%.*s %s | %.2f MiB | %.2f %s | %" PRId64 " | %s", (int)(arch.len > 32 ? 32 : arch.len),
              arch.ptr, tname ? tname : "?", bytes / 1048576.0, billions ? params / 1e9 : params / 1e6,
-             billions ? "B" : "M", o->threads, cpu_path(f));
+             billions ? "B" : "M", o->threads, kern_cpu_level_name(kern_cpu_level_active()));
 }
 
 static int parse(int argc, char **argv, bench_opts *o) {
