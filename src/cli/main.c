@@ -22,6 +22,9 @@ static const cli_command commands[] = {
     {"config", cli_config, "check a configuration file and print the effective configuration"},
     {"pull", cli_pull, "download a model into the model store"},
     {"stats", cli_stats, "summarise the requests in the request store"},
+    {"quantize", cli_quantize, "convert a model's tensors to another type or mix"},
+    {"mkmodel", cli_mkmodel, "write a synthetic model with random weights"},
+    {"bench", cli_bench, "measure prompt and generation speed"},
     {"loadgen", cli_loadgen, "load-test a local OpenAI-compatible server (streamed completions)"},
 };
 
