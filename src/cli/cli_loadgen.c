@@ -4,7 +4,6 @@
  * succeeded, 1 when none did or the server cannot be reached, 2 on a usage error. */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>

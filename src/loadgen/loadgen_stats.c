@@ -1,5 +1,6 @@
 /* Summary statistics of latency samples: min, mean, max and linearly interpolated
- * percentiles (p = 50 is the median; the same method as numpy's default). */
+ * percentiles (p = 50 is the median; the same method as numpy's default). Pure
+ * arithmetic on the caller's array: never allocates. */
 #include "loadgen/loadgen.h"
 
 #include <stdlib.h>

@@ -3,7 +3,6 @@
  * Never connects anywhere but a loopback address. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
