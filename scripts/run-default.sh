@@ -3,8 +3,8 @@
 #  - HEARTH_CONFIG or HEARTH_MODEL set: serves exactly that.
 #  - otherwise the default model, Qwen2.5-0.5B-Instruct Q4_K_M (pinned revision and
 #    sha256), from the model store, pulled there first when the network allows;
-#  - offline, a small synthetic model instead (hearth mkmodel when it exists, else the
-#    shared test fixture), whose output is noise.
+#  - offline, a small synthetic model instead (hearth mkmodel, else the shared test
+#    fixture), whose output is noise.
 set -euo pipefail
 bin="$1"
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -31,7 +31,8 @@ fi
 
 echo "run: could not download the default model (offline?); falling back to a synthetic model." >&2
 synthetic="$root/build/synthetic-tiny.gguf"
-if "$bin" mkmodel --help >/dev/null 2>&1 && "$bin" mkmodel "$synthetic" >/dev/null 2>&1 && [ -f "$synthetic" ]; then
+if [ -f "$synthetic" ] || "$bin" mkmodel --arch llama --dim 512 --layers 4 --heads 8 --kv-heads 4 --ffn 1024 \
+     --vocab 8192 --type q8_0 --seed 1 -o "$synthetic" >/dev/null 2>&1; then
   model="$synthetic"
 else
   model="$(cd "$root/.." && pwd)/shared/fixtures/models/llama-spm-q8_0.gguf"
