@@ -190,7 +190,7 @@ json_t *srvtest_sse(const char *body, bool *done) {
         if (n == 6 && !strncmp(data, "[DONE]", 6)) {
             *done = true;
         } else {
-            json_t *v = json_loadb(data, n, 0, NULL);
+            json_t *v = json_loadb(data, n, JSON_ALLOW_NUL, NULL); /* model text may hold U+0000 */
             if (!v || *done) {
                 json_decref(v);
                 json_decref(arr);
@@ -203,4 +203,4 @@ json_t *srvtest_sse(const char *body, bool *done) {
     return arr;
 }
 
-json_t *srvtest_json(const srvtest_resp *r) { return json_loadb(r->body, r->len, 0, NULL); }
+json_t *srvtest_json(const srvtest_resp *r) { return json_loadb(r->body, r->len, JSON_ALLOW_NUL, NULL); }
