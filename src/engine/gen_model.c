@@ -11,8 +11,9 @@ hearth_status gen_model_from_gguf(gguf_file *f, gen_model **out, hearth_err *err
     const char *name = gguf_path(f);
     gen_model *gm = mem_calloc(1, sizeof *gm);
     if (!gm) {
+        err_set(err, HEARTH_ERR_NOMEM, "%s: out of memory", name); /* name lives in f */
         gguf_close(f);
-        return err_set(err, HEARTH_ERR_NOMEM, "%s: out of memory", name);
+        return HEARTH_ERR_NOMEM;
     }
     gm->file = f;
     hearth_status st;
