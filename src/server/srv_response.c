@@ -124,6 +124,16 @@ json_t *srv_reply_full(const srv_job *j) {
     return root;
 }
 
+/* With stream_options.include_usage, OpenAI sends "usage": null in every chunk before the
+ * final one that carries it. */
+static json_t *usage_placeholder(const srv_job *j, json_t *root) {
+    if (root && j->req->include_usage && json_object_set_new(root, "usage", json_null()) != 0) {
+        json_decref(root);
+        return NULL;
+    }
+    return root;
+}
+
 json_t *srv_chunk_role(const srv_job *j, size_t choice) {
     json_t *root = envelope(j, "chat.completion.chunk");
     json_t *choices = json_pack("[{s:I, s:{s:s, s:s}, s:n, s:n}]", "index", (json_int_t)choice, "delta", "role",
@@ -132,7 +142,7 @@ json_t *srv_chunk_role(const srv_job *j, size_t choice) {
         json_decref(root);
         return NULL;
     }
-    return root;
+    return usage_placeholder(j, root);
 }
 
 json_t *srv_chunk(const srv_job *j, size_t choice, const char *text, size_t len, json_t *logprobs, const char *finish) {
@@ -154,7 +164,7 @@ json_t *srv_chunk(const srv_job *j, size_t choice, const char *text, size_t len,
         json_decref(root);
         return NULL;
     }
-    return root;
+    return usage_placeholder(j, root);
 }
 
 json_t *srv_chunk_usage(const srv_job *j) {

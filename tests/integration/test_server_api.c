@@ -210,6 +210,9 @@ static void test_chat_plain_and_stream(void **state) {
     free(s);
     json_t *usage_chunk = json_array_get(chunks, json_array_size(chunks) - 1);
     assert_int_equal(json_array_size(json_object_get(usage_chunk, "choices")), 0);
+    /* include_usage: every earlier chunk says "usage": null, as OpenAI's do */
+    for (size_t i = 0; i + 1 < json_array_size(chunks); i++)
+        assert_true(json_is_null(json_object_get(json_array_get(chunks, i), "usage")));
     /* the same prompt again: equal counts, and all but its last token served from the prefix cache */
     json_t *u1 = json_object_get(j, "usage"), *u2 = json_object_get(usage_chunk, "usage");
     for (const char *const *k = (const char *const[]){"prompt_tokens", "completion_tokens", "total_tokens", NULL}; *k; k++)
