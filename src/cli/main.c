@@ -31,7 +31,7 @@ static const cli_command commands[] = {
 static void usage(FILE *out) {
     fprintf(out, "hearth %s - local LLM inference\n\nusage: hearth COMMAND [ARGS]\n\n", HEARTH_VERSION);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (commands[i].fn) fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\nRun 'hearth COMMAND --help' for a command's options.\n");
 }
 
@@ -45,7 +45,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(argv[1], commands[i].name) && commands[i].fn)
+        if (!strcmp(argv[1], commands[i].name))
             return commands[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "hearth: unknown command '%s' (see 'hearth --help')\n", argv[1]);
     return 2;
