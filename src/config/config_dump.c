@@ -116,6 +116,12 @@ static void gateway_sections(out *o, const char *json_text) {
         else put(o, "%s: %s\n", keys[i], text);
         free(text); /* from jansson */
     }
+    json_t *seed = json_object_get(root, "seed"), *shadows = json_object_get(root, "max_shadows");
+    if (seed || shadows) {
+        put(o, "gateway:\n");
+        if (seed) put(o, "  seed: %lld\n", (long long)json_integer_value(seed));
+        if (shadows) put(o, "  max_shadows: %lld\n", (long long)json_integer_value(shadows));
+    }
     json_decref(root);
 }
 

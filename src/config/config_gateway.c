@@ -1,4 +1,5 @@
-/* The gateway sections of the configuration (providers, routes, breaker, retry): the
+/* The gateway sections of the configuration (providers, routes, breaker, retry, and
+ * gateway: {seed, max_shadows}): the
  * YAML subtree becomes the JSON tree gw_config_parse reads (plain scalars typed as YAML
  * reads them: integers, reals, true/false; quoted scalars stay strings), which checks
  * every field. Its errors are placed at the YAML node they name ("routes[1].targets[0]").
@@ -152,7 +153,21 @@ void cfg_gateway_yaml(cfg_build_ctx *b, yaml_document_t *doc, const char *key, y
     cfg_gateway_build *g = gateway_of(b);
     if (!g) return;
     json_t *v = convert(b, doc, node, key, 0);
-    if (v) json_object_set_new(g->root, key, v);
+    if (!v || strcmp(key, "gateway") != 0) {
+        if (v) json_object_set_new(g->root, key, v);
+        return;
+    }
+    /* gateway: {seed, max_shadows}: the settings of the gateway as a whole */
+    const char *k;
+    json_t *item;
+    if (!json_is_object(v)) cfg_error(b, loc_of(node), "gateway", "expected a mapping (seed, max_shadows)");
+    json_object_foreach(v, k, item) {
+        if (strcmp(k, "seed") != 0 && strcmp(k, "max_shadows") != 0)
+            cfg_error(b, loc_of(node), "gateway", "unknown key '%.60s' (expected seed or max_shadows)", k);
+        else
+            json_object_set(g->root, k, item);
+    }
+    json_decref(v);
 }
 
 void cfg_gateway_build_free(cfg_build_ctx *b) {

@@ -58,7 +58,7 @@ void cfg_read_yaml(cfg_build_ctx *b, const char *text, size_t len);
 /* ---- gateway sections (config_gateway.c) ---- */
 struct yaml_document_s;
 struct yaml_node_s;
-/* Takes a top-level gateway section (providers, routes, breaker, retry) into b. */
+/* Takes a top-level gateway section (providers, routes, breaker, retry, gateway) into b. */
 void cfg_gateway_yaml(cfg_build_ctx *b, struct yaml_document_s *doc, const char *key, struct yaml_node_s *node);
 /* Checks the sections read (gw_config_parse, route names against model names, local
  * targets naming configured models) and stores their JSON text in b->c. */

@@ -330,6 +330,123 @@ static void test_route_name_clash_refused(void **state) {
         fail_msg("unexpected message: %s", err.msg);
 }
 
+static void test_config_dump_round_trip(void **state) {
+    (void)state;
+    const char *yaml = "models:\n  - {name: tiny, path: /nowhere.gguf}\n"
+                       "providers:\n  - name: p\n    base_url: 'http://127.0.0.1:9/v1'\n    models: {fast: \"up-1\"}\n"
+                       "    timeouts: {connect_s: 0.5}\n"
+                       "routes:\n  - name: ab\n    strategy: weighted\n    sticky: true\n"
+                       "    targets: [{target: local:tiny, weight: 90}, {target: p/fast, weight: 10}]\n"
+                       "breaker: {failures: 4, failure_ratio: 0.25}\nretry: {base_s: 0.1}\ngateway: {seed: 7, max_shadows: 2}\n";
+    cfg_config *c = NULL, *c2 = NULL;
+    cfg_errors errs;
+    hearth_err err = {0};
+    if (cfg_build_text(yaml, strlen(yaml), "t.yaml", false, NULL, 0, &c, &errs, &err) != HEARTH_OK) fail_msg("%s", err.msg);
+    assert_non_null(c->gateway_json);
+    char *one = cfg_dump(c);
+    assert_non_null(one);
+    if (cfg_build_text(one, strlen(one), "dump.yaml", false, NULL, 0, &c2, &errs, &err) != HEARTH_OK)
+        fail_msg("the dump does not read back: %s\n%s", err.msg, one);
+    assert_string_equal(c->gateway_json, c2->gateway_json);
+    assert_non_null(strstr(c->gateway_json, "\"failure_ratio\":0.25"));
+    assert_non_null(strstr(c->gateway_json, "\"sticky\":true"));
+    assert_non_null(strstr(c->gateway_json, "\"seed\":7"));
+    free(one);
+    cfg_free(c);
+    cfg_free(c2);
+}
+
+/* ---- reload ----------------------------------------------------------------------------------- */
+
+static char reload_text[4096];
+
+static hearth_status reload_fn(void *ud, cfg_config **out, cfg_errors *errs, hearth_err *err) {
+    (void)ud;
+    return cfg_build_text(reload_text, strlen(reload_text), "reload.yaml", false, NULL, 0, out, errs, err);
+}
+
+typedef struct slow_req {
+    int port;
+    resp r;
+} slow_req;
+
+static void *slow_stream(void *arg) {
+    slow_req *q = arg;
+    chat(q->port, "slow", true, &q->r);
+    return NULL;
+}
+
+static bool has_model(int port, const char *id) {
+    resp *r = malloc(sizeof *r);
+    http(port, "GET", "/v1/models", NULL, r);
+    char pat[96];
+    snprintf(pat, sizeof pat, "\"id\":\"%s\"", id);
+    bool found = strstr(r->body, pat) != NULL;
+    free(r);
+    return found;
+}
+
+static void test_reload_swaps_routes(void **state) {
+    (void)state;
+    NEED_FIXTURES();
+    fu_server *up = fu_start(&(fu_reply){.kind = FU_OK, .delay_ms = 800, .chunks = 3});
+    char models[512], yaml[4096];
+    model_yaml(models, sizeof models, 0);
+    snprintf(yaml, sizeof yaml,
+             "%sproviders:\n  - {name: up, base_url: 'http://127.0.0.1:%d/v1'}\n"
+             "routes:\n  - {name: one, targets: [local:tiny]}\n  - {name: slow, targets: [up/m]}\n",
+             models, fu_port(up));
+    cfg_config *c = NULL;
+    cfg_errors errs;
+    hearth_err err = {0};
+    assert_int_equal(cfg_build_text(yaml, strlen(yaml), "t.yaml", false, NULL, 0, &c, &errs, &err), HEARTH_OK);
+    srv_config sc = {.config = c, .reload = reload_fn};
+    obs_config_default(&sc.obs);
+    srv *s = NULL;
+    assert_int_equal(srv_new(&sc, &s, &err), HEARTH_OK);
+    int port = srv_port(s);
+    resp *r = malloc(sizeof *r);
+    chat(port, "one", false, r);
+    expect_answer(r, false);
+
+    /* a streamed request on the old gateway keeps going through the reload */
+    slow_req q = {.port = port};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, slow_stream, &q), 0);
+    usleep(200000);
+    snprintf(reload_text, sizeof reload_text, "%sroutes:\n  - {name: two, targets: [local:tiny]}\n", models);
+    char msg[512];
+    assert_int_equal(srv_reload(s, msg, sizeof msg, &errs, &err), HEARTH_OK);
+    assert_non_null(strstr(msg, "gateway: routes replaced"));
+    pthread_join(th, NULL);
+    expect_answer(&q.r, true);
+    expect_target(&q.r, "slow", "up/m", 1, 1);
+    assert_true(has_model(port, "two"));
+    assert_false(has_model(port, "one"));
+    chat(port, "one", false, r);
+    assert_int_equal(r->status, 404);
+    chat(port, "two", true, r);
+    expect_answer(r, true);
+    expect_target(r, "two", "local:tiny", 1, 1);
+
+    /* refused reloads change nothing: a clash, a key variable that is not set */
+    snprintf(reload_text, sizeof reload_text, "%sroutes:\n  - {name: tiny, targets: [local:tiny]}\n", models);
+    assert_int_equal(srv_reload(s, msg, sizeof msg, &errs, &err), HEARTH_ERR_INVALID);
+    unsetenv("GWS_UNSET_KEY");
+    snprintf(reload_text, sizeof reload_text,
+             "%sproviders:\n  - {name: k, base_url: 'http://127.0.0.1:9/v1', api_key_env: GWS_UNSET_KEY}\n"
+             "routes:\n  - {name: three, targets: [k/m]}\n",
+             models);
+    assert_int_not_equal(srv_reload(s, msg, sizeof msg, &errs, &err), HEARTH_OK);
+    if (!strstr(err.msg, "GWS_UNSET_KEY")) fail_msg("unexpected message: %s", err.msg);
+    assert_true(has_model(port, "two"));
+    assert_false(has_model(port, "three"));
+
+    free(r);
+    srv_free(s);
+    fu_stop(up);
+}
+
 /* The "Done when": A routes to B first, to its own model second. */
 static void test_two_servers_fallback_and_recovery(void **state) {
     (void)state;
@@ -406,6 +523,8 @@ int main(void) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_route_name_clash_refused),
+        cmocka_unit_test(test_config_dump_round_trip),
+        cmocka_unit_test(test_reload_swaps_routes),
         cmocka_unit_test(test_fallback_400_admin_metrics),
         cmocka_unit_test(test_two_servers_fallback_and_recovery),
     };
