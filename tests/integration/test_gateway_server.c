@@ -224,6 +224,8 @@ static void test_fallback_400_admin_metrics(void **state) {
     NEED_FIXTURES();
     fu_server *bad = fu_start(&(fu_reply){.kind = FU_STATUS, .status = 500});
     fu_server *picky = fu_start(&(fu_reply){.kind = FU_STATUS, .status = 400});
+    fu_server *flaky = fu_start(&(fu_reply){.kind = FU_RESET_MIDSTREAM, .chunks = 2});
+    assert_non_null(flaky);
     assert_non_null(bad);
     assert_non_null(picky);
     char models[512], yaml[4096];
@@ -234,12 +236,14 @@ static void test_fallback_400_admin_metrics(void **state) {
              "  - {name: dead, base_url: 'http://127.0.0.1:%d/v1', max_attempts: 1, timeouts: {connect_s: 2}}\n"
              "  - {name: bad, base_url: 'http://127.0.0.1:%d/v1', max_attempts: 2}\n"
              "  - {name: picky, base_url: 'http://127.0.0.1:%d/v1', max_attempts: 3}\n"
+             "  - {name: flaky, base_url: 'http://127.0.0.1:%d/v1', max_attempts: 3}\n"
              "routes:\n"
              "  - {name: via-dead, targets: [dead/m, local:tiny]}\n"
              "  - {name: via-bad, targets: [bad/m, local:tiny]}\n"
              "  - {name: via-picky, targets: [picky/m, local:tiny]}\n"
+             "  - {name: via-flaky, targets: [flaky/m, local:tiny]}\n"
              "retry: {base_s: 0.01, cap_s: 0.05, budget_burst: 1000}\n",
-             models, fu_dead_port(), fu_port(bad), fu_port(picky));
+             models, fu_dead_port(), fu_port(bad), fu_port(picky), fu_port(flaky));
     srv *s = start_server(yaml, true);
     int port = srv_port(s);
     resp *r = malloc(sizeof *r);
@@ -261,6 +265,18 @@ static void test_fallback_400_admin_metrics(void **state) {
     expect_target(r, "via-picky", "picky/m", 1, 1);
     assert_int_equal(fu_requests(picky), 1);
     assert_non_null(strstr(r->body, "\"error\""));
+
+    /* a stream broken after its first bytes is not retried: it ends with an error frame */
+    chat(port, "via-flaky", true, r);
+    assert_int_equal(r->status, 200);
+    expect_target(r, "via-flaky", "flaky/m", 1, 1);
+    bool done = true;
+    json_t *events = srvtest_sse(r->body, &done);
+    if (!events || done || json_array_size(events) != 3)
+        fail_msg("expected 2 chunks and an error frame, no [DONE]: %s", r->body);
+    assert_non_null(json_object_get(json_array_get(events, 2), "error"));
+    json_decref(events);
+    assert_int_equal(fu_requests(flaky), 1);
 
     /* /v1/models lists routes */
     http(port, "GET", "/v1/models", NULL, r);
@@ -308,6 +324,7 @@ static void test_fallback_400_admin_metrics(void **state) {
     srv_free(s);
     fu_stop(bad);
     fu_stop(picky);
+    fu_stop(flaky);
 }
 
 static void test_route_name_clash_refused(void **state) {
