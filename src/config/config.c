@@ -126,6 +126,7 @@ void cfg_free(cfg_config *c) {
     cfg_model_clear(&c->defaults);
     for (size_t i = 0; i < c->n_models; i++) cfg_model_clear(&c->models[i]);
     mem_free(c->models);
+    mem_free(c->gateway_json);
     mem_free(c);
 }
 
@@ -378,6 +379,7 @@ static hearth_status finish(cfg_build_ctx *b, const cfg_setting *settings, size_
     }
     for (size_t i = 0; i < n; i++) apply_setting(b, &ss, &settings[i]);
     if (!b->nomem) check_models(b);
+    if (!b->nomem) cfg_gateway_finish(b);
     if (b->nomem) return err_set(err, HEARTH_ERR_NOMEM, "out of memory reading the configuration");
     if (b->errs->n == 0) return HEARTH_OK;
     size_t others = b->errs->n - 1 + b->errs->more;
@@ -411,6 +413,7 @@ static hearth_status build(const char *text, size_t len, const char *name, const
     if (text) cfg_read_yaml(&b, text, len);
     st = finish(&b, settings, n, use_env, err);
 done:
+    cfg_gateway_build_free(&b);
     mem_free(b.dir);
     mem_free(locs);
     if (st != HEARTH_OK) cfg_free(c);

@@ -88,6 +88,9 @@ typedef struct cfg_config {
     cfg_model defaults;             /* name/path/url unused: defaults for every model */
     cfg_model *models;              /* [n_models] */
     size_t n_models;
+    /* The gateway sections (providers, routes, breaker, retry) as the compact JSON text
+     * gw_config_parse reads, already checked by it; NULL when the file has none. */
+    char *gateway_json;
 } cfg_config;
 
 /* Collected problems, in order; the first CFG_MAX_ERRORS are kept. */

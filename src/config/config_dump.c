@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "base/mem.h"
 #include "config/config.h"
 
@@ -96,6 +98,33 @@ static void model_keys(out *o, const cfg_model *m, const char *ind) {
     if (s->set & CFG_S_MAX_TOKENS) put(o, "%s  max_tokens: %lld\n", ind, (long long)s->max_tokens);
 }
 
+/* The gateway sections as YAML flow collections (JSON with ", " and ": " separators,
+ * which YAML reads back as the same tree). */
+static void gateway_sections(out *o, const char *json_text) {
+    if (!json_text) return;
+    json_t *root = json_loads(json_text, 0, NULL);
+    if (!root) {
+        o->nomem = true;
+        return;
+    }
+    static const char *const keys[] = {"providers", "routes", "breaker", "retry"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        json_t *v = json_object_get(root, keys[i]);
+        if (!v) continue;
+        char *text = json_dumps(v, JSON_ENSURE_ASCII | JSON_ENCODE_ANY);
+        if (!text) o->nomem = true;
+        else put(o, "%s: %s\n", keys[i], text);
+        free(text); /* from jansson */
+    }
+    json_t *seed = json_object_get(root, "seed"), *shadows = json_object_get(root, "max_shadows");
+    if (seed || shadows) {
+        put(o, "gateway:\n");
+        if (seed) put(o, "  seed: %lld\n", (long long)json_integer_value(seed));
+        if (shadows) put(o, "  max_shadows: %lld\n", (long long)json_integer_value(shadows));
+    }
+    json_decref(root);
+}
+
 char *cfg_dump(const cfg_config *c) {
     out o = {.cap = 4096};
     o.buf = mem_alloc(o.cap);
@@ -168,6 +197,7 @@ char *cfg_dump(const cfg_config *c) {
             put(&o, "\n");
         }
     }
+    gateway_sections(&o, c->gateway_json);
     if (o.nomem) {
         mem_free(o.buf);
         return NULL;

@@ -17,12 +17,15 @@ typedef struct cfg_model_locs {
     cfg_loc alias[CFG_MAX_ALIASES];
 } cfg_model_locs;
 
+typedef struct cfg_gateway_build cfg_gateway_build; /* config_gateway.c */
+
 typedef struct cfg_build_ctx {
     cfg_config *c;
     cfg_errors *errs;
     const char *file;               /* name used in messages */
     char *dir;                      /* directory of the file (relative paths), or NULL */
     cfg_model_locs *locs;           /* [CFG_MAX_MODELS] */
+    cfg_gateway_build *gateway;     /* the gateway sections read so far, or NULL */
     bool nomem;
 } cfg_build_ctx;
 
@@ -51,6 +54,16 @@ cfg_model *cfg_add_model(cfg_build_ctx *b, cfg_loc at);
 
 /* Reads YAML text into b->c (config_yaml.c). */
 void cfg_read_yaml(cfg_build_ctx *b, const char *text, size_t len);
+
+/* ---- gateway sections (config_gateway.c) ---- */
+struct yaml_document_s;
+struct yaml_node_s;
+/* Takes a top-level gateway section (providers, routes, breaker, retry, gateway) into b. */
+void cfg_gateway_yaml(cfg_build_ctx *b, struct yaml_document_s *doc, const char *key, struct yaml_node_s *node);
+/* Checks the sections read (gw_config_parse, route names against model names, local
+ * targets naming configured models) and stores their JSON text in b->c. */
+void cfg_gateway_finish(cfg_build_ctx *b);
+void cfg_gateway_build_free(cfg_build_ctx *b);
 
 /* Built-in defaults of a model entry. */
 void cfg_model_defaults(cfg_model *m);

@@ -279,7 +279,12 @@ static void read_root(walk *w, yaml_node_t *root) {
         if (!strcmp(key, "server")) each_key(w, v, "server", NULL, server_setter, NULL);
         else if (!strcmp(key, "defaults")) each_key(w, v, "defaults", &w->b->c->defaults, defaults_setter, sampling_sub);
         else if (!strcmp(key, "models")) read_models(w, v);
-        else cfg_error(w->b, loc_of(k), key, "unknown key (expected server, defaults or models)");
+        else if (!strcmp(key, "providers") || !strcmp(key, "routes") || !strcmp(key, "breaker") || !strcmp(key, "retry") ||
+                 !strcmp(key, "gateway"))
+            cfg_gateway_yaml(w->b, w->doc, key, v);
+        else
+            cfg_error(w->b, loc_of(k), key,
+                      "unknown key (expected server, defaults, models, providers, routes, breaker, retry or gateway)");
     }
 }
 

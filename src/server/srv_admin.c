@@ -9,6 +9,7 @@
 
 #include "base/clock.h"
 #include "base/err.h"
+#include "server/srv_gateway.h"
 #include "server/srv_internal.h"
 #include "server/srv_json.h"
 #include "server/srv_lora.h"
@@ -118,7 +119,11 @@ hearth_status srv_reload(srv *s, char *msg, size_t cap, cfg_errors *errs, hearth
     pthread_mutex_lock(&s->reload_mu);
     cfg_config *next = NULL;
     hearth_status st = s->cfg.reload(s->cfg.reload_ud, &next, errs, err);
+    struct srv_gw_ref *next_gw = NULL;
+    if (st == HEARTH_OK) st = srv_gateway_prepare(s, next, &next_gw, err);
     if (st == HEARTH_OK) st = fleet_reload(s->fleet, next, msg, cap, err);
+    if (st == HEARTH_OK) srv_gateway_swap(s, next_gw, msg, cap);
+    else srv_gateway_discard(next_gw);
     if (st == HEARTH_OK) {
         atomic_store(&s->timeout_ns, (uint64_t)(next->server.timeout_s * 1e9));
         note_restart(&s->config->server, &next->server, msg, cap);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "server/srv_gateway.h"
 #include "server/srv_internal.h"
 #include "server/srv_job.h"
 #include "server/srv_lora.h"
@@ -18,6 +19,7 @@
 
 bool srv_client_gone(const srv_client *c) {
     if (atomic_load(&c->server->cancelling)) return true;
+    if (c->gone && c->gone(c->gone_ud)) return true;
     if (c->fd < 0) return false;
     struct pollfd p = {.fd = c->fd, .events = POLLRDHUP};
     return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
@@ -115,6 +117,10 @@ void srv_handle_completion(srv *s, srv_api api, const char *body, size_t len, co
     const char *name = NULL;
     double keep_alive = -2;
     json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
+    if (root && json_is_object(root) && srv_gateway_handle(s, api, root, c, out)) {
+        json_decref(root);
+        return;
+    }
     if (root && json_is_object(root) && !model_of(s, root, &name, &keep_alive, &e)) return reply_error(out, &e, NULL, root);
     /* everything that does not need the model's vocabulary is checked before loading it */
     if (!srv_req_parse(body, len, api, INT32_MAX, &req, &e)) return reply_error(out, &e, NULL, root);

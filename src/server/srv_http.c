@@ -16,6 +16,7 @@
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/mem.h"
+#include "server/srv_gateway.h"
 #include "server/srv_internal.h"
 #include "server/srv_json.h"
 #include "server/srv_model.h"
@@ -38,6 +39,7 @@ typedef struct conn {
     char method[16];
     char path[160];
     char model[CFG_NAME_MAX + 1];
+    char target[96];
     char request_id[OBS_REQUEST_ID_MAX + 1];
     obs_trace trace;
 } conn;
@@ -82,6 +84,24 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
 
 static void stream_free(void *cls) { srv_stream_free(cls); }
 
+typedef struct reader_ctx {
+    ssize_t (*read)(void *reader, char *buf, size_t cap);
+    void (*done)(void *reader);
+    void *reader;
+} reader_ctx;
+
+static ssize_t reader_read(void *cls, uint64_t pos, char *buf, size_t max) {
+    reader_ctx *r = cls;
+    ssize_t n = r->read(r->reader, buf, max);
+    return n > 0 ? n : n == 0 ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+static void reader_free(void *cls) {
+    reader_ctx *r = cls;
+    r->done(r->reader);
+    mem_free(r);
+}
+
 static enum MHD_Result queue(struct MHD_Connection *mc, conn *c, srv_reply *r) {
     struct MHD_Response *resp;
     if (r->raw) {
@@ -96,6 +116,19 @@ static enum MHD_Result queue(struct MHD_Connection *mc, conn *c, srv_reply *r) {
             MHD_add_response_header(resp, "Content-Security-Policy",
                                     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
                                     "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'");
+    } else if (r->reader) {
+        reader_ctx *rc = mem_calloc(1, sizeof *rc);
+        if (rc) *rc = (reader_ctx){.read = r->read, .done = r->done, .reader = r->reader};
+        resp = rc ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK, reader_read, rc, reader_free) : NULL;
+        if (!resp) {
+            if (rc) mem_free(rc);
+            r->done(r->reader);
+            return MHD_NO;
+        }
+        MHD_add_response_header(resp, "Content-Type", "text/event-stream");
+        MHD_add_response_header(resp, "Cache-Control", "no-cache");
+        MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+        c->stream = true;
     } else if (r->stream) {
         resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK, stream_reader, r->stream, stream_free);
         if (!resp) {
@@ -128,6 +161,8 @@ static enum MHD_Result queue(struct MHD_Connection *mc, conn *c, srv_reply *r) {
         MHD_add_response_header(resp, "Retry-After", ra);
     }
     if (r->allow) MHD_add_response_header(resp, "Allow", r->allow);
+    if (r->target_header[0]) MHD_add_response_header(resp, "X-Hearth-Target", r->target_header);
+    memcpy(c->target, r->target, sizeof c->target);
     MHD_add_response_header(resp, "X-Request-Id", c->request_id);
     c->status = r->status;
     c->error_code = r->error_code;
@@ -250,7 +285,7 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **req_cls, e
                                  .path = c->path,
                                  .route = srv_route_name(c->route),
                                  .model = c->model,
-                                 .target = c->model,
+                                 .target = c->target[0] ? c->target : c->model,
                                  .end = how,
                                  .error = c->error_code,
                                  .status = c->status,
@@ -322,6 +357,7 @@ hearth_status srv_new(const srv_config *cfg, srv **out, hearth_err *err) {
     fleet_hooks hooks;
     srv_model_hooks(&hooks, s);
     if (st == HEARTH_OK) st = fleet_new(config, &hooks, cfg->fleet_opt, &s->fleet, err);
+    if (st == HEARTH_OK) st = srv_gateway_new(s, err);
     if (st != HEARTH_OK) {
         srv_free(s);
         return st;
@@ -362,6 +398,7 @@ void srv_free(srv *s) {
         atomic_store(&s->cancelling, true);
         MHD_stop_daemon(s->daemon);
     }
+    srv_gateway_free(s);
     fleet_free(s->fleet);
     obs_free(s->obs);
     if (s->daemon) srv_log(s, "info", json_pack("{s:s}", "msg", "stopped"));

@@ -28,6 +28,7 @@ struct srv {
     _Atomic bool cancelling; /* grace period over: running requests cancel */
     _Atomic int active;      /* requests being handled */
     obs *obs;                /* metrics, request log, store */
+    struct srv_gateway *gateway; /* routes to local models and providers (srv_gateway.c) */
 };
 
 void srv_log(const srv *s, const char *level, json_t *fields); /* steals fields; adds time and level */
@@ -37,6 +38,8 @@ typedef struct srv_client {
     const srv *server;
     int fd;                  /* the socket, to notice a hang-up; -1 unknown */
     obs_trace *trace;        /* token timing of the request (owned by the connection); may be NULL */
+    bool (*gone)(void *ud);  /* optional: another way the requester can go away (gateway sinks) */
+    void *gone_ud;
 } srv_client;
 
 /* True when the client hung up or the server is cancelling requests. */
@@ -56,6 +59,13 @@ typedef struct srv_reply {
     char *raw;               /* owned (mem_*): a non-JSON body of raw_len bytes, of content_type */
     size_t raw_len;
     const char *content_type;
+    /* A body produced by a reader (routed streams): read returns bytes, 0 at the end, -1
+     * to abort; done is called once when the connection lets go of it. */
+    ssize_t (*read)(void *reader, char *buf, size_t cap);
+    void (*done)(void *reader);
+    void *reader;
+    char target_header[384]; /* X-Hearth-Target of a routed reply, or "" */
+    char target[96];         /* the routing target that served it (request log), or "" */
 } srv_reply;
 
 void srv_reply_error(srv_reply *r, const srv_error *e);
@@ -77,6 +87,7 @@ typedef enum srv_route {
     SRV_ROUTE_METRICS,       /* GET /metrics */
     SRV_ROUTE_ADMIN_STATS,   /* GET /admin/stats */
     SRV_ROUTE_ADMIN_ADAPTER_DELETE, /* DELETE /admin/models/{name}/adapters/{adapter} */
+    SRV_ROUTE_ADMIN_ROUTES,  /* GET /admin/routes */
 } srv_route;
 
 /* The route of url; *method_ok tells whether method is one it accepts (else *allow). */

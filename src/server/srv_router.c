@@ -3,6 +3,7 @@
  * OpenAI-shaped errors. */
 #include <string.h>
 
+#include "server/srv_gateway.h"
 #include "server/srv_internal.h"
 #include "server/srv_lora.h"
 #include "server/srv_response.h"
@@ -30,6 +31,7 @@ static const route_def routes[] = {
     {"/", SRV_ROUTE_DASHBOARD, "GET"},
     {"/metrics", SRV_ROUTE_METRICS, "GET"},
     {"/admin/stats", SRV_ROUTE_ADMIN_STATS, "GET"},
+    {"/admin/routes", SRV_ROUTE_ADMIN_ROUTES, "GET"},
 };
 
 static const char *const route_names[] = {
@@ -39,6 +41,7 @@ static const char *const route_names[] = {
     [SRV_ROUTE_ADMIN_MODEL] = "admin_model", [SRV_ROUTE_ADMIN_RELOAD] = "admin_reload",
     [SRV_ROUTE_DASHBOARD] = "dashboard", [SRV_ROUTE_METRICS] = "metrics", [SRV_ROUTE_ADMIN_STATS] = "admin_stats",
     [SRV_ROUTE_ADMIN_ADAPTER_DELETE] = "admin_adapter",
+    [SRV_ROUTE_ADMIN_ROUTES] = "admin_routes",
 };
 
 const char *srv_route_name(srv_route r) { return route_names[r]; }
@@ -134,6 +137,8 @@ static json_t *model_list(srv *s, const char *only, bool *found, srv_error *e) {
         srv_lora_model_objects(in, created, NULL, data);
     }
     fleet_snapshot_free(&snap);
+    if (!only && data) srv_gateway_models(s, data, NULL);
+    if (only && !one) one = srv_gateway_models(s, NULL, only);
     *found = !only || one;
     if (only) {
         json_decref(data);
@@ -198,6 +203,9 @@ void srv_dispatch(srv *s, srv_route route, const char *url, const char *body, si
         break;
     case SRV_ROUTE_COMPLETIONS:
         srv_handle_completion(s, SRV_API_COMPLETION, body, len, c, out);
+        break;
+    case SRV_ROUTE_ADMIN_ROUTES:
+        srv_gateway_admin(s, out);
         break;
     case SRV_ROUTE_NONE:
         break;
