@@ -205,7 +205,29 @@ static cfg_loc loc_at(const cfg_build_ctx *b, const char *path) {
     return p ? p->at : (cfg_loc){.origin = b->file};
 }
 
-/* Rules across sections: route names are not model names, local targets exist. */
+/* A local target that is no model name: "local:MODEL:ADAPTER" (split at the last ':')
+ * with ADAPTER configured on MODEL, as a request's "model" would name it. */
+static void check_adapter_target(cfg_build_ctx *b, cfg_loc at, const char *path, const char *t) {
+    const char *name = t + 6, *colon = strrchr(name, ':');
+    char base[CFG_NAME_MAX + 1];
+    size_t n = colon ? (size_t)(colon - name) : 0;
+    const cfg_model *m = NULL;
+    if (colon && n > 0 && n <= CFG_NAME_MAX) {
+        memcpy(base, name, n);
+        base[n] = '\0';
+        m = cfg_find_model(b->c, base);
+    }
+    if (!m) {
+        cfg_error(b, at, path, "'%s' names no configured model", t);
+        return;
+    }
+    for (size_t a = 0; a < m->n_adapters; a++)
+        if (m->adapters[a].name && !strcmp(m->adapters[a].name, colon + 1)) return;
+    cfg_error(b, at, path, "'%s': model '%s' has no configured adapter '%s'", t, base, colon + 1);
+}
+
+/* Rules across sections: route names are not model names, local targets exist (a model,
+ * or a model with one of its configured adapters). */
 static void check_names(cfg_build_ctx *b, const gw_config *gc) {
     for (size_t i = 0; i < gc->n_routes; i++) {
         const gw_route_config *r = &gc->routes[i];
@@ -221,7 +243,7 @@ static void check_names(cfg_build_ctx *b, const gw_config *gc) {
             if (strncmp(t, "local:", 6) != 0 || cfg_find_model(b->c, t + 6)) continue;
             char tp[80];
             snprintf(tp, sizeof tp, "routes[%zu].targets[%zu]", i, k);
-            cfg_error(b, loc_at(b, tp), tp, "'%s' names no configured model", t);
+            check_adapter_target(b, loc_at(b, tp), tp, t);
         }
     }
 }

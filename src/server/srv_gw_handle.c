@@ -5,7 +5,8 @@
  * gone client cancels the attempt. The reply's status is chosen at the first output:
  * failures before it are ordinary HTTP errors, failures after it end the stream with an
  * SSE error frame (nothing is retried once a byte went out). Every routed reply carries
- * X-Hearth-Target. */
+ * X-Hearth-Target, and is accounted like a direct one (srv_gw_acct.h): TTFT, tokens and
+ * inter-token gaps go into the connection's trace and prompt size for the request log. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 
 #include "base/mem.h"
 #include "server/srv_gateway.h"
+#include "server/srv_gw_acct.h"
 #include "server/srv_json.h"
 
 #define BODY_MAX ((size_t)64 << 20)
@@ -63,7 +65,13 @@ static void run_whole(srv *s, srv_gw_ref *ref, const gw_request *req, srv_api ap
     body_sink b = {.client = c, .body = {.max = BODY_MAX}};
     gw_sink sink = {.event = body_add, .body = body_add, .gone = body_gone, .ud = &b};
     gw_result res;
+    srv_gw_acct acct;
+    srv_gw_acct_init(&acct);
+    srv_gw_acct_bind(&acct);
     gw_call(srv_gw_of(ref), req, &sink, &res);
+    srv_gw_acct_bind(NULL);
+    if (c->trace) srv_gw_acct_take(&acct, res.target, c->trace, &out->prompt_tokens);
+    srv_gw_acct_destroy(&acct);
     srv_gateway_report(s, &res, api_name(api));
     note_target(&res, out);
     if (res.kind == GW_OUT_OK && b.body.len > 0) {
@@ -102,12 +110,17 @@ typedef struct gw_stream {
     _Atomic int attempts;
     char target[96];
     gw_result res;             /* valid once finished */
+    srv_gw_acct acct;          /* a local target's numbers, published from the worker */
+    srv_gw_events events;      /* what the events passed to the client show; under mu */
+    obs_trace *conn_trace;     /* the connection's: touched only by st_read (its thread) */
+    int64_t *conn_prompt;
 } gw_stream;
 
 static bool st_frame(gw_stream *st, const char *data, size_t len) {
     pthread_mutex_lock(&st->mu);
     bool ok = !st->closed && st->queue.len + len + 8 <= QUEUE_MAX && srv_buf_add(&st->queue, "data: ", 6) &&
               srv_buf_add(&st->queue, data, len) && srv_buf_add(&st->queue, "\n\n", 2);
+    if (ok) srv_gw_events_add(&st->events, data, len);
     pthread_cond_broadcast(&st->cv);
     pthread_mutex_unlock(&st->mu);
     return ok; /* false: closed or full, the attempt is cancelled */
@@ -142,7 +155,9 @@ static void *st_worker(void *arg) {
     gw_sink sink = {.event = st_event, .body = st_event, .gone = st_gone, .attempt = st_attempt, .commit = st_commit,
                     .ud = st};
     gw_result res;
+    srv_gw_acct_bind(&st->acct);
     gw_call(srv_gw_of(st->ref), &st->req, &sink, &res);
+    srv_gw_acct_bind(NULL);
     srv_gateway_report(st->s, &res, api_name(st->api));
     pthread_mutex_lock(&st->mu);
     if (st->committed) {
@@ -170,6 +185,7 @@ static void st_free(gw_stream *st) {
     if (!st->joined) pthread_join(st->thread, NULL);
     gw_result_free(&st->res);
     srv_buf_free(&st->queue);
+    srv_gw_acct_destroy(&st->acct);
     json_decref(st->root);
     srv_gw_release(st->ref);
     pthread_cond_destroy(&st->cv);
@@ -188,15 +204,27 @@ static void wait_a_little(gw_stream *st) {
     pthread_cond_timedwait(&st->cv, &st->mu, &ts);
 }
 
+/* The connection's trace and prompt size as of what was produced so far (mu held): a
+ * local target's own numbers, else what the events showed. */
+static void st_account(gw_stream *st) {
+    if (!st->conn_trace) return;
+    int64_t prompt = st->conn_prompt ? *st->conn_prompt : 0;
+    if (!srv_gw_acct_take(&st->acct, st->target, st->conn_trace, &prompt))
+        srv_gw_events_apply(&st->events, st->conn_trace, &prompt);
+    if (st->conn_prompt) *st->conn_prompt = prompt;
+}
+
 static ssize_t st_read(void *reader, char *buf, size_t cap) {
     gw_stream *st = reader;
     pthread_mutex_lock(&st->mu);
     while (st->queue.len == 0 && !st->finished) {
+        st_account(st);
         pthread_mutex_unlock(&st->mu);
         if (srv_client_gone(&st->client)) return -1;
         pthread_mutex_lock(&st->mu);
         if (st->queue.len == 0 && !st->finished) wait_a_little(st);
     }
+    st_account(st);
     size_t n = st->queue.len < cap ? st->queue.len : cap;
     memcpy(buf, st->queue.data, n);
     srv_buf_consume(&st->queue, n);
@@ -224,7 +252,10 @@ static void run_streamed(srv *s, srv_gw_ref *ref, const gw_request *req, json_t 
         return;
     }
     *st = (gw_stream){.s = s, .ref = ref, .client = {.server = s, .fd = c->fd}, .root = json_incref(root),
-                      .req = *req, .api = api, .queue = {.max = QUEUE_MAX}};
+                      .req = *req, .api = api, .queue = {.max = QUEUE_MAX}, .conn_trace = c->trace,
+                      .conn_prompt = c->prompt_tokens};
+    srv_gw_acct_init(&st->acct);
+    srv_gw_events_init(&st->events);
     atomic_init(&st->attempts, 0);
     pthread_mutex_init(&st->mu, NULL);
     pthread_cond_init(&st->cv, NULL);

@@ -4,7 +4,8 @@
  * non-streamed answer goes out as one body; a streamed one is read from its SSE stream
  * and handed over one event at a time. Maps the server's statuses onto gateway outcomes:
  * 503 (overloaded) is retryable, other 4xx are the request's own fault. Never writes to
- * a connection itself. */
+ * a connection itself. Publishes its engine timing and token counts to the routed
+ * request's srv_gw_acct when one is bound to the calling thread (srv_gw_acct.h). */
 #define _GNU_SOURCE /* memmem */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,10 +13,23 @@
 
 #include "base/mem.h"
 #include "server/srv_gateway.h"
+#include "server/srv_gw_acct.h"
 #include "server/srv_json.h"
 
 #define READ_BLOCK 4096
 #define FRAME_MAX ((size_t)16 << 20)
+
+/* Where a local attempt's numbers go: published before each output reaches the sink. */
+typedef struct local_acct {
+    srv_gw_acct *to;           /* NULL: nobody asked */
+    const char *model;
+    obs_trace trace;
+    int64_t prompt_tokens;
+} local_acct;
+
+static void publish(local_acct *a) {
+    if (a->to) srv_gw_acct_publish(a->to, a->model, &a->trace, a->prompt_tokens);
+}
 
 static bool sink_gone(void *ud) {
     const gw_sink *k = ud;
@@ -28,10 +42,11 @@ static void set_msg(gw_outcome *out, const json_t *err_body, const char *fallbac
 }
 
 /* A whole-body reply (success or error) as an outcome. */
-static void from_reply(srv_reply *r, const gw_sink *sink, gw_outcome *out) {
+static void from_reply(srv_reply *r, const gw_sink *sink, local_acct *acct, gw_outcome *out) {
     char *text = r->body ? json_dumps(r->body, JSON_COMPACT) : NULL;
     out->http_status = r->status;
     if (r->status == 200 && text) {
+        publish(acct);
         if (!sink->body(sink->ud, text, strlen(text))) {
             out->kind = GW_OUT_CANCELLED;
             snprintf(out->msg, sizeof out->msg, "the client went away");
@@ -54,7 +69,7 @@ static void from_reply(srv_reply *r, const gw_sink *sink, gw_outcome *out) {
 }
 
 /* One SSE frame's data: an event, [DONE], or an error frame. False: stop reading. */
-static bool frame(const char *data, size_t len, const gw_sink *sink, gw_outcome *out, bool *done) {
+static bool frame(const char *data, size_t len, const gw_sink *sink, local_acct *acct, gw_outcome *out, bool *done) {
     if (len == 6 && !memcmp(data, "[DONE]", 6)) {
         *done = true;
         return false;
@@ -67,6 +82,7 @@ static bool frame(const char *data, size_t len, const gw_sink *sink, gw_outcome 
         json_decref(e);
         return false;
     }
+    publish(acct);
     if (!sink->event(sink->ud, data, len)) {
         out->kind = GW_OUT_CANCELLED;
         snprintf(out->msg, sizeof out->msg, "the client went away");
@@ -75,7 +91,7 @@ static bool frame(const char *data, size_t len, const gw_sink *sink, gw_outcome 
     return true;
 }
 
-static void from_stream(srv_stream *st, const gw_sink *sink, gw_outcome *out) {
+static void from_stream(srv_stream *st, const gw_sink *sink, local_acct *acct, gw_outcome *out) {
     srv_buf in = {.max = FRAME_MAX};
     char block[READ_BLOCK];
     bool done = false, go = true;
@@ -101,7 +117,7 @@ static void from_stream(srv_stream *st, const gw_sink *sink, gw_outcome *out) {
             char *end = in.len ? memmem(in.data, in.len, "\n\n", 2) : NULL;
             if (!end) break;
             size_t flen = (size_t)(end - in.data);
-            if (flen >= 6 && !memcmp(in.data, "data: ", 6)) go = frame(in.data + 6, flen - 6, sink, out, &done);
+            if (flen >= 6 && !memcmp(in.data, "data: ", 6)) go = frame(in.data + 6, flen - 6, sink, acct, out, &done);
             srv_buf_consume(&in, flen + 2);
             if (!go) break;
         }
@@ -122,15 +138,18 @@ void srv_gw_local_call(void *ud, const char *target_model, const gw_request *req
         snprintf(out->msg, sizeof out->msg, "out of memory");
         return;
     }
-    srv_client c = {.server = s, .fd = -1, .gone = sink_gone, .gone_ud = (void *)sink};
+    local_acct acct = {.to = srv_gw_acct_current(), .model = target_model, .prompt_tokens = -1};
+    obs_trace_start(&acct.trace);
+    srv_client c = {.server = s, .fd = -1, .trace = &acct.trace, .gone = sink_gone, .gone_ud = (void *)sink};
     srv_reply r = {0};
     srv_handle_completion(s, req->api == GW_API_CHAT ? SRV_API_CHAT : SRV_API_COMPLETION, text, strlen(text), &c, &r);
     free(text); /* from jansson */
+    acct.prompt_tokens = r.prompt_tokens;
     if (r.stream) {
-        from_stream(r.stream, sink, out);
+        from_stream(r.stream, sink, &acct, out);
         srv_stream_free(r.stream);
     } else {
-        from_reply(&r, sink, out);
+        from_reply(&r, sink, &acct, out);
     }
     mem_free(r.raw);
 }

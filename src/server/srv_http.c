@@ -259,7 +259,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
         return queue_error(mc, c, &e, NULL);
     }
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
-    srv_client client = {.server = s, .fd = ci ? ci->connect_fd : -1, .trace = &c->trace};
+    srv_client client = {.server = s, .fd = ci ? ci->connect_fd : -1, .trace = &c->trace,
+                         .prompt_tokens = &c->prompt_tokens};
     srv_reply reply = {0};
     srv_dispatch(s, c->route, url, c->body.data ? c->body.data : "", c->body.len, &client, &reply);
     if (!s->cfg.obs.log_prompts) srv_buf_free(&c->body); /* else the request log line shows it */

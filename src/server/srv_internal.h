@@ -38,6 +38,7 @@ typedef struct srv_client {
     const srv *server;
     int fd;                  /* the socket, to notice a hang-up; -1 unknown */
     obs_trace *trace;        /* token timing of the request (owned by the connection); may be NULL */
+    int64_t *prompt_tokens;  /* the request log's prompt size, for readers that learn it late; may be NULL */
     bool (*gone)(void *ud);  /* optional: another way the requester can go away (gateway sinks) */
     void *gone_ud;
 } srv_client;
