@@ -76,8 +76,9 @@ static void run_whole(srv *s, srv_gw_ref *ref, const gw_request *req, srv_api ap
     note_target(&res, out);
     if (res.kind == GW_OUT_OK && b.body.len > 0) {
         json_t *reply = json_loadb(b.body.data, b.body.len, 0, NULL), *usage = json_object_get(reply, "usage");
-        out->prompt_tokens = json_integer_value(json_object_get(usage, "prompt_tokens"));
-        out->completion_tokens = json_integer_value(json_object_get(usage, "completion_tokens"));
+        json_t *p = json_object_get(usage, "prompt_tokens"), *n = json_object_get(usage, "completion_tokens");
+        if (json_is_integer(p)) out->prompt_tokens = json_integer_value(p);
+        if (json_is_integer(n)) out->completion_tokens = json_integer_value(n);
         json_decref(reply);
     }
     if (res.kind == GW_OUT_OK && b.body.len > 0 && srv_buf_add(&b.body, "\n", 1)) {
