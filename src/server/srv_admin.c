@@ -117,6 +117,8 @@ hearth_status srv_reload(srv *s, char *msg, size_t cap, cfg_errors *errs, hearth
     cfg_config *next = NULL;
     hearth_status st = s->cfg.reload(s->cfg.reload_ud, &next, errs, err);
     if (st == HEARTH_OK) st = fleet_reload(s->fleet, next, msg, cap, err);
+    if (st == HEARTH_OK && (srv_auth_update(s->auth, next) != HEARTH_OK || srv_policy_update(s->policy, next) != HEARTH_OK))
+        st = err_set(err, HEARTH_ERR_NOMEM, "out of memory applying the keys and limits (models were reloaded)");
     if (st == HEARTH_OK) {
         atomic_store(&s->timeout_ns, (uint64_t)(next->server.timeout_s * 1e9));
         note_restart(&s->config->server, &next->server, msg, cap);

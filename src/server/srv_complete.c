@@ -115,8 +115,21 @@ void srv_handle_completion(srv *s, srv_api api, const char *body, size_t len, co
     double keep_alive = -2;
     json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
     if (root && json_is_object(root) && !model_of(s, root, &name, &keep_alive, &e)) return reply_error(out, &e, NULL, root);
+    if (name && !srv_key_model_allowed(c->key, name)) {
+        obs_auth_failure(s->obs, "model");
+        srv_fail(&e, 403, "permission_error", "model_not_allowed", "model", "This API key may not use the model '%.200s'",
+                 name);
+        return reply_error(out, &e, NULL, root);
+    }
     /* everything that does not need the model's vocabulary is checked before loading it */
     if (!srv_req_parse(body, len, api, INT32_MAX, &req, &e)) return reply_error(out, &e, NULL, root);
+    cfg_limits limits;
+    srv_policy_limits(s->policy, &limits);
+    if (!srv_limits_check(&limits, &req, &e)) return reply_error(out, &e, &req, root);
+    if (!srv_key_tools_allowed(c->key, req.tools, &e)) {
+        obs_auth_failure(s->obs, "tools");
+        return reply_error(out, &e, &req, root);
+    }
     uint64_t deadline = srv_deadline(s, req.timeout_s);
     srv_req_free(&req);
     if (!name) { /* the parse accepted a body whose model jansson did not see: cannot happen */
