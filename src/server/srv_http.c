@@ -240,8 +240,8 @@ static bool authenticate(srv *s, struct MHD_Connection *mc, conn *c, enum MHD_Re
 static enum MHD_Result begin(srv *s, struct MHD_Connection *mc, conn *c, const char *url, const char *method) {
     srv_error e;
     enum MHD_Result res = MHD_YES;
+    c->route = srv_route_find(method, url, &c->method_ok, &c->allow); /* named in the log line whatever follows */
     if (guard(s, mc, c, method, &res)) return res;
-    c->route = srv_route_find(method, url, &c->method_ok, &c->allow);
     if (authenticate(s, mc, c, &res)) return res;
     if (c->route == SRV_ROUTE_NONE) {
         srv_fail(&e, 404, "invalid_request_error", "unknown_url", NULL, "Unknown request URL: %s %.120s", method, url);
