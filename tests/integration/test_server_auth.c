@@ -77,7 +77,7 @@ static void write_config(const char *extra_key) {
     sha256_hex(TOKENS_KEY, tokens);
     snprintf(cfg, sizeof cfg,
              "server: {timeout: 120s}\n"
-             "limits: {headers: 24, max_tokens: 64, stop: 2}\n"
+             "limits: {headers: 24, max_tokens: 64, stop: 2, connections_per_ip: 6}\n"
              "keys:\n"
              "  - {name: ops, sha256: %s, admin: true}\n"
              "  - {name: env-key, env: HEARTH_TEST_ENV_KEY, models: [tiny], tools: false}\n"
@@ -179,6 +179,31 @@ static void expect(const resp *r, long status, const char *code, const char *wha
 }
 
 static void done(resp *r) { free(r->body); }
+
+/* A connected socket to the server (the caller closes it). */
+static int raw_connect(const srvtest *t) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)t->port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    return fd;
+}
+
+/* GET /health; false when the connection was refused or closed without an answer. */
+static bool health_answers(const srvtest *t) {
+    CURL *c = curl_easy_init();
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/health", t->port);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    CURLcode rc = curl_easy_perform(c);
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    return rc == CURLE_OK && status == 200;
+}
 
 #define COMPLETION(model) "{\"model\":\"" model "\",\"prompt\":\"Hello\",\"max_tokens\":4,\"temperature\":0}"
 
@@ -327,10 +352,7 @@ static void test_rate_limits(void **state) {
     done(&r);
 
     /* concurrency: one request held open (headers sent, body not) blocks a second */
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)g_srv.port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    int fd = raw_connect(&g_srv);
     const char *head = "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " SINGLE_KEY
                        "\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{\"model\":";
     assert_int_equal(write(fd, head, strlen(head)), (ssize_t)strlen(head));
@@ -397,6 +419,23 @@ static void test_host_and_headers(void **state) {
     r = http(&g_srv, "GET", "/health", NULL, NULL, many);
     expect(&r, 200, NULL, "10 extra header lines");
     done(&r);
+
+    /* connections per client address: 6; a seventh is refused until one closes */
+    int held[6];
+    for (int i = 0; i < 6; i++) held[i] = raw_connect(&g_srv);
+    bool refused = false;
+    for (int i = 0; i < 100 && !refused; i++) { /* earlier connections may still be closing */
+        refused = !health_answers(&g_srv);
+        if (!refused) sleep_ms(50);
+    }
+    if (!refused) fail_msg("a seventh connection from 127.0.0.1 was served (limits.connections_per_ip: 6)");
+    for (int i = 0; i < 6; i++) close(held[i]);
+    bool back = false;
+    for (int i = 0; i < 200 && !back; i++) {
+        back = health_answers(&g_srv);
+        if (!back) sleep_ms(50);
+    }
+    assert_true(back);
 
     /* request limits name the field */
     r = http(&g_srv, "POST", "/v1/completions", ADMIN_KEY,
@@ -482,6 +521,7 @@ static void test_canaries_and_cors(void **state) {
     char cfg[1024], args[1024];
     snprintf(cfg, sizeof cfg,
              "server: {cors_origins: [\"https://app.example.com\"]}\n"
+             "limits: {header_timeout: 1s}\n"
              "keys:\n  - {name: canary-key, env: HEARTH_TEST_ENV_KEY, admin: true}\n"
              "models:\n  - {name: tiny, path: '%s', preload: true, threads: 1, ctx: 256}\n",
              fixture_path(MODEL_FILE));
@@ -510,6 +550,18 @@ static void test_canaries_and_cors(void **state) {
     r = http(&t, "GET", "/v1/models", ENV_KEY, NULL, unlisted);
     assert_string_equal(r.acao, "");
     done(&r);
+
+    /* a client that never finishes its headers is closed (limits.header_timeout: 1s) */
+    int fd = raw_connect(&t);
+    const char *partial = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+    assert_int_equal(write(fd, partial, strlen(partial)), (ssize_t)strlen(partial));
+    struct timeval tv = {.tv_sec = 60};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buf[256];
+    ssize_t got = read(fd, buf, sizeof buf);
+    if (got > 0) fail_msg("a request without the end of its headers was answered: %.*s", (int)got, buf);
+    if (got < 0) fail_msg("the connection stayed open after 60 s (header_timeout 1 s)");
+    close(fd);
 
     /* canaries: the key (valid and wrong), a prompt, and a stop string the reply hits */
     const char *body = "{\"model\":\"tiny\",\"prompt\":\"" CANARY_PROMPT "\",\"max_tokens\":8,\"temperature\":0,"
