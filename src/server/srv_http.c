@@ -24,6 +24,11 @@
 
 #define STREAM_BLOCK 4096
 #define CORS_MAX_AGE "600"
+/* libmicrohttpd answers a header block beyond its per-connection memory with its own HTML
+ * page; the pool is made larger than max_header so that this file sees and refuses most
+ * oversized headers itself, with a JSON 431. */
+#define HEADER_POOL_FACTOR 2
+#define HEADER_POOL_EXTRA ((size_t)16 << 10)
 
 typedef struct conn {
     srv_route route;
@@ -185,12 +190,25 @@ static const char *header(struct MHD_Connection *mc, const char *name) {
     return MHD_lookup_connection_value(mc, MHD_HEADER_KIND, name);
 }
 
-/* Refusals that come before routing: too many headers, a foreign Host on a loopback
+static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+    *(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4; /* "K: V\r\n" */
+    return MHD_YES;
+}
+
+/* Refusals that come before routing: too many or too large headers, a foreign Host on a loopback
  * bind (DNS rebinding), and CORS preflights. True when a reply was queued (*res). */
-static bool guard(srv *s, struct MHD_Connection *mc, conn *c, const char *method, enum MHD_Result *res) {
+static bool guard(srv *s, struct MHD_Connection *mc, conn *c, const char *method, const char *url,
+                  enum MHD_Result *res) {
     srv_error e;
     cfg_limits lim;
     srv_policy_limits(s->policy, &lim);
+    size_t bytes = strlen(method) + strlen(url) + 12;
+    MHD_get_connection_values(mc, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, add_header_size, &bytes);
+    if (bytes > (size_t)s->max_header) {
+        srv_fail(&e, 431, "invalid_request_error", "request_header_fields_too_large", NULL,
+                 "The request line and headers are larger than %lld bytes", (long long)s->max_header);
+        return *res = queue_error(mc, c, &e, NULL), true;
+    }
     int n_headers = MHD_get_connection_values(mc, MHD_HEADER_KIND, NULL, NULL);
     if (n_headers > lim.headers) {
         srv_fail(&e, 431, "invalid_request_error", "too_many_headers", NULL,
@@ -241,7 +259,7 @@ static enum MHD_Result begin(srv *s, struct MHD_Connection *mc, conn *c, const c
     srv_error e;
     enum MHD_Result res = MHD_YES;
     c->route = srv_route_find(method, url, &c->method_ok, &c->allow); /* named in the log line whatever follows */
-    if (guard(s, mc, c, method, &res)) return res;
+    if (guard(s, mc, c, method, url, &res)) return res;
     if (authenticate(s, mc, c, &res)) return res;
     if (c->route == SRV_ROUTE_NONE) {
         srv_fail(&e, 404, "invalid_request_error", "unknown_url", NULL, "Unknown request URL: %s %.120s", method, url);
@@ -400,6 +418,7 @@ hearth_status srv_new(const srv_config *cfg, srv **out, hearth_err *err) {
     pthread_mutex_init(&s->reload_mu, NULL);
     atomic_init(&s->timeout_ns, (uint64_t)(cs->timeout_s * 1e9));
     s->max_body = cs->max_body;
+    s->max_header = cs->max_header;
     s->started_unix = clock_unix_s();
     const char *host = cs->host ? cs->host : "127.0.0.1";
     struct sockaddr_storage ss;
@@ -430,7 +449,8 @@ hearth_status srv_new(const srv_config *cfg, srv **out, hearth_err *err) {
             (v6 ? MHD_USE_IPv6 : 0),
         (uint16_t)cs->port, NULL, NULL, on_access, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, s, MHD_OPTION_SOCK_ADDR,
         (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cs->max_connections,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cs->max_header, MHD_OPTION_CONNECTION_TIMEOUT,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cs->max_header * HEADER_POOL_FACTOR + HEADER_POOL_EXTRA,
+        MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)s->header_timeout_s, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)config->limits.connections_per_ip,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
     if (!s->daemon) {

@@ -415,6 +415,13 @@ static void test_host_and_headers(void **state) {
     expect(&r, 431, "too_many_headers", "40 extra header lines");
     assert_non_null(strstr(r.body, "\"error\""));
     done(&r);
+    static char huge[20000];
+    memcpy(huge, "X-Huge: ", 8);
+    memset(huge + 8, 'h', sizeof huge - 9);
+    const char *big[] = {huge, NULL};
+    r = http(&g_srv, "GET", "/health", NULL, NULL, big);
+    expect(&r, 431, "request_header_fields_too_large", "20 KB of headers over max_header 16 KiB");
+    done(&r);
     many[10] = NULL;
     r = http(&g_srv, "GET", "/health", NULL, NULL, many);
     expect(&r, 200, NULL, "10 extra header lines");
