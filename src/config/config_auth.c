@@ -273,14 +273,17 @@ static bool resolve(cfg_api_key *k, char *why, size_t cap) {
         return false;
     }
     size_t n = fread(buf, 1, sizeof buf, f);
-    bool bad = ferror(f);
+    bool bad = ferror(f), big = n > KEY_FILE_MAX;
     fclose(f);
     while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' || buf[n - 1] == '\t')) n--;
-    bool ok = !bad && n >= KEY_MIN_LEN && n <= KEY_FILE_MAX && !memchr(buf, '\n', n);
+    bool ok = !bad && !big && n >= KEY_MIN_LEN && !memchr(buf, '\n', n);
     if (ok) hash(buf, n, k->digest);
     else
         snprintf(why, cap, "key file %.160s %s", k->ref,
-                 bad ? "cannot be read" : n > KEY_FILE_MAX ? "is larger than 4 KiB" : n < KEY_MIN_LEN ? "holds fewer than 16 characters" : "holds more than one line");
+                 bad   ? "cannot be read"
+                 : big ? "is larger than 4 KiB"
+                 : n < KEY_MIN_LEN ? "holds fewer than 16 characters"
+                                   : "holds more than one line");
     OPENSSL_cleanse(buf, sizeof buf);
     return ok;
 }

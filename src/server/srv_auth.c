@@ -106,7 +106,6 @@ static bool apply(srv_key *k, const cfg_config *c, const cfg_api_key *ck, bool f
     k->all_models = all;
     k->admin = ck->admin;
     k->tools = ck->tools;
-    memcpy(k->digest, ck->digest, sizeof k->digest);
     if (ck->requests_per_minute > 0) {
         if (fresh || k->rpm <= 0) srv_bucket_init(&k->requests, ck->requests_per_minute, now);
         else srv_bucket_set_rate(&k->requests, ck->requests_per_minute, now);
@@ -155,7 +154,8 @@ hearth_status srv_auth_update(srv_auth *a, const cfg_config *c) {
         mem_free(next);
         return HEARTH_ERR_NOMEM;
     }
-    pthread_mutex_lock(&a->mu);
+    pthread_mutex_lock(&a->mu); /* digests are read under it by srv_auth_check */
+    for (size_t i = 0; i < c->n_keys; i++) memcpy(next[i]->digest, c->keys[i].digest, sizeof next[i]->digest);
     srv_key **old = a->keys;
     size_t n_old = a->n;
     a->keys = next;
@@ -248,10 +248,11 @@ bool srv_key_admit(srv_key *k, bool tokens, srv_error *e, const char **kind) {
     uint64_t now = clock_mono_ns();
     int retry = 1;
     const char *why = NULL;
+    int64_t limit = 0;
     pthread_mutex_lock(&k->mu);
-    if (k->max_concurrent > 0 && k->running >= k->max_concurrent) why = "concurrency";
-    else if (tokens && k->tpm > 0 && !srv_bucket_ready(&k->tokens, now, &retry)) why = "tokens";
-    else if (k->rpm > 0 && !srv_bucket_take(&k->requests, 1, now, &retry)) why = "requests";
+    if (k->max_concurrent > 0 && k->running >= k->max_concurrent) why = "concurrency", limit = k->max_concurrent;
+    else if (tokens && k->tpm > 0 && !srv_bucket_ready(&k->tokens, now, &retry)) why = "tokens", limit = k->tpm;
+    else if (k->rpm > 0 && !srv_bucket_take(&k->requests, 1, now, &retry)) why = "requests", limit = k->rpm;
     if (!why) k->running++;
     pthread_mutex_unlock(&k->mu);
     if (!why) return true;
@@ -260,7 +261,7 @@ bool srv_key_admit(srv_key *k, bool tokens, srv_error *e, const char **kind) {
              !strcmp(why, "concurrency") ? "Too many requests in flight for this API key (at most %lld at once)."
              : !strcmp(why, "tokens")    ? "Token rate limit reached for this API key (%lld tokens per minute)."
                                          : "Request rate limit reached for this API key (%lld requests per minute).",
-             (long long)(!strcmp(why, "concurrency") ? k->max_concurrent : !strcmp(why, "tokens") ? k->tpm : k->rpm));
+             (long long)limit);
     e->retry_after_s = retry;
     return false;
 }

@@ -151,6 +151,9 @@ void srv_handle_completion(srv *s, srv_api api, const char *body, size_t len, co
         return reply_error(out, &e, NULL, NULL);
     }
     srv_model_apply_defaults(m, &req);
+    /* a model default or a chat's open-ended reply stays within limits.max_tokens too */
+    if (req.max_tokens > limits.max_tokens || (req.max_tokens == 0 && api == SRV_API_CHAT && srv_model_n_ctx(m) > limits.max_tokens))
+        req.max_tokens = (int32_t)limits.max_tokens;
     uint64_t now = clock_mono_ns();
     double timeout = deadline > now ? (double)(deadline - now) / 1e9 : 1e-3;
     srv_job job;

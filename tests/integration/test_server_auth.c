@@ -456,6 +456,16 @@ static void test_host_and_headers(void **state) {
     assert_non_null(strstr(r.body, "\"param\":\"stop\""));
     done(&r);
 
+    /* a chat without max_tokens stops at limits.max_tokens (64), not at the context (256) */
+    r = http(&g_srv, "POST", "/v1/chat/completions", ADMIN_KEY,
+             "{\"model\":\"tiny\",\"ignore_eos\":true,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", NULL);
+    expect(&r, 200, NULL, "an open-ended chat");
+    json_t *j = json_loadb(r.body, r.len, 0, NULL);
+    json_int_t used = json_integer_value(json_object_get(json_object_get(j, "usage"), "completion_tokens"));
+    if (used != 64) fail_msg("an open-ended chat generated %lld tokens, want limits.max_tokens 64", (long long)used);
+    json_decref(j);
+    done(&r);
+
     /* CORS is off: no preflight answer, no Access-Control-Allow-Origin */
     const char *origin[] = {"Origin: https://app.example.com", "Access-Control-Request-Method: POST", NULL};
     r = http(&g_srv, "OPTIONS", "/v1/models", NULL, NULL, origin);
