@@ -68,8 +68,9 @@ static void write_text(const char *path, const char *text) {
     fclose(f);
 }
 
-/* The main configuration; extra_key: one more `keys:` entry (a reload adds it). */
-static void write_config(const char *extra_key) {
+/* The main configuration; extra_key: one more `keys:` entry (a reload adds it);
+ * extra_limits: more `limits:` keys (", idle_timeout: 90s"). */
+static void write_config_with(const char *extra_key, const char *extra_limits) {
     char admin[65], limited[65], single[65], tokens[65], cfg[4096];
     sha256_hex(ADMIN_KEY, admin);
     sha256_hex(LIMITED_KEY, limited);
@@ -77,7 +78,7 @@ static void write_config(const char *extra_key) {
     sha256_hex(TOKENS_KEY, tokens);
     snprintf(cfg, sizeof cfg,
              "server: {timeout: 120s}\n"
-             "limits: {headers: 24, max_tokens: 64, stop: 2, connections_per_ip: 6}\n"
+             "limits: {headers: 24, max_tokens: 64, stop: 2, connections_per_ip: 6%s}\n"
              "keys:\n"
              "  - {name: ops, sha256: %s, admin: true}\n"
              "  - {name: env-key, env: HEARTH_TEST_ENV_KEY, models: [tiny], tools: false}\n"
@@ -90,10 +91,12 @@ static void write_config(const char *extra_key) {
              "models:\n"
              "  - {name: tiny, path: '%s', preload: true, aliases: [tiny-alias]}\n"
              "  - {name: other, path: '%s'}\n",
-             admin, limited, single, tokens, extra_key ? extra_key : "", fixture_path(MODEL_FILE),
+             extra_limits ? extra_limits : "", admin, limited, single, tokens, extra_key ? extra_key : "", fixture_path(MODEL_FILE),
              fixture_path(OTHER_FILE));
     write_text(path_in("hearth.yaml"), cfg);
 }
+
+static void write_config(const char *extra_key) { write_config_with(extra_key, NULL); }
 
 typedef struct resp {
     long status;
@@ -485,9 +488,11 @@ static void test_reload_adds_key(void **state) {
     char hex[65], entry[160];
     sha256_hex(NEW_KEY, hex);
     snprintf(entry, sizeof entry, "  - {name: newcomer, sha256: %s, models: [other]}\n", hex);
-    write_config(entry);
+    write_config_with(entry, ", idle_timeout: 90s");
     r = http(&g_srv, "POST", "/admin/reload", ADMIN_KEY, NULL, NULL);
     expect(&r, 200, NULL, "/admin/reload");
+    if (!strstr(r.body, "needs a restart to apply: limits.idle_timeout"))
+        fail_msg("the reload summary does not say idle_timeout needs a restart: %s", r.body);
     done(&r);
     r = http(&g_srv, "GET", "/v1/models", NEW_KEY, NULL, NULL);
     expect(&r, 200, NULL, "the key added by the reload");
