@@ -46,6 +46,8 @@ static void usage(FILE *out) {
             "  --memory-budget SIZE       memory for models: 8GiB, 75%% of RAM, unlimited (default 80%%)\n"
             "  --models-dir DIR           model store for pulled models\n"
             "  --chat-template-file FILE  use this Jinja chat template for the -m model\n"
+            "  --lora F[:S]               serve the LoRA adapter F (default scale S 1.0) with the -m model,\n"
+            "                             as MODEL:NAME (NAME: F's file name without .gguf); repeatable\n"
             "  --max-body SIZE            largest request body (default 8MiB)\n"
             "  --db FILE                  request store (SQLite; default $HEARTH_DATA/hearth.db or\n"
             "                             ~/.local/share/hearth/hearth.db)\n"
@@ -77,6 +79,7 @@ static const struct { const char *flag, *alt, *key; } flag_keys[] = {
     {"--ttl", NULL, "models.ttl"},
     {"--chat-template-file", NULL, "model.chat_template"},
     {"--cors-origins", NULL, "server.cors_origins"},
+    {"--lora", NULL, "model.lora"},
 };
 
 typedef struct serve_args {

@@ -11,6 +11,7 @@
 #include "base/err.h"
 #include "server/srv_internal.h"
 #include "server/srv_json.h"
+#include "server/srv_lora.h"
 #include "server/srv_model.h"
 
 static json_t *opt_int(int64_t v) { return v > 0 ? json_integer(v) : json_null(); }
@@ -34,6 +35,7 @@ static json_t *info_json(const fleet_info *in) {
         const char *path = in->cfg.path ? in->cfg.path : in->cfg.url;
         json_object_set_new(o, in->cfg.path ? "path" : "url", srv_json_text(path, strlen(path)));
         json_object_set_new(o, "error", in->error[0] ? srv_json_text(in->error, strlen(in->error)) : json_null());
+        json_object_set_new(o, "adapters", srv_lora_admin_rows(in));
     }
     return o;
 }

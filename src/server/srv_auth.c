@@ -281,8 +281,13 @@ static bool listed(char *const *list, size_t n, const char *s) {
 
 bool srv_key_model_allowed(srv_key *k, const char *model) {
     if (!k) return true;
+    char base[CFG_NAME_MAX + 1];
+    const char *colon = strrchr(model, ':'); /* "base:adapter" is allowed with its base */
+    size_t n = colon ? (size_t)(colon - model) : 0;
+    if (n > 0 && n < sizeof base) memcpy(base, model, n);
+    base[n < sizeof base ? n : 0] = '\0';
     pthread_mutex_lock(&k->mu);
-    bool ok = k->all_models || listed(k->models, k->n_models, model);
+    bool ok = k->all_models || listed(k->models, k->n_models, model) || (base[0] && listed(k->models, k->n_models, base));
     pthread_mutex_unlock(&k->mu);
     return ok;
 }

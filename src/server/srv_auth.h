@@ -39,7 +39,8 @@ bool srv_key_admit(srv_key *k, bool tokens, srv_error *e, const char **kind);
 /* The request ends: no longer in flight, and tokens (prompt + completion) are charged. */
 void srv_key_done(srv_key *k, int64_t tokens);
 
-/* Whether the key may use model (a configured name or alias). NULL key: yes. */
+/* Whether the key may use model (a configured name or alias; "base:adapter" when it may
+ * use base). NULL key: yes. */
 bool srv_key_model_allowed(srv_key *k, const char *model);
 /* Checks a request's tools (a JSON array of {"type":"function","function":{"name"}}, or
  * NULL) against the key; false with e (403) when it may not use them. */

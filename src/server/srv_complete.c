@@ -10,6 +10,7 @@
 #include "base/clock.h"
 #include "server/srv_internal.h"
 #include "server/srv_job.h"
+#include "server/srv_lora.h"
 #include "server/srv_response.h"
 
 #define POLL_MS 100
@@ -130,6 +131,8 @@ void srv_handle_completion(srv *s, srv_api api, const char *body, size_t len, co
         obs_auth_failure(s->obs, "tools");
         return reply_error(out, &e, &req, root);
     }
+    srv_lora_req lora;
+    if (!srv_lora_parse(req.root, &lora, &e)) return reply_error(out, &e, &req, root);
     uint64_t deadline = srv_deadline(s, req.timeout_s);
     srv_req_free(&req);
     if (!name) { /* the parse accepted a body whose model jansson did not see: cannot happen */
@@ -158,7 +161,8 @@ void srv_handle_completion(srv *s, srv_api api, const char *body, size_t len, co
     double timeout = deadline > now ? (double)(deadline - now) / 1e9 : 1e-3;
     srv_job job;
     /* the job owns the model from here: srv_job_free releases it */
-    if (!srv_job_prepare(&job, m, &req, timeout, &e) || !srv_job_submit(&job, &e)) {
+    if (!srv_job_prepare(&job, m, &req, timeout, &e) || !srv_lora_parse(req.root, &lora, &e) ||
+        !srv_lora_select(m, &lora, job.lora, &job.n_lora, &e) || !srv_job_submit(&job, &e)) {
         srv_job_free(&job);
         return reply_error(out, &e, &req, NULL);
     }

@@ -79,11 +79,12 @@ typedef enum srv_route {
     SRV_ROUTE_CHAT,
     SRV_ROUTE_COMPLETIONS,
     SRV_ROUTE_ADMIN_MODELS,  /* GET /admin/models */
-    SRV_ROUTE_ADMIN_MODEL,   /* POST /admin/models/{name}/load|unload */
+    SRV_ROUTE_ADMIN_MODEL,   /* POST /admin/models/{name}/load|unload, .../adapters[/{adapter}/unload] */
     SRV_ROUTE_ADMIN_RELOAD,  /* POST /admin/reload */
     SRV_ROUTE_DASHBOARD,     /* GET / */
     SRV_ROUTE_METRICS,       /* GET /metrics */
     SRV_ROUTE_ADMIN_STATS,   /* GET /admin/stats */
+    SRV_ROUTE_ADMIN_ADAPTER_DELETE, /* DELETE /admin/models/{name}/adapters/{adapter} */
 } srv_route;
 
 /* The route of url; *method_ok tells whether method is one it accepts (else *allow). */

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "server/srv_internal.h"
+#include "server/srv_lora.h"
 #include "server/srv_response.h"
 
 #define MODELS_PREFIX "/v1/models/"
@@ -24,6 +25,7 @@ static const route_def routes[] = {
     {"/v1/completions", SRV_ROUTE_COMPLETIONS, "POST"},
     {"/admin/models", SRV_ROUTE_ADMIN_MODELS, "GET"},
     {ADMIN_MODELS_PREFIX, SRV_ROUTE_ADMIN_MODEL, "POST"},
+    {ADMIN_MODELS_PREFIX, SRV_ROUTE_ADMIN_ADAPTER_DELETE, "DELETE"},
     {"/admin/reload", SRV_ROUTE_ADMIN_RELOAD, "POST"},
     {"/", SRV_ROUTE_DASHBOARD, "GET"},
     {"/metrics", SRV_ROUTE_METRICS, "GET"},
@@ -36,13 +38,13 @@ static const char *const route_names[] = {
     [SRV_ROUTE_COMPLETIONS] = "completions", [SRV_ROUTE_ADMIN_MODELS] = "admin_models",
     [SRV_ROUTE_ADMIN_MODEL] = "admin_model", [SRV_ROUTE_ADMIN_RELOAD] = "admin_reload",
     [SRV_ROUTE_DASHBOARD] = "dashboard", [SRV_ROUTE_METRICS] = "metrics", [SRV_ROUTE_ADMIN_STATS] = "admin_stats",
+    [SRV_ROUTE_ADMIN_ADAPTER_DELETE] = "admin_adapter",
 };
 
 const char *srv_route_name(srv_route r) { return route_names[r]; }
 
-bool srv_route_admin(srv_route r) {
-    return r == SRV_ROUTE_ADMIN_MODELS || r == SRV_ROUTE_ADMIN_MODEL || r == SRV_ROUTE_ADMIN_RELOAD ||
-           r == SRV_ROUTE_DASHBOARD || r == SRV_ROUTE_METRICS || r == SRV_ROUTE_ADMIN_STATS;
+bool srv_route_admin(srv_route r) { /* every admin_* route, present and future */
+    return r == SRV_ROUTE_DASHBOARD || r == SRV_ROUTE_METRICS || !strncmp(route_names[r], "admin", 5);
 }
 
 bool srv_route_quiet(srv_route r) {
@@ -51,22 +53,31 @@ bool srv_route_quiet(srv_route r) {
 }
 
 srv_route srv_route_find(const char *method, const char *url, bool *method_ok, const char **allow) {
+    srv_route found = SRV_ROUTE_NONE; /* the first route of the path, when no method matches */
+    *method_ok = false;
+    *allow = NULL;
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         const route_def *r = &routes[i];
         size_t n = strlen(r->path);
         bool prefix = n > 1 && r->path[n - 1] == '/';
         if (prefix ? (strncmp(url, r->path, n) != 0 || url[n] == '\0') : strcmp(url, r->path) != 0) continue;
-        *allow = r->method;
         /* HEAD is GET without the body (the HTTP glue drops it) */
-        *method_ok = !strcmp(method, r->method) || (!strcmp(r->method, "GET") && !strcmp(method, "HEAD"));
-        return r->route;
+        if (!strcmp(method, r->method) || (!strcmp(r->method, "GET") && !strcmp(method, "HEAD"))) {
+            *allow = r->method;
+            *method_ok = true;
+            return r->route;
+        }
+        if (found == SRV_ROUTE_NONE) {
+            found = r->route;
+            *allow = r->method;
+        }
     }
-    *method_ok = false;
-    *allow = NULL;
-    return SRV_ROUTE_NONE;
+    return found;
 }
 
-bool srv_route_has_body(srv_route r) { return r == SRV_ROUTE_CHAT || r == SRV_ROUTE_COMPLETIONS; }
+bool srv_route_has_body(srv_route r) {
+    return r == SRV_ROUTE_CHAT || r == SRV_ROUTE_COMPLETIONS || r == SRV_ROUTE_ADMIN_MODEL;
+}
 
 void srv_reply_json(srv_reply *r, int status, json_t *body) {
     r->status = body ? status : 500;
@@ -104,6 +115,15 @@ static json_t *model_list(srv *s, const char *only, srv_key *key, bool *found, s
         const fleet_info *in = &snap.models[i];
         bool match = !only || !strcmp(only, in->cfg.name);
         for (size_t k = 0; only && !match && k < in->cfg.n_aliases; k++) match = !strcmp(only, in->cfg.aliases[k]);
+        int64_t created = in->ready_unix ? in->ready_unix : s->started_unix;
+        if (!match && only && srv_lora_is_model_id(in, only)) { /* "base:adapter" */
+            if (!srv_key_model_allowed(key, only)) break;
+            json_t *adapters = json_array();
+            if (adapters && srv_lora_model_objects(in, created, only, adapters) == 1)
+                one = json_incref(json_array_get(adapters, 0));
+            json_decref(adapters);
+            break;
+        }
         if (!match || !srv_key_model_allowed(key, only ? only : in->cfg.name)) continue;
         json_t *o = srv_model_object(in->cfg.name, in->ready_unix ? in->ready_unix : s->started_unix);
         json_t *aliases = json_array();
@@ -117,6 +137,7 @@ static json_t *model_list(srv *s, const char *only, srv_key *key, bool *found, s
             break;
         }
         json_array_append_new(data, o);
+        srv_lora_model_objects(in, created, NULL, data);
     }
     fleet_snapshot_free(&snap);
     *found = !only || one;
@@ -156,8 +177,20 @@ void srv_dispatch(srv *s, srv_route route, const char *url, const char *body, si
         srv_handle_admin_models(s, out);
         break;
     case SRV_ROUTE_ADMIN_MODEL:
-        srv_handle_admin_model(s, url + strlen(ADMIN_MODELS_PREFIX), out);
+    case SRV_ROUTE_ADMIN_ADAPTER_DELETE: {
+        const char *rest = url + strlen(ADMIN_MODELS_PREFIX), *sub = NULL;
+        char base[CFG_NAME_MAX + 1];
+        if (srv_lora_admin_url(rest, base, sizeof base, &sub))
+            srv_handle_admin_adapter(s, base, sub, route == SRV_ROUTE_ADMIN_MODEL ? "POST" : "DELETE", body, len, out);
+        else if (route == SRV_ROUTE_ADMIN_MODEL) srv_handle_admin_model(s, rest, out);
+        else {
+            srv_error e;
+            srv_fail(&e, 404, "invalid_request_error", "unknown_url", NULL,
+                     "Unknown request URL: DELETE takes /admin/models/{model}/adapters/{name}");
+            srv_reply_error(out, &e);
+        }
         break;
+    }
     case SRV_ROUTE_ADMIN_RELOAD:
         srv_handle_admin_reload(s, out);
         break;

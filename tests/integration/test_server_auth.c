@@ -313,6 +313,12 @@ static void test_keys(void **state) {
     r = http(&g_srv, "POST", "/admin/reload", FILE_KEY, NULL, NULL);
     expect(&r, 403, "admin_required", "/admin/reload with a plain key");
     done(&r);
+    r = http(&g_srv, "DELETE", "/admin/models/tiny/adapters/some-adapter", FILE_KEY, NULL, NULL);
+    expect(&r, 403, "admin_required", "removing an adapter with a plain key");
+    done(&r);
+    r = http(&g_srv, "POST", "/admin/models/other/unload", ENV_KEY, NULL, NULL);
+    expect(&r, 403, "admin_required", "unloading a model with a plain key");
+    done(&r);
 
     r = http(&g_srv, "GET", "/metrics", ADMIN_KEY, NULL, NULL);
     static const char *const series[] = {

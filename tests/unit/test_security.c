@@ -175,6 +175,9 @@ static void test_config_keys(void **state) {
     assert_string_equal(srv_key_name(k), "env-k");
     assert_true(srv_key_model_allowed(k, "a") && srv_key_model_allowed(k, "al"));
     assert_false(srv_key_model_allowed(k, "b"));
+    assert_true(srv_key_model_allowed(k, "a:my-adapter")); /* a LoRA adapter of an allowed base */
+    assert_false(srv_key_model_allowed(k, "b:my-adapter"));
+    assert_false(srv_key_model_allowed(k, ":a"));
     assert_false(srv_key_admin(k));
     json_t *tools = json_loads("[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\"}}]", 0, NULL);
     assert_false(srv_key_tools_allowed(k, tools, &e));
