@@ -30,7 +30,10 @@ static void usage(FILE *out) {
             "\n"
             "  -c, --config FILE          YAML configuration (default: $HEARTH_CONFIG)\n"
             "  -m, --model FILE           serve this GGUF model too (preloaded)\n"
-            "  --host ADDR                address to listen on (default 127.0.0.1)\n"
+            "  --host ADDR                address to listen on (default 127.0.0.1; any other than\n"
+            "                             loopback needs API keys in the config, or the next flag)\n"
+            "  --allow-unauthenticated    serve a non-loopback address without API keys\n"
+            "  --cors-origins LIST        comma-separated origins browsers may call from (default: none)\n"
             "  --port N                   port (default 8080; 0 picks a free one, printed in the log)\n"
             "  --slots N                  sequences decoded at once, every model (default 8)\n"
             "  --ctx N                    context positions per sequence, every model\n"
@@ -75,6 +78,7 @@ static const struct { const char *flag, *alt, *key; } flag_keys[] = {
     {"--max-queue", NULL, "models.max_queue"},
     {"--ttl", NULL, "models.ttl"},
     {"--chat-template-file", NULL, "model.chat_template"},
+    {"--cors-origins", NULL, "server.cors_origins"},
     {"--lora", NULL, "model.lora"},
 };
 
@@ -172,6 +176,11 @@ int cli_serve(int argc, char **argv) {
         int of = obs_flag(argc, argv, &i, &oc, &db, &no_db);
         if (of < 0) return 2;
         if (of > 0) continue;
+        if (!strcmp(arg, "--allow-unauthenticated")) {
+            if (a.n >= MAX_SETTINGS) return usage_error("too many options", NULL);
+            a.settings[a.n++] = (cfg_setting){"server.allow_unauthenticated", "true", "flag --allow-unauthenticated"};
+            continue;
+        }
         if (i + 1 >= argc) return usage_error("missing value or unknown option", arg);
         const char *v = argv[++i];
         if (!strcmp(arg, "-c") || !strcmp(arg, "--config")) {

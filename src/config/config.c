@@ -47,6 +47,7 @@ static void defaults(cfg_config *c) {
     c->server.shutdown_grace_s = 5;
     c->server.memory_budget_pct = 80;
     c->server.max_keep_alive_s = 3600;
+    cfg_limits_defaults(&c->limits);
     cfg_model_defaults(&c->defaults);
 }
 
@@ -123,6 +124,7 @@ void cfg_free(cfg_config *c) {
     mem_free(c->source);
     mem_free(c->server.host);
     mem_free(c->server.model_store);
+    cfg_free_security(c);
     cfg_model_clear(&c->defaults);
     for (size_t i = 0; i < c->n_models; i++) cfg_model_clear(&c->models[i]);
     mem_free(c->models);
@@ -165,6 +167,7 @@ static const struct { const char *var, *key; } env_keys[] = {
     {"HEARTH_MODELS", "server.model_store"},
     {"HEARTH_MEMORY_BUDGET", "server.memory_budget"},
     {"HEARTH_MAX_KEEP_ALIVE", "server.max_keep_alive"},
+    {"HEARTH_CORS_ORIGINS", "server.cors_origins"},
     {"HEARTH_MODEL", "model"},
     {"HEARTH_CTX", "models.ctx"},
     {"HEARTH_SLOTS", "models.slots"},
@@ -268,6 +271,8 @@ static void apply_setting(cfg_build_ctx *b, settings_state *ss, const cfg_settin
         r = cfg_set_model_key(b, &b->c->defaults, true, dot + 1, s->value, false, why, sizeof why);
         for (size_t i = 0; r == CFG_SET_OK && i < b->c->n_models; i++)
             r = cfg_set_model_key(b, &b->c->models[i], true, dot + 1, s->value, false, why, sizeof why);
+    } else if (dot && !strncmp(s->key, "limits.", 7)) {
+        r = cfg_set_limits_key(&b->c->limits, dot + 1, s->value, why, sizeof why);
     } else if (dot && !strncmp(s->key, "defaults.", 9)) {
         r = cfg_set_model_key(b, &b->c->defaults, true, dot + 1, s->value, false, why, sizeof why);
     } else if (!strcmp(s->key, "model.lora")) {
@@ -380,6 +385,7 @@ static hearth_status finish(cfg_build_ctx *b, const cfg_setting *settings, size_
     for (size_t i = 0; i < n; i++) apply_setting(b, &ss, &settings[i]);
     if (!b->nomem) check_models(b);
     if (!b->nomem) cfg_gateway_finish(b);
+    if (!b->nomem) cfg_check_security(b);
     if (b->nomem) return err_set(err, HEARTH_ERR_NOMEM, "out of memory reading the configuration");
     if (b->errs->n == 0) return HEARTH_OK;
     size_t others = b->errs->n - 1 + b->errs->more;

@@ -112,6 +112,19 @@ static void note_restart(const cfg_server *a, const cfg_server *b, char *buf, si
     for (int i = 0; i < k && n < cap; i++) n += (size_t)snprintf(buf + n, cap - n, "%s server.%s", i ? "," : "; needs a restart to apply:", keys[i]);
 }
 
+/* The connection limits libmicrohttpd took at start. */
+static void note_restart_limits(const cfg_limits *a, const cfg_limits *b, char *buf, size_t cap) {
+    size_t n = strlen(buf);
+    const char *keys[3];
+    int k = 0;
+    if (a->connections_per_ip != b->connections_per_ip) keys[k++] = "connections_per_ip";
+    if (a->header_timeout_s != b->header_timeout_s) keys[k++] = "header_timeout";
+    if (a->idle_timeout_s != b->idle_timeout_s) keys[k++] = "idle_timeout";
+    bool first = !strstr(buf, "needs a restart");
+    for (int i = 0; i < k && n < cap; i++, first = false)
+        n += (size_t)snprintf(buf + n, cap - n, "%s limits.%s", first ? "; needs a restart to apply:" : ",", keys[i]);
+}
+
 hearth_status srv_reload(srv *s, char *msg, size_t cap, cfg_errors *errs, hearth_err *err) {
     memset(errs, 0, sizeof *errs);
     msg[0] = '\0';
@@ -122,11 +135,14 @@ hearth_status srv_reload(srv *s, char *msg, size_t cap, cfg_errors *errs, hearth
     struct srv_gw_ref *next_gw = NULL;
     if (st == HEARTH_OK) st = srv_gateway_prepare(s, next, &next_gw, err);
     if (st == HEARTH_OK) st = fleet_reload(s->fleet, next, msg, cap, err);
+    if (st == HEARTH_OK && (srv_auth_update(s->auth, next) != HEARTH_OK || srv_policy_update(s->policy, next) != HEARTH_OK))
+        st = err_set(err, HEARTH_ERR_NOMEM, "out of memory applying the keys and limits (models were reloaded)");
     if (st == HEARTH_OK) srv_gateway_swap(s, next_gw, msg, cap);
     else srv_gateway_discard(next_gw);
     if (st == HEARTH_OK) {
         atomic_store(&s->timeout_ns, (uint64_t)(next->server.timeout_s * 1e9));
         note_restart(&s->config->server, &next->server, msg, cap);
+        note_restart_limits(&s->config->limits, &next->limits, msg, cap);
         cfg_config *old = s->config;
         s->config = next;
         next = NULL;

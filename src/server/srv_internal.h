@@ -11,7 +11,9 @@
 #include <sys/types.h>
 
 #include "server/srv.h"
+#include "server/srv_auth.h"
 #include "server/srv_error.h"
+#include "server/srv_limits.h"
 #include "server/srv_request.h"
 
 struct srv {
@@ -21,6 +23,7 @@ struct srv {
     fleet *fleet;
     _Atomic uint64_t timeout_ns; /* server.timeout (reloadable) */
     int64_t max_body;        /* bytes, from the configuration at start */
+    int64_t max_header;      /* bytes of the request line and headers, from the configuration at start */
     int64_t started_unix;
     struct MHD_Daemon *daemon;
     int port;
@@ -29,6 +32,10 @@ struct srv {
     _Atomic int active;      /* requests being handled */
     obs *obs;                /* metrics, request log, store */
     struct srv_gateway *gateway; /* routes to local models and providers (srv_gateway.c) */
+    srv_auth *auth;          /* API keys (reloadable) */
+    srv_policy *policy;      /* request limits and CORS origins (reloadable) */
+    bool loopback;           /* bound to a loopback address: the Host header is checked */
+    double header_timeout_s, idle_timeout_s; /* limits.*, from the configuration at start */
 };
 
 void srv_log(const srv *s, const char *level, json_t *fields); /* steals fields; adds time and level */
@@ -41,6 +48,7 @@ typedef struct srv_client {
     int64_t *prompt_tokens;  /* the request log's prompt size, for readers that learn it late; may be NULL */
     bool (*gone)(void *ud);  /* optional: another way the requester can go away (gateway sinks) */
     void *gone_ud;
+    srv_key *key;            /* the caller's API key (owned by the connection); NULL without keys */
 } srv_client;
 
 /* True when the client hung up or the server is cancelling requests. */
@@ -96,6 +104,8 @@ srv_route srv_route_find(const char *method, const char *url, bool *method_ok, c
 bool srv_route_has_body(srv_route r);
 /* The route's name in metrics and logs ("chat", "metrics", ...; "unknown" for NONE). */
 const char *srv_route_name(srv_route r);
+/* Operator endpoints (metrics, the admin routes, the dashboard): need an admin key when keys exist. */
+bool srv_route_admin(srv_route r);
 /* Polled endpoints (health, readiness, metrics, dashboard): logged at debug, not stored. */
 bool srv_route_quiet(srv_route r);
 

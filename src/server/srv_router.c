@@ -46,6 +46,10 @@ static const char *const route_names[] = {
 
 const char *srv_route_name(srv_route r) { return route_names[r]; }
 
+bool srv_route_admin(srv_route r) { /* every admin_* route, present and future */
+    return r == SRV_ROUTE_DASHBOARD || r == SRV_ROUTE_METRICS || !strncmp(route_names[r], "admin", 5);
+}
+
 bool srv_route_quiet(srv_route r) {
     return r == SRV_ROUTE_HEALTH || r == SRV_ROUTE_READY || r == SRV_ROUTE_DASHBOARD || r == SRV_ROUTE_METRICS ||
            r == SRV_ROUTE_ADMIN_STATS;
@@ -100,8 +104,9 @@ static void handle_ready(srv *s, srv_reply *out) {
     if (!ready) out->retry_after_s = 1;
 }
 
-/* Every configured model, or only the one named (NULL: all); *found tells whether it was. */
-static json_t *model_list(srv *s, const char *only, bool *found, srv_error *e) {
+/* Every configured model the key may use, or only the one named (NULL: all); *found
+ * tells whether it was. */
+static json_t *model_list(srv *s, const char *only, srv_key *key, bool *found, srv_error *e) {
     fleet_snapshot snap;
     hearth_err err;
     if (fleet_get_snapshot(s->fleet, &snap, &err) != HEARTH_OK) {
@@ -115,13 +120,14 @@ static json_t *model_list(srv *s, const char *only, bool *found, srv_error *e) {
         for (size_t k = 0; only && !match && k < in->cfg.n_aliases; k++) match = !strcmp(only, in->cfg.aliases[k]);
         int64_t created = in->ready_unix ? in->ready_unix : s->started_unix;
         if (!match && only && srv_lora_is_model_id(in, only)) { /* "base:adapter" */
+            if (!srv_key_model_allowed(key, only)) break;
             json_t *adapters = json_array();
             if (adapters && srv_lora_model_objects(in, created, only, adapters) == 1)
                 one = json_incref(json_array_get(adapters, 0));
             json_decref(adapters);
             break;
         }
-        if (!match) continue;
+        if (!match || !srv_key_model_allowed(key, only ? only : in->cfg.name)) continue;
         json_t *o = srv_model_object(in->cfg.name, in->ready_unix ? in->ready_unix : s->started_unix);
         json_t *aliases = json_array();
         for (size_t k = 0; aliases && k < in->cfg.n_aliases; k++) json_array_append_new(aliases, json_string(in->cfg.aliases[k]));
@@ -138,7 +144,12 @@ static json_t *model_list(srv *s, const char *only, bool *found, srv_error *e) {
     }
     fleet_snapshot_free(&snap);
     if (!only && data) srv_gateway_models(s, data, NULL);
-    if (only && !one) one = srv_gateway_models(s, NULL, only);
+    if (only && !one && srv_key_model_allowed(key, only)) one = srv_gateway_models(s, NULL, only);
+    for (size_t i = 0; !only && data && i < json_array_size(data);) { /* routes the key may not use */
+        const char *id = json_string_value(json_object_get(json_array_get(data, i), "id"));
+        if (id && !srv_key_model_allowed(key, id)) json_array_remove(data, i);
+        else i++;
+    }
     *found = !only || one;
     if (only) {
         json_decref(data);
@@ -149,10 +160,10 @@ static json_t *model_list(srv *s, const char *only, bool *found, srv_error *e) {
     return json_pack("{s:s, s:o}", "object", "list", "data", data ? data : json_array());
 }
 
-static void handle_models(srv *s, const char *only, srv_reply *out) {
+static void handle_models(srv *s, const char *only, srv_key *key, srv_reply *out) {
     srv_error e;
     bool found = false;
-    json_t *body = model_list(s, only, &found, &e);
+    json_t *body = model_list(s, only, key, &found, &e);
     if (!found || !body) srv_reply_error(out, &e);
     else srv_reply_json(out, 200, body);
 }
@@ -167,10 +178,10 @@ void srv_dispatch(srv *s, srv_route route, const char *url, const char *body, si
         handle_ready(s, out);
         break;
     case SRV_ROUTE_MODELS:
-        handle_models(s, NULL, out);
+        handle_models(s, NULL, c->key, out);
         break;
     case SRV_ROUTE_MODEL:
-        handle_models(s, url + strlen(MODELS_PREFIX), out);
+        handle_models(s, url + strlen(MODELS_PREFIX), c->key, out);
         break;
     case SRV_ROUTE_ADMIN_MODELS:
         srv_handle_admin_models(s, out);
