@@ -16,6 +16,7 @@
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/mem.h"
+#include "server/srv_embed.h"
 #include "server/srv_internal.h"
 #include "server/srv_json.h"
 #include "server/srv_model.h"
@@ -318,6 +319,7 @@ hearth_status srv_new(const srv_config *cfg, srv **out, hearth_err *err) {
     oc.log = cfg->log;
     oc.log_ud = cfg->log_ud;
     if (st == HEARTH_OK) st = obs_new(&oc, &s->obs, err);
+    if (st == HEARTH_OK) st = srv_embed_new(&config->embeddings, s->obs, &s->embed, err);
     s->cfg.obs.db_path = NULL; /* the hub keeps its own copy */
     fleet_hooks hooks;
     srv_model_hooks(&hooks, s);
@@ -363,6 +365,7 @@ void srv_free(srv *s) {
         MHD_stop_daemon(s->daemon);
     }
     fleet_free(s->fleet);
+    srv_embed_free(s->embed);
     obs_free(s->obs);
     if (s->daemon) srv_log(s, "info", json_pack("{s:s}", "msg", "stopped"));
     pthread_mutex_destroy(&s->reload_mu);

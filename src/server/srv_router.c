@@ -28,6 +28,7 @@ static const route_def routes[] = {
     {"/", SRV_ROUTE_DASHBOARD, "GET"},
     {"/metrics", SRV_ROUTE_METRICS, "GET"},
     {"/admin/stats", SRV_ROUTE_ADMIN_STATS, "GET"},
+    {"/v1/embeddings", SRV_ROUTE_EMBEDDINGS, "POST"},
 };
 
 static const char *const route_names[] = {
@@ -36,6 +37,7 @@ static const char *const route_names[] = {
     [SRV_ROUTE_COMPLETIONS] = "completions", [SRV_ROUTE_ADMIN_MODELS] = "admin_models",
     [SRV_ROUTE_ADMIN_MODEL] = "admin_model", [SRV_ROUTE_ADMIN_RELOAD] = "admin_reload",
     [SRV_ROUTE_DASHBOARD] = "dashboard", [SRV_ROUTE_METRICS] = "metrics", [SRV_ROUTE_ADMIN_STATS] = "admin_stats",
+    [SRV_ROUTE_EMBEDDINGS] = "embeddings",
 };
 
 const char *srv_route_name(srv_route r) { return route_names[r]; }
@@ -61,7 +63,9 @@ srv_route srv_route_find(const char *method, const char *url, bool *method_ok, c
     return SRV_ROUTE_NONE;
 }
 
-bool srv_route_has_body(srv_route r) { return r == SRV_ROUTE_CHAT || r == SRV_ROUTE_COMPLETIONS; }
+bool srv_route_has_body(srv_route r) {
+    return r == SRV_ROUTE_CHAT || r == SRV_ROUTE_COMPLETIONS || r == SRV_ROUTE_EMBEDDINGS;
+}
 
 void srv_reply_json(srv_reply *r, int status, json_t *body) {
     r->status = body ? status : 500;
@@ -165,6 +169,9 @@ void srv_dispatch(srv *s, srv_route route, const char *url, const char *body, si
         break;
     case SRV_ROUTE_COMPLETIONS:
         srv_handle_completion(s, SRV_API_COMPLETION, body, len, c, out);
+        break;
+    case SRV_ROUTE_EMBEDDINGS:
+        srv_handle_embeddings(s, body, len, c, out);
         break;
     case SRV_ROUTE_NONE:
         break;
