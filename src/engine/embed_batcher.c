@@ -40,7 +40,7 @@ struct embed_batcher {
     pthread_mutex_t mu;
     pthread_cond_t work_cv, done_cv;
     item *head, *tail;
-    bool stop;
+    bool stop, hold;
     embed_batcher_stats st;
     /* the pass being built and run (thread only) */
     item **pass;
@@ -85,7 +85,7 @@ static void *run(void *arg) {
     embed_batcher *b = arg;
     pthread_mutex_lock(&b->mu);
     for (;;) {
-        while (!b->stop && !b->head) pthread_cond_wait(&b->work_cv, &b->mu);
+        while (!b->stop && (!b->head || b->hold)) pthread_cond_wait(&b->work_cv, &b->mu);
         if (b->stop) break;
         embed_opts o = b->head->t->opts;
         size_t n = take_pass(b);
@@ -176,6 +176,13 @@ int64_t embed_batcher_n_ctx(const embed_batcher *b) { return b->cfg.n_ctx; }
 void embed_batcher_get_stats(embed_batcher *b, embed_batcher_stats *out) {
     pthread_mutex_lock(&b->mu);
     *out = b->st;
+    pthread_mutex_unlock(&b->mu);
+}
+
+void embed_batcher_hold(embed_batcher *b, bool hold) {
+    pthread_mutex_lock(&b->mu);
+    b->hold = hold;
+    pthread_cond_broadcast(&b->work_cv);
     pthread_mutex_unlock(&b->mu);
 }
 

@@ -46,6 +46,9 @@ void embed_batcher_free(embed_batcher *b);
 int64_t embed_batcher_n_embd(const embed_batcher *b);
 int64_t embed_batcher_n_ctx(const embed_batcher *b);
 void embed_batcher_get_stats(embed_batcher *b, embed_batcher_stats *out);
+/* While held, the thread starts no new pass (a running one finishes): inputs queue up.
+ * For tests that need a known packing, and for pausing a model. */
+void embed_batcher_hold(embed_batcher *b, bool hold);
 
 /* Queues in[0..n) (token arrays borrowed until the ticket is freed) to be embedded into
  * out[n][n_embd] (borrowed likewise). o->pooling must not be NONE and o->truncate is
