@@ -1,6 +1,7 @@
 /* Embedding serving benchmark (not a test): C clients each send POST /v1/embeddings with
  * one input at a time (every input unique, so no cache can answer) for a fixed number of
- * requests, then report inputs per second and the p50/p95 latency. Works against any
+ * requests, then report inputs per second and the p50/p95 latency. Each run tags its
+ * texts with a random number, so a server's cache never answers from an earlier run. Works against any
  * OpenAI-compatible server (Hearth, or the reference llama-server --embedding).
  *   embed_serve_bench URL MODEL CLIENTS REQUESTS [WORDS]
  * URL is the server base (http://127.0.0.1:PORT). Build after `cmake --build build`:
@@ -22,6 +23,7 @@ typedef struct shared {
     int words;
     long requests;
     long next;
+    unsigned tag;
     pthread_mutex_t mu;
     double *lat;
     long failures;
@@ -53,7 +55,7 @@ static void *client(void *arg) {
         long i = s->next < s->requests ? s->next++ : -1;
         pthread_mutex_unlock(&s->mu);
         if (i < 0) break;
-        int o = snprintf(body, sizeof body, "{\"model\":\"%s\",\"input\":\"request %ld:", s->model, i);
+        int o = snprintf(body, sizeof body, "{\"model\":\"%s\",\"input\":\"run %u request %ld:", s->model, s->tag, i);
         for (int w = 0; w < s->words; w++)
             o += snprintf(body + o, sizeof body - (size_t)o, " %s", words[(i * 7 + w * 13 + w * w) % 20]);
         snprintf(body + o, sizeof body - (size_t)o, "\"}");
@@ -83,8 +85,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: embed_serve_bench URL MODEL CLIENTS REQUESTS [WORDS]\n");
         return 2;
     }
-    shared s = {.url = argv[1], .model = argv[2], .requests = atol(argv[4]), .words = argc > 5 ? atoi(argv[5]) : 11};
+    shared s = {.url = argv[1], .model = argv[2], .requests = atol(argv[4]), .words = argc > 5 ? atoi(argv[5]) : 8};
     int clients = atoi(argv[3]);
+    struct timespec seed;
+    clock_gettime(CLOCK_REALTIME, &seed);
+    s.tag = (unsigned)(seed.tv_nsec ^ seed.tv_sec) % 100000u;
     if (clients < 1 || s.requests < 1) return 2;
     s.lat = calloc((size_t)s.requests, sizeof *s.lat);
     pthread_mutex_init(&s.mu, NULL);
