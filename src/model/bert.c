@@ -180,6 +180,40 @@ static void gelu_worker(void *ctx, int ith, int nth) {
     }
 }
 
+/* Per-token work split over the pool: each thread takes a contiguous range of tokens. */
+typedef struct rows_job {
+    float *y;             /* [n][width] */
+    const float *other;   /* bias [width] (add_bias) or residual input [n][width] (add_norm) */
+    const float *w, *b;   /* LayerNorm weight and bias (add_norm) */
+    int64_t n, width;
+    float eps;
+} rows_job;
+
+static void token_range(int64_t n, int ith, int nth, int64_t *lo, int64_t *hi) {
+    int64_t per = (n + nth - 1) / nth;
+    *lo = per * ith < n ? per * ith : n;
+    *hi = *lo + per < n ? *lo + per : n;
+}
+
+static void bias_worker(void *ctx, int ith, int nth) {
+    const rows_job *j = ctx;
+    int64_t lo, hi;
+    token_range(j->n, ith, nth, &lo, &hi);
+    for (int64_t t = lo; t < hi; t++) kern_add(j->y + t * j->width, j->other, j->width);
+}
+
+/* y = LayerNorm(y + other) per token (the post-norm residual). */
+static void norm_worker(void *ctx, int ith, int nth) {
+    const rows_job *j = ctx;
+    int64_t lo, hi;
+    token_range(j->n, ith, nth, &lo, &hi);
+    for (int64_t t = lo; t < hi; t++) {
+        float *x = j->y + t * j->width;
+        kern_add(x, j->other + t * j->width, j->width);
+        kern_layernorm(x, j->w, j->b, j->width, j->eps, x);
+    }
+}
+
 /* y = W·x + bias over n tokens. */
 static hearth_status linear(model_ctx *c, const kern_matrix *w, const float *bias, const float *x, int64_t n, float *y,
                             hearth_err *err) {
@@ -187,16 +221,16 @@ static hearth_status linear(model_ctx *c, const kern_matrix *w, const float *bia
     if (st)
         return err_set(err, st, "matmul of %lld x %lld weights over %lld tokens failed: %s", (long long)w->rows,
                        (long long)w->cols, (long long)n, hearth_strerror(st));
-    for (int64_t t = 0; t < n; t++) kern_add(y + t * w->rows, bias, w->rows);
+    rows_job j = {.y = y, .other = bias, .n = n, .width = w->rows};
+    kern_pool_run(c->pool, bias_worker, &j);
     return HEARTH_OK;
 }
 
-/* x = LayerNorm(x + y) per token (the post-norm residual). */
-static void add_norm(float *x, const float *y, const float *w, const float *bias, int64_t n, int64_t e, float eps) {
-    for (int64_t t = 0; t < n; t++) {
-        kern_add(x + t * e, y + t * e, e);
-        kern_layernorm(x + t * e, w, bias, e, eps, x + t * e);
-    }
+/* x = LayerNorm(x + y) per token. */
+static void add_norm(model_ctx *c, float *x, const float *y, const float *w, const float *bias, int64_t n, int64_t e,
+                     float eps) {
+    rows_job j = {.y = x, .other = y, .w = w, .b = bias, .n = n, .width = e, .eps = eps};
+    kern_pool_run(c->pool, norm_worker, &j);
 }
 
 static hearth_status layer(model_ctx *c, const model_batch *b, int32_t il, hearth_err *err) {
@@ -210,12 +244,12 @@ static hearth_status layer(model_ctx *c, const model_batch *b, int32_t il, heart
     enc_attn_job job = {c, b};
     kern_pool_run(c->pool, attn_worker, &job);
     if ((st = linear(c, &L->wo, L->bo, c->att, n, c->xn, err))) return st;
-    add_norm(c->x, c->xn, L->attn_norm, L->attn_norm_b, n, e, hp->norm_eps);
+    add_norm(c, c->x, c->xn, L->attn_norm, L->attn_norm_b, n, e, hp->norm_eps);
     if ((st = linear(c, &L->w_up, L->b_up, c->x, n, c->up, err))) return st;
     gelu_job gj = {c->up, n * hp->n_ff};
     kern_pool_run(c->pool, gelu_worker, &gj);
     if ((st = linear(c, &L->w_down, L->b_down, c->up, n, c->xn, err))) return st;
-    add_norm(c->x, c->xn, L->ffn_norm, L->ffn_norm_b, n, e, hp->norm_eps);
+    add_norm(c, c->x, c->xn, L->ffn_norm, L->ffn_norm_b, n, e, hp->norm_eps);
     return HEARTH_OK;
 }
 
