@@ -4,8 +4,7 @@
  * texts with a random number, so a server's cache never answers from an earlier run. Works against any
  * OpenAI-compatible server (Hearth, or the reference llama-server --embedding).
  *   embed_serve_bench URL MODEL CLIENTS REQUESTS [WORDS]
- * URL is the server base (http://127.0.0.1:PORT). Build after `cmake --build build`:
- *   cc -O2 bench/embed_serve_bench.c -lcurl -lpthread -lm -o build/embed_serve_bench */
+ * URL is the server base (http://127.0.0.1:PORT). Build: cmake --build build --target embed_serve_bench */
 #include <curl/curl.h>
 #include <pthread.h>
 #include <stdio.h>
