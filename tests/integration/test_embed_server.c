@@ -4,7 +4,8 @@
  * dimensions; every validation error naming the input at fault (an over-long input gives
  * both token counts; truncate embeds it); 32 concurrent requests all 200 and each equal
  * to its input embedded alone; a repeated input served from the cache without a forward
- * pass (seen in the /metrics counters); the cache switched off by configuration; a
+ * pass (seen in the /metrics counters); the cache switched off by configuration; more
+ * inputs than the queue holds answered 503 with Retry-After; a
  * decoder model embedding with last-token pooling and a completion on the encoder
  * refused. */
 #include "testutil.h"
@@ -56,12 +57,12 @@ static int setup(void **state) {
     snprintf(args, sizeof args, "mkmodel --arch llama --dim 64 --layers 2 --heads 4 --vocab 512 --ctx 256 --type f32 -o %s",
              e->llama);
     mkmodel(args);
-    const char *tmpl = "embeddings:\n  max_inputs: 40\n  cache: %s\n"
+    const char *tmpl = "embeddings:\n  max_inputs: 40\n  cache: %s\n  max_queue: %d\n"
                        "models:\n  - name: bert\n    path: %s\n    preload: true\n    threads: 2\n"
                        "  - name: llama\n    path: %s\n    threads: 1\n    slots: 1\n";
-    snprintf(yaml, sizeof yaml, tmpl, "true", e->bert, e->llama);
+    snprintf(yaml, sizeof yaml, tmpl, "true", 8192, e->bert, e->llama);
     write_text(e->config, yaml);
-    snprintf(yaml, sizeof yaml, tmpl, "false", e->bert, e->llama);
+    snprintf(yaml, sizeof yaml, tmpl, "false", 34, e->bert, e->llama);
     write_text(e->config_nocache, yaml);
     snprintf(args, sizeof args, "-c %s", e->config);
     if (!srvtest_start_args(&e->srv, args)) fail_msg("server did not start");
@@ -325,6 +326,20 @@ static void test_32_concurrent(void **state) {
     assert_true(metric(&e->nocache, "hearth_embedding_cache_hits_total") <= 0);
 }
 
+/* The cache-less server queues at most 34 inputs: 36 at once can never fit. */
+static void test_queue_full_is_503(void **state) {
+    env *e = *state;
+    char body[1024] = "{\"model\":\"bert\",\"input\":[";
+    for (int i = 0; i < 36; i++) strcat(body, i ? ",\"w\"" : "\"w\"");
+    strcat(body, "]}");
+    srvtest_resp r;
+    assert_true(srvtest_http(&e->nocache, "POST", "/v1/embeddings", body, NULL, &r));
+    if (r.status != 503 || !strstr(r.body, "queue_full") || !r.retry_after[0])
+        fail_msg("36 inputs over a queue of 34: %ld (Retry-After '%s') %s", r.status, r.retry_after, r.body);
+    srvtest_resp_free(&r);
+    json_decref(post_ok(&e->nocache, "{\"model\":\"bert\",\"input\":[\"still\",\"serving\"]}"));
+}
+
 static void test_cache_serves_repeat(void **state) {
     env *e = *state;
     const char *body = "{\"model\":\"bert\",\"input\":\"a sentence only this test sends\"}";
@@ -368,7 +383,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_string_and_array),     cmocka_unit_test(test_token_inputs),
         cmocka_unit_test(test_base64_and_dimensions), cmocka_unit_test(test_errors_name_the_input),
-        cmocka_unit_test(test_32_concurrent),        cmocka_unit_test(test_cache_serves_repeat),
+        cmocka_unit_test(test_32_concurrent),        cmocka_unit_test(test_queue_full_is_503),
+        cmocka_unit_test(test_cache_serves_repeat),
         cmocka_unit_test(test_decoder_and_encoder_roles),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
