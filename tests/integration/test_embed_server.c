@@ -74,8 +74,8 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
     env *e = *state;
-    srvtest_stop(&e->srv);
-    srvtest_stop(&e->nocache);
+    int a = srvtest_stop(&e->srv), b = srvtest_stop(&e->nocache);
+    if (a != 0 || b != 0) fail_msg("the servers exited %d and %d (sanitizer findings are in their logs)", a, b);
     unlink(e->bert);
     unlink(e->llama);
     unlink(e->config);
