@@ -1,15 +1,17 @@
 /* POST /v1/embeddings: parses and checks the request (input as a string, strings, token
  * ids or arrays of token ids; encoding_format float or base64; dimensions; user; the
- * truncate extension), serves what it can from the cache, tokenizes and checks the rest
- * against the model's context (no silent truncation), hands them to the model's batcher
- * and waits (checking the client and the deadline every 100 ms), then writes the reply
- * in OpenAI's shape. Never runs a forward pass itself. */
+ * truncate extension), checks that the caller's key may use the model, serves what it
+ * can from the cache, tokenizes and checks the rest against the model's context (no
+ * silent truncation), hands them to the model's batcher and waits (checking the client
+ * and the deadline every 100 ms), then writes the reply in OpenAI's shape. Never runs a
+ * forward pass itself. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "base/clock.h"
 #include "base/mem.h"
+#include "server/srv_auth.h"
 #include "server/srv_embed.h"
 #include "server/srv_internal.h"
 #include "server/srv_json.h"
@@ -332,7 +334,11 @@ void srv_handle_embeddings(srv *s, const char *body, size_t len, const srv_clien
     bool ok = true;
     if (!root || !json_is_object(root)) ok = srv_invalid(&e, NULL, "the body must be a JSON object");
     else if (!name) ok = srv_invalid(&e, "model", "you must provide a model parameter");
-    else if (!fleet_has(s->fleet, name))
+    else if (!srv_key_model_allowed(c->key, name)) {
+        obs_auth_failure(s->obs, "model");
+        ok = srv_fail(&e, 403, "permission_error", "model_not_allowed", "model",
+                      "This API key may not use the model '%.200s'", name);
+    } else if (!fleet_has(s->fleet, name))
         ok = srv_fail(&e, 404, "invalid_request_error", "model_not_found", "model", "The model '%.200s' does not exist",
                       name);
     if (ok) settings_of(s, name, &cf);
