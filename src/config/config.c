@@ -36,6 +36,7 @@ void cfg_model_defaults(cfg_model *m) {
     m->max_queue = 64;
     m->threads = 0;
     m->preload = false;
+    m->pooling = -1;
 }
 
 static void defaults(cfg_config *c) {
@@ -48,6 +49,8 @@ static void defaults(cfg_config *c) {
     c->server.memory_budget_pct = 80;
     c->server.max_keep_alive_s = 3600;
     cfg_limits_defaults(&c->limits);
+    c->embeddings = (cfg_embeddings){.cache = true, .cache_max_entries = 10000, .cache_max_bytes = (int64_t)64 << 20,
+                                     .cache_ttl_s = 3600, .max_inputs = 2048, .batch_tokens = 2048, .max_queue = 8192};
     cfg_model_defaults(&c->defaults);
 }
 
@@ -273,6 +276,8 @@ static void apply_setting(cfg_build_ctx *b, settings_state *ss, const cfg_settin
             r = cfg_set_model_key(b, &b->c->models[i], true, dot + 1, s->value, false, why, sizeof why);
     } else if (dot && !strncmp(s->key, "limits.", 7)) {
         r = cfg_set_limits_key(&b->c->limits, dot + 1, s->value, why, sizeof why);
+    } else if (dot && !strncmp(s->key, "embeddings.", 11)) {
+        r = cfg_set_embeddings_key(&b->c->embeddings, dot + 1, s->value, why, sizeof why);
     } else if (dot && !strncmp(s->key, "defaults.", 9)) {
         r = cfg_set_model_key(b, &b->c->defaults, true, dot + 1, s->value, false, why, sizeof why);
     } else if (!strcmp(s->key, "model.lora")) {
@@ -302,6 +307,7 @@ static void merge_defaults(cfg_model *m, const cfg_model *d) {
     if (!(m->set & CFG_M_SLOTS)) m->slots = d->slots;
     if (!(m->set & CFG_M_THREADS)) m->threads = d->threads;
     if (!(m->set & CFG_M_MAX_QUEUE)) m->max_queue = d->max_queue;
+    if (!(m->set & CFG_M_POOLING)) m->pooling = d->pooling;
     cfg_sampling *s = &m->sampling;
     const cfg_sampling *ds = &d->sampling;
     unsigned take = ds->set & ~s->set;

@@ -45,6 +45,7 @@ typedef struct cfg_adapter {
 enum {
     CFG_M_PRELOAD = 1 << 0, CFG_M_TTL = 1 << 1, CFG_M_CTX = 1 << 2, CFG_M_SLOTS = 1 << 3,
     CFG_M_THREADS = 1 << 4, CFG_M_MAX_QUEUE = 1 << 5,
+    CFG_M_POOLING = 1 << 10,
 };
 
 typedef struct cfg_model {
@@ -61,6 +62,7 @@ typedef struct cfg_model {
     int32_t slots;                  /* sequences decoded at once */
     int32_t max_queue;              /* waiting requests beyond the slots */
     int32_t threads;                /* compute threads; 0: physical cores */
+    int32_t pooling;                /* embeddings: -1 the model's own, else embed_pooling (0 none .. 3 last) */
     cfg_sampling sampling;
     cfg_adapter *adapters;          /* [n_adapters] */
     size_t n_adapters;
@@ -126,10 +128,21 @@ typedef struct cfg_limits {
 
 /* True for an IPv4 127.0.0.0/8 or IPv6 ::1 (or ::ffff:127.x) literal. */
 bool cfg_host_is_loopback(const char *host);
+/* The embeddings endpoint: its cache and its cross-request batching. */
+typedef struct cfg_embeddings {
+    bool cache;                     /* cache finished vectors (default true) */
+    int64_t cache_max_entries;      /* default 10000 */
+    int64_t cache_max_bytes;        /* default 64 MiB */
+    double cache_ttl_s;             /* default 1h; 0: entries never expire */
+    int32_t max_inputs;             /* inputs per request (default 2048) */
+    int32_t batch_tokens;           /* most tokens per forward pass (default 2048) */
+    int32_t max_queue;              /* inputs waiting per model before 503 (default 8192) */
+} cfg_embeddings;
 
 typedef struct cfg_config {
     char *source;                   /* config file path, or NULL */
     cfg_server server;
+    cfg_embeddings embeddings;
     cfg_model defaults;             /* name/path/url unused: defaults for every model */
     cfg_model *models;              /* [n_models] */
     size_t n_models;

@@ -10,7 +10,7 @@
 #include <jansson.h>
 
 #include "base/mem.h"
-#include "config/config.h"
+#include "config/config_internal.h"
 
 typedef struct out {
     char *buf;
@@ -76,6 +76,7 @@ static void model_keys(out *o, const cfg_model *m, const char *ind) {
     put(o, "%smax_queue: %d\n", ind, m->max_queue);
     if (m->threads > 0) put(o, "%sthreads: %d\n", ind, m->threads);
     else put(o, "%sthreads: auto\n", ind);
+    if (m->pooling >= 0) put(o, "%spooling: %s\n", ind, cfg_pooling_name(m->pooling));
     const cfg_sampling *s = &m->sampling;
     if (!s->set) return;
     put(o, "%ssampling:\n", ind);
@@ -209,6 +210,14 @@ char *cfg_dump(const cfg_config *c) {
         strings(&o, s->cors_origins, s->n_cors_origins);
     }
     security(&o, c);
+    const cfg_embeddings *e = &c->embeddings;
+    put(&o, "embeddings:\n  cache: %s\n  cache_max_entries: %lld\n", e->cache ? "true" : "false",
+        (long long)e->cache_max_entries);
+    cfg_format_size(e->cache_max_bytes, d, sizeof d);
+    put(&o, "  cache_max_bytes: %s\n", d);
+    cfg_format_duration(e->cache_ttl_s, d, sizeof d);
+    put(&o, "  cache_ttl: %s\n  max_inputs: %d\n  batch_tokens: %d\n  max_queue: %d\n", d, e->max_inputs,
+        e->batch_tokens, e->max_queue);
     put(&o, "defaults:\n");
     model_keys(&o, &c->defaults, "  ");
     put(&o, c->n_models ? "models:\n" : "models: []\n");

@@ -42,6 +42,10 @@ cfg_set_result cfg_set_model_key(cfg_build_ctx *b, cfg_model *m, bool is_default
                                  bool from_file, char *why, size_t cap);
 cfg_set_result cfg_set_server_key(cfg_build_ctx *b, const char *key, const char *v, bool from_file, char *why,
                                   size_t cap);
+cfg_set_result cfg_set_embeddings_key(cfg_embeddings *e, const char *key, const char *v, char *why, size_t cap);
+/* "none", "mean", "cls", "last" or "default" (-1): a model's embedding pooling. */
+bool cfg_parse_pooling(const char *v, int32_t *out);
+const char *cfg_pooling_name(int32_t p);
 cfg_set_result cfg_set_sampling_key(cfg_sampling *s, const char *key, const char *v, char *why, size_t cap);
 /* A string copy for the config (NULL and b->nomem set on NOMEM). */
 char *cfg_strdup(cfg_build_ctx *b, const char *s);

@@ -172,6 +172,12 @@ cfg_set_result cfg_set_model_key(cfg_build_ctx *b, cfg_model *m, bool is_default
         m->set |= CFG_M_MAX_QUEUE;
         return CFG_SET_OK;
     }
+    if (!strcmp(key, "pooling")) {
+        if (!cfg_parse_pooling(v, &m->pooling))
+            return bad(why, cap, "expected none, mean, cls, last or default, got '%.60s'", v);
+        m->set |= CFG_M_POOLING;
+        return CFG_SET_OK;
+    }
     if (is_defaults) return CFG_SET_UNKNOWN;
     if (!strcmp(key, "name")) {
         if (!cfg_valid_name(v))
@@ -284,6 +290,56 @@ cfg_set_result cfg_set_server_key(cfg_build_ctx *b, const char *key, const char 
         }
         return bad(why, cap, "expected a size such as 8GiB, a percentage of RAM such as 75%%, or unlimited, got '%.60s'",
                    v);
+    }
+    return CFG_SET_UNKNOWN;
+}
+
+static const char *const pooling_names[] = {"none", "mean", "cls", "last"};
+
+bool cfg_parse_pooling(const char *v, int32_t *out) {
+    if (!strcmp(v, "default")) return *out = -1, true;
+    for (int32_t i = 0; i < 4; i++)
+        if (!strcmp(v, pooling_names[i])) return *out = i, true;
+    return false;
+}
+
+const char *cfg_pooling_name(int32_t p) { return p >= 0 && p < 4 ? pooling_names[p] : "default"; }
+
+cfg_set_result cfg_set_embeddings_key(cfg_embeddings *e, const char *key, const char *v, char *why, size_t cap) {
+    int64_t i = 0;
+    cfg_set_result r;
+    if (!strcmp(key, "cache")) {
+        if (!parse_bool(v, &e->cache)) return bad(why, cap, "expected true or false, got '%.60s'", v);
+        return CFG_SET_OK;
+    }
+    if (!strcmp(key, "cache_max_entries")) {
+        if ((r = int_key(v, 1, (int64_t)1 << 30, false, &i, why, cap)) != CFG_SET_OK) return r;
+        e->cache_max_entries = i;
+        return CFG_SET_OK;
+    }
+    if (!strcmp(key, "cache_max_bytes")) {
+        if (!cfg_parse_size(v, &i) || i < 1024 || i > ((int64_t)1 << 40))
+            return bad(why, cap, "expected a size from 1KiB to 1TiB such as 64MiB, got '%.60s'", v);
+        e->cache_max_bytes = i;
+        return CFG_SET_OK;
+    }
+    if (!strcmp(key, "cache_ttl")) {
+        double d = 0;
+        if (!cfg_parse_duration(v, true, &d))
+            return bad(why, cap, "expected a duration such as 1h, 0 or forever, got '%.60s'", v);
+        e->cache_ttl_s = d < 0 ? 0 : d;
+        return CFG_SET_OK;
+    }
+    static const struct { const char *key; int64_t lo, hi; size_t off; } ints[] = {
+        {"max_inputs", 1, 1 << 20, offsetof(cfg_embeddings, max_inputs)},
+        {"batch_tokens", 16, 1 << 20, offsetof(cfg_embeddings, batch_tokens)},
+        {"max_queue", 1, 1 << 24, offsetof(cfg_embeddings, max_queue)},
+    };
+    for (size_t k = 0; k < sizeof ints / sizeof ints[0]; k++) {
+        if (strcmp(key, ints[k].key) != 0) continue;
+        if ((r = int_key(v, ints[k].lo, ints[k].hi, false, &i, why, cap)) != CFG_SET_OK) return r;
+        *(int32_t *)((char *)e + ints[k].off) = (int32_t)i;
+        return CFG_SET_OK;
     }
     return CFG_SET_UNKNOWN;
 }

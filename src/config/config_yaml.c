@@ -114,6 +114,14 @@ static cfg_set_result server_setter(walk *w, void *t, const char *key, const cha
     return cfg_set_server_key(w->b, key, v, true, why, cap);
 }
 
+static cfg_set_result embeddings_setter(walk *w, void *t, const char *key, const char *v, char *why, size_t cap) {
+    if (!v) {
+        cfg_embeddings probe = {0};
+        return cfg_set_embeddings_key(&probe, key, "", why, cap) == CFG_SET_UNKNOWN ? CFG_SET_UNKNOWN : CFG_SET_BAD;
+    }
+    return cfg_set_embeddings_key(&w->b->c->embeddings, key, v, why, cap);
+}
+
 static cfg_set_result model_setter_impl(walk *w, cfg_model *m, bool is_defaults, const char *key, const char *v,
                                         char *why, size_t cap) {
     if (!v) {
@@ -356,12 +364,14 @@ static void read_root(walk *w, yaml_node_t *root) {
         else if (!strcmp(key, "limits")) each_key(w, v, "limits", &w->b->c->limits, limits_setter, NULL);
         else if (!strcmp(key, "defaults")) each_key(w, v, "defaults", &w->b->c->defaults, defaults_setter, sampling_sub);
         else if (!strcmp(key, "models")) read_models(w, v);
+        else if (!strcmp(key, "embeddings")) each_key(w, v, "embeddings", NULL, embeddings_setter, NULL);
         else if (!strcmp(key, "providers") || !strcmp(key, "routes") || !strcmp(key, "breaker") || !strcmp(key, "retry") ||
                  !strcmp(key, "gateway"))
             cfg_gateway_yaml(w->b, w->doc, key, v);
         else
             cfg_error(w->b, loc_of(k), key,
-                      "unknown key (expected server, limits, keys, defaults, models, providers, routes, breaker, retry or gateway)");
+                      "unknown key (expected server, limits, keys, defaults, models, embeddings, providers, routes, "
+                      "breaker, retry or gateway)");
     }
 }
 

@@ -114,14 +114,22 @@ typedef struct enc_attn_job {
     const model_batch *b;
 } enc_attn_job;
 
+/* Eight independent partial sums, so the compiler keeps them in one vector register. */
 static float dot(const float *a, const float *b, int64_t n) {
-    float s = 0.0f;
-    for (int64_t i = 0; i < n; i++) s += a[i] * b[i];
+    float acc[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) acc[k] += a[i + k] * b[i + k];
+    float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (; i < n; i++) s += a[i] * b[i];
     return s;
 }
 
-static void axpy(float *out, float a, const float *x, int64_t n) {
-    for (int64_t i = 0; i < n; i++) out[i] += a * x[i];
+static void axpy(float *restrict out, float a, const float *restrict x, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) out[i + k] += a * x[i + k];
+    for (; i < n; i++) out[i] += a * x[i];
 }
 
 /* One (token, head): softmax(q·K / sqrt(d)) · V over the tokens of t's input (those up
@@ -156,6 +164,56 @@ static void attn_worker(void *ctx, int ith, int nth) {
 
 /* ---- layers --------------------------------------------------------------------- */
 
+typedef struct gelu_job {
+    float *x;
+    int64_t n;
+} gelu_job;
+
+/* GELU (tanh form) on a thread's share: 0.5 v (1 + tanh z) = v / (1 + e^(-2z)). */
+static void gelu_worker(void *ctx, int ith, int nth) {
+    const gelu_job *j = ctx;
+    int64_t per = (j->n + nth - 1) / nth, lo = per * ith, hi = lo + per < j->n ? lo + per : j->n;
+    const float k = 2.0f * 0.7978845608028654f; /* 2 sqrt(2/pi) */
+    for (int64_t i = lo; i < hi; i++) {
+        float v = j->x[i];
+        j->x[i] = v / (1.0f + expf(-k * (v + 0.044715f * v * v * v)));
+    }
+}
+
+/* Per-token work split over the pool: each thread takes a contiguous range of tokens. */
+typedef struct rows_job {
+    float *y;             /* [n][width] */
+    const float *other;   /* bias [width] (add_bias) or residual input [n][width] (add_norm) */
+    const float *w, *b;   /* LayerNorm weight and bias (add_norm) */
+    int64_t n, width;
+    float eps;
+} rows_job;
+
+static void token_range(int64_t n, int ith, int nth, int64_t *lo, int64_t *hi) {
+    int64_t per = (n + nth - 1) / nth;
+    *lo = per * ith < n ? per * ith : n;
+    *hi = *lo + per < n ? *lo + per : n;
+}
+
+static void bias_worker(void *ctx, int ith, int nth) {
+    const rows_job *j = ctx;
+    int64_t lo, hi;
+    token_range(j->n, ith, nth, &lo, &hi);
+    for (int64_t t = lo; t < hi; t++) kern_add(j->y + t * j->width, j->other, j->width);
+}
+
+/* y = LayerNorm(y + other) per token (the post-norm residual). */
+static void norm_worker(void *ctx, int ith, int nth) {
+    const rows_job *j = ctx;
+    int64_t lo, hi;
+    token_range(j->n, ith, nth, &lo, &hi);
+    for (int64_t t = lo; t < hi; t++) {
+        float *x = j->y + t * j->width;
+        kern_add(x, j->other + t * j->width, j->width);
+        kern_layernorm(x, j->w, j->b, j->width, j->eps, x);
+    }
+}
+
 /* y = W·x + bias over n tokens. */
 static hearth_status linear(model_ctx *c, const kern_matrix *w, const float *bias, const float *x, int64_t n, float *y,
                             hearth_err *err) {
@@ -163,16 +221,16 @@ static hearth_status linear(model_ctx *c, const kern_matrix *w, const float *bia
     if (st)
         return err_set(err, st, "matmul of %lld x %lld weights over %lld tokens failed: %s", (long long)w->rows,
                        (long long)w->cols, (long long)n, hearth_strerror(st));
-    for (int64_t t = 0; t < n; t++) kern_add(y + t * w->rows, bias, w->rows);
+    rows_job j = {.y = y, .other = bias, .n = n, .width = w->rows};
+    kern_pool_run(c->pool, bias_worker, &j);
     return HEARTH_OK;
 }
 
-/* x = LayerNorm(x + y) per token (the post-norm residual). */
-static void add_norm(float *x, const float *y, const float *w, const float *bias, int64_t n, int64_t e, float eps) {
-    for (int64_t t = 0; t < n; t++) {
-        kern_add(x + t * e, y + t * e, e);
-        kern_layernorm(x + t * e, w, bias, e, eps, x + t * e);
-    }
+/* x = LayerNorm(x + y) per token. */
+static void add_norm(model_ctx *c, float *x, const float *y, const float *w, const float *bias, int64_t n, int64_t e,
+                     float eps) {
+    rows_job j = {.y = x, .other = y, .w = w, .b = bias, .n = n, .width = e, .eps = eps};
+    kern_pool_run(c->pool, norm_worker, &j);
 }
 
 static hearth_status layer(model_ctx *c, const model_batch *b, int32_t il, hearth_err *err) {
@@ -186,11 +244,12 @@ static hearth_status layer(model_ctx *c, const model_batch *b, int32_t il, heart
     enc_attn_job job = {c, b};
     kern_pool_run(c->pool, attn_worker, &job);
     if ((st = linear(c, &L->wo, L->bo, c->att, n, c->xn, err))) return st;
-    add_norm(c->x, c->xn, L->attn_norm, L->attn_norm_b, n, e, hp->norm_eps);
+    add_norm(c, c->x, c->xn, L->attn_norm, L->attn_norm_b, n, e, hp->norm_eps);
     if ((st = linear(c, &L->w_up, L->b_up, c->x, n, c->up, err))) return st;
-    kern_gelu(c->up, n * hp->n_ff);
+    gelu_job gj = {c->up, n * hp->n_ff};
+    kern_pool_run(c->pool, gelu_worker, &gj);
     if ((st = linear(c, &L->w_down, L->b_down, c->up, n, c->xn, err))) return st;
-    add_norm(c->x, c->xn, L->ffn_norm, L->ffn_norm_b, n, e, hp->norm_eps);
+    add_norm(c, c->x, c->xn, L->ffn_norm, L->ffn_norm_b, n, e, hp->norm_eps);
     return HEARTH_OK;
 }
 

@@ -19,6 +19,7 @@
 #include "base/err.h"
 #include "base/mem.h"
 #include "server/srv_gateway.h"
+#include "server/srv_embed.h"
 #include "server/srv_internal.h"
 #include "server/srv_json.h"
 #include "server/srv_model.h"
@@ -472,6 +473,7 @@ hearth_status srv_new(const srv_config *cfg, srv **out, hearth_err *err) {
     if (st == HEARTH_OK && !s->loopback && config->n_keys == 0 && !cs->allow_unauthenticated)
         st = err_set(err, HEARTH_ERR_INVALID,
                      "refusing to listen on %s without API keys: configure keys or allow_unauthenticated", host);
+    if (st == HEARTH_OK) st = srv_embed_new(&config->embeddings, s->obs, &s->embed, err);
     s->cfg.obs.db_path = NULL; /* the hub keeps its own copy */
     fleet_hooks hooks;
     srv_model_hooks(&hooks, s);
@@ -523,6 +525,7 @@ void srv_free(srv *s) {
     fleet_free(s->fleet);
     srv_auth_free(s->auth);
     srv_policy_free(s->policy);
+    srv_embed_free(s->embed);
     obs_free(s->obs);
     if (s->daemon) srv_log(s, "info", json_pack("{s:s}", "msg", "stopped"));
     pthread_mutex_destroy(&s->reload_mu);

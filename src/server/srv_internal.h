@@ -36,6 +36,7 @@ struct srv {
     srv_policy *policy;      /* request limits and CORS origins (reloadable) */
     bool loopback;           /* bound to a loopback address: the Host header is checked */
     double header_timeout_s, idle_timeout_s; /* limits.*, from the configuration at start */
+    struct srv_embed *embed; /* embedding batchers and cache (srv_embed.h) */
 };
 
 void srv_log(const srv *s, const char *level, json_t *fields); /* steals fields; adds time and level */
@@ -97,6 +98,7 @@ typedef enum srv_route {
     SRV_ROUTE_ADMIN_STATS,   /* GET /admin/stats */
     SRV_ROUTE_ADMIN_ADAPTER_DELETE, /* DELETE /admin/models/{name}/adapters/{adapter} */
     SRV_ROUTE_ADMIN_ROUTES,  /* GET /admin/routes */
+    SRV_ROUTE_EMBEDDINGS,    /* POST /v1/embeddings */
 } srv_route;
 
 /* The route of url; *method_ok tells whether method is one it accepts (else *allow). */
@@ -134,6 +136,10 @@ void srv_handle_completion(srv *s, srv_api api, const char *body, size_t len, co
  * cancels the job and returns false with *why set (CANCELLED or TIMEOUT). */
 struct srv_job;
 struct sched_event;
+
+/* ---- embeddings (srv_embed.c) --------------------------------------------------------- */
+void srv_handle_embeddings(srv *s, const char *body, size_t len, const srv_client *c, srv_reply *out);
+
 bool srv_wait_event(struct srv_job *j, const srv_client *c, size_t *which, struct sched_event *ev,
                     hearth_status *why);
 

@@ -9,6 +9,7 @@
 
 #include "base/err.h"
 #include "base/mem.h"
+#include "server/srv_embed.h"
 #include "server/srv_internal.h"
 #include "server/srv_json.h"
 
@@ -127,7 +128,10 @@ static hearth_status attach(void *ud, const cfg_model *mc, const gen_model *gm, 
     return st;
 }
 
-static void detach(void *ud, void *attachment) { srv_prompter_free(attachment); }
+static void detach(void *ud, void *attachment) {
+    srv_embed_detach(((srv *)ud)->embed, attachment);
+    srv_prompter_free(attachment);
+}
 
 static void state(void *ud, const char *name, fleet_state st, const char *error) {
     srv *s = ud;

@@ -8,6 +8,7 @@
 #include "engine/generate.h"
 #include "engine/kv_cache.h"
 #include "obs/obs_dashboard.h"
+#include "server/srv_embed.h"
 #include "server/srv_internal.h"
 
 #define LIVE_WINDOW_S 300.0
@@ -43,6 +44,7 @@ void srv_obs_collect(void *ud, obs *o) {
     srv *s = ud;
     collect_ctx c = {.o = o};
     fleet_visit_ready(s->fleet, collect_one, &c);
+    srv_embed_collect(s->embed);
 }
 
 static void raw_reply(srv_reply *out, char *text, size_t len, const char *content_type) {

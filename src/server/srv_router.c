@@ -32,6 +32,7 @@ static const route_def routes[] = {
     {"/metrics", SRV_ROUTE_METRICS, "GET"},
     {"/admin/stats", SRV_ROUTE_ADMIN_STATS, "GET"},
     {"/admin/routes", SRV_ROUTE_ADMIN_ROUTES, "GET"},
+    {"/v1/embeddings", SRV_ROUTE_EMBEDDINGS, "POST"},
 };
 
 static const char *const route_names[] = {
@@ -42,6 +43,7 @@ static const char *const route_names[] = {
     [SRV_ROUTE_DASHBOARD] = "dashboard", [SRV_ROUTE_METRICS] = "metrics", [SRV_ROUTE_ADMIN_STATS] = "admin_stats",
     [SRV_ROUTE_ADMIN_ADAPTER_DELETE] = "admin_adapter",
     [SRV_ROUTE_ADMIN_ROUTES] = "admin_routes",
+    [SRV_ROUTE_EMBEDDINGS] = "embeddings",
 };
 
 const char *srv_route_name(srv_route r) { return route_names[r]; }
@@ -79,7 +81,8 @@ srv_route srv_route_find(const char *method, const char *url, bool *method_ok, c
 }
 
 bool srv_route_has_body(srv_route r) {
-    return r == SRV_ROUTE_CHAT || r == SRV_ROUTE_COMPLETIONS || r == SRV_ROUTE_ADMIN_MODEL;
+    return r == SRV_ROUTE_CHAT || r == SRV_ROUTE_COMPLETIONS || r == SRV_ROUTE_ADMIN_MODEL ||
+           r == SRV_ROUTE_EMBEDDINGS;
 }
 
 void srv_reply_json(srv_reply *r, int status, json_t *body) {
@@ -214,6 +217,9 @@ void srv_dispatch(srv *s, srv_route route, const char *url, const char *body, si
         break;
     case SRV_ROUTE_COMPLETIONS:
         srv_handle_completion(s, SRV_API_COMPLETION, body, len, c, out);
+        break;
+    case SRV_ROUTE_EMBEDDINGS:
+        srv_handle_embeddings(s, body, len, c, out);
         break;
     case SRV_ROUTE_ADMIN_ROUTES:
         srv_gateway_admin(s, out);

@@ -16,7 +16,7 @@
 #include "kernels/kernels.h"
 #include "quant/quant.h"
 
-typedef enum synth_arch { SYNTH_LLAMA, SYNTH_QWEN2, SYNTH_QWEN3 } synth_arch;
+typedef enum synth_arch { SYNTH_LLAMA, SYNTH_QWEN2, SYNTH_QWEN3, SYNTH_BERT } synth_arch;
 
 typedef struct synth_params {
     synth_arch arch;
@@ -26,7 +26,8 @@ typedef struct synth_params {
     const gguf_file *vocab_from;  /* copy its tokenizer.* keys (n_vocab then comes from it); NULL: generate */
 } synth_params;
 
-/* "llama", "qwen2", "qwen3" -> arch; false for any other name. */
+/* "llama", "qwen2", "qwen3", "bert" (an encoder with CLS pooling and a WordPiece
+ * vocabulary; n_head_kv must equal n_head) -> arch; false for any other name. */
 bool synth_arch_from_name(const char *name, synth_arch *out);
 const char *synth_arch_name(synth_arch a);
 
@@ -44,5 +45,10 @@ hearth_status synth_write_model(const synth_params *p, kern_pool *pool, const ch
  * byte-to-unicode form (id = byte value), n_vocab - 258 merges derived from seed, then
  * BOS and EOS control tokens. INVALID when n_vocab is outside the limits above, NOMEM. */
 hearth_status synth_vocab_write(gguf_writer *w, int64_t n_vocab, uint64_t seed, hearth_err *err);
+
+/* Sets the tokenizer.* keys of a generated WordPiece ("bert") vocabulary of exactly
+ * n_vocab tokens (synth_wpm.c). INVALID outside [SYNTH_WPM_VOCAB_MIN, SYNTH_VOCAB_MAX]. */
+#define SYNTH_WPM_VOCAB_MIN 512
+hearth_status synth_wpm_vocab_write(gguf_writer *w, int64_t n_vocab, uint64_t seed, hearth_err *err);
 
 #endif

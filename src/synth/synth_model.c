@@ -35,10 +35,10 @@ typedef struct tensor_list {
     uint64_t n, cap;
 } tensor_list;
 
-static const char *arch_names[] = {"llama", "qwen2", "qwen3"};
+static const char *arch_names[] = {"llama", "qwen2", "qwen3", "bert"};
 
 bool synth_arch_from_name(const char *name, synth_arch *out) {
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         if (!strcmp(name, arch_names[i])) {
             *out = (synth_arch)i;
             return true;
@@ -61,8 +61,45 @@ static void add(tensor_list *l, const synth_params *p, const char *name, int64_t
     t->seed = p->seed;
 }
 
+/* bert: post-LayerNorm encoder with biases everywhere; embeddings of token, position and
+ * token type summed, then normalised. */
+static void list_bert_tensors(const synth_params *p, tensor_list *l) {
+    int64_t e = p->n_embd, f = p->n_ff;
+    double in_e = 1.0 / sqrt((double)e), in_f = 1.0 / sqrt((double)f);
+    char name[64];
+    add(l, p, "token_embd.weight", e, p->n_vocab, 0.0, 1.0);
+    add(l, p, "position_embd.weight", e, p->n_ctx, 0.0, 0.5);
+    add(l, p, "token_types.weight", e, 2, 0.0, 0.5);
+    add(l, p, "token_embd_norm.weight", e, 0, 1.0, 0.2);
+    add(l, p, "token_embd_norm.bias", e, 0, 0.0, 0.1);
+    for (int64_t il = 0; il < p->n_layer; il++) {
+#define BLK(suffix) (snprintf(name, sizeof name, "blk.%lld." suffix, (long long)il), name)
+        add(l, p, BLK("attn_q.weight"), e, e, 0.0, QK_SCALE * in_e);
+        add(l, p, BLK("attn_q.bias"), e, 0, 0.0, 0.1);
+        add(l, p, BLK("attn_k.weight"), e, e, 0.0, QK_SCALE * in_e);
+        add(l, p, BLK("attn_k.bias"), e, 0, 0.0, 0.1);
+        add(l, p, BLK("attn_v.weight"), e, e, 0.0, in_e);
+        add(l, p, BLK("attn_v.bias"), e, 0, 0.0, 0.1);
+        add(l, p, BLK("attn_output.weight"), e, e, 0.0, in_e);
+        add(l, p, BLK("attn_output.bias"), e, 0, 0.0, 0.1);
+        add(l, p, BLK("attn_output_norm.weight"), e, 0, 1.0, 0.2);
+        add(l, p, BLK("attn_output_norm.bias"), e, 0, 0.0, 0.1);
+        add(l, p, BLK("ffn_up.weight"), e, f, 0.0, 1.5 * in_e);
+        add(l, p, BLK("ffn_up.bias"), f, 0, 0.0, 0.1);
+        add(l, p, BLK("ffn_down.weight"), f, e, 0.0, 1.5 * in_f);
+        add(l, p, BLK("ffn_down.bias"), e, 0, 0.0, 0.1);
+        add(l, p, BLK("layer_output_norm.weight"), e, 0, 1.0, 0.2);
+        add(l, p, BLK("layer_output_norm.bias"), e, 0, 0.0, 0.1);
+#undef BLK
+    }
+}
+
 /* All tensors in the order the reference converters write them. */
 static void list_tensors(const synth_params *p, tensor_list *l) {
+    if (p->arch == SYNTH_BERT) {
+        list_bert_tensors(p, l);
+        return;
+    }
     int64_t e = p->n_embd, hd = e / p->n_head, q_dim = p->n_head * hd, kv_dim = p->n_head_kv * hd, f = p->n_ff;
     double in_e = 1.0 / sqrt((double)e), in_q = 1.0 / sqrt((double)q_dim), in_f = 1.0 / sqrt((double)f);
     /* with per-head q/k norms (qwen3) the norm weights set the score scale instead */
@@ -129,6 +166,9 @@ static hearth_status check_params(const synth_params *p, hearth_err *err) {
     if (p->n_embd % p->n_head != 0 || (p->n_embd / p->n_head) % 2 != 0)
         return err_set(err, HEARTH_ERR_INVALID, "mkmodel: width %lld over %lld heads must give an even head size",
                        (long long)p->n_embd, (long long)p->n_head);
+    if (p->arch == SYNTH_BERT && p->n_head_kv != p->n_head)
+        return err_set(err, HEARTH_ERR_INVALID, "mkmodel: bert has as many KV heads as heads (%lld, not %lld)",
+                       (long long)p->n_head, (long long)p->n_head_kv);
     if (p->n_head % p->n_head_kv != 0)
         return err_set(err, HEARTH_ERR_INVALID, "mkmodel: %lld KV heads do not divide %lld heads",
                        (long long)p->n_head_kv, (long long)p->n_head);
@@ -153,6 +193,23 @@ static hearth_status copy_vocab(const gguf_file *from, gguf_writer *w, int64_t *
     return st;
 }
 
+static hearth_status set_bert_hparams(gguf_writer *w, const synth_params *p, const char *name, hearth_err *err) {
+    hearth_status st;
+    if ((st = gguf_writer_set_str(w, "general.architecture", "bert", err)) ||
+        (st = gguf_writer_set_str(w, "general.name", name, err)) ||
+        (st = gguf_writer_set_int(w, "bert.context_length", GGUF_V_UINT32, p->n_ctx, err)) ||
+        (st = gguf_writer_set_int(w, "bert.embedding_length", GGUF_V_UINT32, p->n_embd, err)) ||
+        (st = gguf_writer_set_int(w, "bert.block_count", GGUF_V_UINT32, p->n_layer, err)) ||
+        (st = gguf_writer_set_int(w, "bert.feed_forward_length", GGUF_V_UINT32, p->n_ff, err)) ||
+        (st = gguf_writer_set_int(w, "bert.attention.head_count", GGUF_V_UINT32, p->n_head, err)) ||
+        (st = gguf_writer_set_float(w, "bert.attention.layer_norm_epsilon", GGUF_V_FLOAT32, 1e-12, err)) ||
+        (st = gguf_writer_set_bool(w, "bert.attention.causal", false, err)) ||
+        (st = gguf_writer_set_int(w, "bert.pooling_type", GGUF_V_UINT32, 2, err)) || /* cls, as BGE */
+        (st = gguf_writer_set_int(w, "tokenizer.ggml.token_type_count", GGUF_V_UINT32, 2, err)))
+        return st;
+    return HEARTH_OK;
+}
+
 static hearth_status set_hparams(gguf_writer *w, const synth_params *p, hearth_err *err) {
     const char *arch = synth_arch_name(p->arch);
     int64_t hd = p->n_embd / p->n_head;
@@ -160,18 +217,20 @@ static hearth_status set_hparams(gguf_writer *w, const synth_params *p, hearth_e
     hearth_status st;
     snprintf(name, sizeof name, "synthetic-%s-%lldx%lld-seed%llu", arch, (long long)p->n_embd, (long long)p->n_layer,
              (unsigned long long)p->seed);
+    if (p->arch == SYNTH_BERT && (st = set_bert_hparams(w, p, name, err))) return st;
 #define SET_U32(suffix, v) \
     (snprintf(key, sizeof key, "%s." suffix, arch), gguf_writer_set_int(w, key, GGUF_V_UINT32, (v), err))
 #define SET_F32(suffix, v) \
     (snprintf(key, sizeof key, "%s." suffix, arch), gguf_writer_set_float(w, key, GGUF_V_FLOAT32, (v), err))
-    if ((st = gguf_writer_set_str(w, "general.architecture", arch, err)) ||
+    if (p->arch != SYNTH_BERT &&
+        ((st = gguf_writer_set_str(w, "general.architecture", arch, err)) ||
         (st = gguf_writer_set_str(w, "general.name", name, err)) ||
         (st = SET_U32("context_length", p->n_ctx)) || (st = SET_U32("embedding_length", p->n_embd)) ||
         (st = SET_U32("block_count", p->n_layer)) || (st = SET_U32("feed_forward_length", p->n_ff)) ||
         (st = SET_U32("attention.head_count", p->n_head)) || (st = SET_U32("attention.head_count_kv", p->n_head_kv)) ||
         (st = SET_U32("rope.dimension_count", hd)) || (st = SET_U32("vocab_size", p->n_vocab)) ||
         (st = SET_F32("rope.freq_base", p->arch == SYNTH_LLAMA ? 10000.0 : 1000000.0)) ||
-        (st = SET_F32("attention.layer_norm_rms_epsilon", p->arch == SYNTH_LLAMA ? 1e-5 : 1e-6)))
+        (st = SET_F32("attention.layer_norm_rms_epsilon", p->arch == SYNTH_LLAMA ? 1e-5 : 1e-6))))
         return st;
     if (p->arch == SYNTH_QWEN3 &&
         ((st = SET_U32("attention.key_length", hd)) || (st = SET_U32("attention.value_length", hd))))
@@ -206,9 +265,10 @@ hearth_status synth_write_model(const synth_params *params, kern_pool *pool, con
     if (!w) return err_set(err, HEARTH_ERR_NOMEM, "mkmodel: out of memory");
     hearth_status st = check_params(&p, err);
     if (!st) st = p.vocab_from ? copy_vocab(p.vocab_from, w, &p.n_vocab, err)
-                               : synth_vocab_write(w, p.n_vocab, p.seed, err);
+                  : p.arch == SYNTH_BERT ? synth_wpm_vocab_write(w, p.n_vocab, p.seed, err)
+                                         : synth_vocab_write(w, p.n_vocab, p.seed, err);
     if (!st) st = set_hparams(w, &p, err);
-    uint64_t cap = 4 + 13 * (uint64_t)p.n_layer;
+    uint64_t cap = 6 + 16 * (uint64_t)p.n_layer;
     tensor_list l = {.t = mem_calloc(cap, sizeof *l.t), .cap = cap};
     fill_ctx *fills = mem_calloc(cap, sizeof *fills);
     quant_tensor_desc *descs = mem_calloc(cap, sizeof *descs);

@@ -89,3 +89,28 @@ test('abort mid-stream, then the server still answers', async () => {
   const after = await client.chat.completions.create({ model, messages, max_tokens: 3, temperature: 0 });
   assert.equal(after.choices.length, 1);
 });
+
+test('embeddings.create with a string and with an array (bert server)', async () => {
+  const embedder = new OpenAI({ baseURL: process.env.HEARTH_EMBED_URL, apiKey: 'unused', maxRetries: 0, timeout: 60000 });
+  const embedModel = process.env.HEARTH_EMBED_MODEL;
+  const one = await embedder.embeddings.create({ model: embedModel, input: 'the quick brown fox' });
+  assert.equal(one.object, 'list');
+  assert.equal(one.model, embedModel);
+  assert.equal(one.data.length, 1);
+  const v = one.data[0].embedding;
+  assert.equal(v.length, 256);
+  const norm = Math.sqrt(v.reduce((s, x) => s + x * x, 0));
+  assert.ok(Math.abs(norm - 1) < 1e-4, `norm ${norm}`);
+  assert.ok(one.usage.prompt_tokens > 0 && one.usage.total_tokens === one.usage.prompt_tokens);
+  // the SDK asks for base64 by default and decodes it; float must give the same numbers
+  const asFloat = await embedder.embeddings.create({ model: embedModel, input: 'the quick brown fox', encoding_format: 'float' });
+  asFloat.data[0].embedding.forEach((x, i) => assert.ok(Math.abs(x - v[i]) < 1e-6, `value ${i}: ${x} vs ${v[i]}`));
+  const many = await embedder.embeddings.create({ model: embedModel, input: ['hello', 'the quick brown fox'] });
+  assert.deepEqual(many.data.map((d) => d.index), [0, 1]);
+  const cos = many.data[1].embedding.reduce((s, x, i) => s + x * v[i], 0);
+  assert.ok(cos > 1 - 1e-5, `same text alone and in an array: cosine ${cos}`);
+  await assert.rejects(
+    embedder.embeddings.create({ model: embedModel, input: ['ok', ''] }),
+    (e) => e instanceof OpenAI.BadRequestError && e.param === 'input[1]',
+  );
+});

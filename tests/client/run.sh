@@ -26,5 +26,19 @@ for _ in $(seq 1 600); do
   kill -0 "$pid" 2>/dev/null || { cat "$log"; exit 1; }
   sleep 0.1
 done
+# A second server for embeddings: the fixture bert (an encoder, mean pooling).
+bert="$fixtures/models/bert-wpm-f16.gguf"
+blog="$(mktemp /tmp/hearth-client-bert-XXXXXX)"
+"$bin" serve -m "$bert" --port 0 -t 1 2>"$blog" &
+bpid=$!
+trap 'cleanup; kill "$bpid" 2>/dev/null || true; wait "$bpid" 2>/dev/null || true; rm -f "$blog"' EXIT
+bport=""
+for _ in $(seq 1 600); do
+  bport="$(grep -o '"msg":"listening".*"port":[0-9]*' "$blog" | grep -o '[0-9]*$' || true)"
+  if [ -n "$bport" ] && [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$bport/ready")" = 200 ]; then break; fi
+  kill -0 "$bpid" 2>/dev/null || { cat "$blog"; exit 1; }
+  sleep 0.1
+done
 cd "$here"
-HEARTH_URL="http://127.0.0.1:$port/v1" HEARTH_MODEL="llama-spm-f16" node --test --test-reporter=spec
+HEARTH_URL="http://127.0.0.1:$port/v1" HEARTH_MODEL="llama-spm-f16" \
+  HEARTH_EMBED_URL="http://127.0.0.1:$bport/v1" HEARTH_EMBED_MODEL="bert-wpm-f16" node --test --test-reporter=spec

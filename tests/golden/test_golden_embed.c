@@ -1,5 +1,6 @@
 /* Golden test of bert embeddings (mean pooling, L2-normalised) on the fixture's four
- * inputs, through the library (all four in one batch) and through `hearth embed --json`.
+ * inputs, through the library (all four in one batch), through `hearth embed --json` and
+ * through POST /v1/embeddings of `hearth serve` (all four in one request).
  *
  * Both are asserted against an exact float64 bert forward pass over the same weights
  * (tests/support/oracle_bert.c): cosine >= 0.99999. The reference engine's embeddings in
@@ -21,6 +22,7 @@
 #include "engine/embed.h"
 #include "engine/generate.h"
 #include "oracle_bert.h"
+#include "srvtest.h"
 
 #define MODEL "models/bert-wpm-f16.gguf"
 #define REF "ref/bert-wpm-f16/ref.json"
@@ -162,10 +164,46 @@ static void test_cli_json(void **state) {
     free(v);
 }
 
+static void test_http(void **state) {
+    golden *g = *state;
+    if (!g) return;
+    srvtest t;
+    assert_true(srvtest_start(&t, fixture_path(MODEL), "--threads 2"));
+    json_t *req = json_pack("{s:s, s:[s,s,s,s]}", "model", "bert-wpm-f16", "input", g->text[0], g->text[1], g->text[2],
+                            g->text[3]);
+    char *body = json_dumps(req, JSON_COMPACT);
+    srvtest_resp r;
+    assert_true(srvtest_http(&t, "POST", "/v1/embeddings", body, NULL, &r));
+    if (r.status != 200) fail_msg("POST /v1/embeddings: %ld %s", r.status, r.body);
+    json_t *reply = srvtest_json(&r);
+    assert_non_null(reply);
+    json_t *data = json_object_get(reply, "data");
+    assert_int_equal(json_array_size(data), N_IN);
+    float *v = malloc((size_t)g->dim * sizeof(float));
+    for (int i = 0; i < N_IN; i++) {
+        json_t *e = json_object_get(json_array_get(data, (size_t)i), "embedding");
+        assert_int_equal(json_array_size(e), (size_t)g->dim);
+        for (int64_t d = 0; d < g->dim; d++) v[d] = (float)json_number_value(json_array_get(e, (size_t)d));
+        double c = cosine_fd(v, g->oracle + i * g->dim, g->dim);
+        printf("http input %d: 1 - cosine vs float64 oracle %.1e\n", i, 1.0 - c);
+        if (c < MIN_COS) fail_msg("http input %d: cosine %.8f with the float64 oracle, want >= %.5f", i, c, MIN_COS);
+    }
+    size_t tokens = 0;
+    for (int i = 0; i < N_IN; i++) tokens += g->n_ids[i];
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(reply, "usage"), "prompt_tokens")), tokens);
+    free(v);
+    json_decref(reply);
+    srvtest_resp_free(&r);
+    free(body);
+    json_decref(req);
+    assert_int_equal(srvtest_stop(&t), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_library_batch),
         cmocka_unit_test(test_cli_json),
+        cmocka_unit_test(test_http),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
