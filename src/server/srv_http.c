@@ -29,6 +29,7 @@ typedef struct conn {
     const char *allow;
     bool replied;     /* a response is queued; ignore any further body */
     bool too_large;
+    bool must_close;  /* the request's framing is ambiguous: close after the answer */
     srv_buf body;
     uint64_t start_ns;
     int status;
@@ -128,6 +129,7 @@ static enum MHD_Result queue(struct MHD_Connection *mc, conn *c, srv_reply *r) {
         MHD_add_response_header(resp, "Retry-After", ra);
     }
     if (r->allow) MHD_add_response_header(resp, "Allow", r->allow);
+    if (c->must_close) MHD_add_response_header(resp, "Connection", "close");
     MHD_add_response_header(resp, "X-Request-Id", c->request_id);
     c->status = r->status;
     c->error_code = r->error_code;
@@ -161,9 +163,47 @@ static bool json_content_type(const char *ct) {
     return media_type_is(ct, "application/json") || media_type_is(ct, "application/x-www-form-urlencoded");
 }
 
+/* Request smuggling: a body whose length two parsers could read differently
+ * (Transfer-Encoding with Content-Length, several Content-Length values that differ, or
+ * one that is not plain digits) is refused, and the connection closed after the answer
+ * so that nothing hidden in the body is read as a request. */
+typedef struct framing {
+    int n_length, n_encoding;
+    const char *length;
+    bool length_bad;
+} framing;
+
+static enum MHD_Result see_framing(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+    (void)kind;
+    framing *f = cls;
+    if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING)) f->n_encoding++;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) != 0) return MHD_YES;
+    value = value ? value : "";
+    if (!value[0] || strspn(value, "0123456789") != strlen(value) || (f->length && strcmp(f->length, value) != 0))
+        f->length_bad = true;
+    f->length = value;
+    f->n_length++;
+    return MHD_YES;
+}
+
+static bool framing_ambiguous(struct MHD_Connection *mc, srv_error *e) {
+    framing f = {0};
+    MHD_get_connection_values(mc, MHD_HEADER_KIND, see_framing, &f);
+    const char *why = f.n_length > 0 && f.n_encoding > 0 ? "A request may not carry both Transfer-Encoding and Content-Length"
+                      : f.length_bad                      ? "Content-Length must be one decimal number"
+                      : f.n_encoding > 1                  ? "A request may carry one Transfer-Encoding header"
+                                                          : NULL;
+    if (why) srv_fail(e, 400, "invalid_request_error", "ambiguous_framing", NULL, "%s", why);
+    return why != NULL;
+}
+
 /* First call of a request: route it and refuse what can be refused before the body. */
 static enum MHD_Result begin(srv *s, struct MHD_Connection *mc, conn *c, const char *url, const char *method) {
     srv_error e;
+    if (framing_ambiguous(mc, &e)) {
+        c->must_close = true;
+        return queue_error(mc, c, &e, NULL);
+    }
     c->route = srv_route_find(method, url, &c->method_ok, &c->allow);
     if (c->route == SRV_ROUTE_NONE) {
         srv_fail(&e, 404, "invalid_request_error", "unknown_url", NULL, "Unknown request URL: %s %.120s", method, url);
