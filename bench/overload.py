@@ -29,6 +29,9 @@ import threading
 import time
 
 
+SOURCE = "127.0.0.1"  # the clients' address (--source): slowhttptest always comes from 127.0.0.1
+
+
 def pct(values, p):
     if not values:
         return None
@@ -77,7 +80,7 @@ def request(port, method, path, body=None, first_chunk=False, timeout=120):
     (or to the first SSE data when first_chunk), headers text, ms to the end)."""
     t0 = time.perf_counter()
     try:
-        s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        s = socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=(SOURCE, 0))
     except OSError:
         return 0, None, "", None
     try:
@@ -189,7 +192,11 @@ def main():
     ap.add_argument("--serve-env", action="append", default=[], help="VAR=VALUE for the server (repeatable)")
     ap.add_argument("--slowloris", type=int, default=0, help="connections slowhttptest holds in step 3")
     ap.add_argument("--json", help="write the report here too")
+    ap.add_argument("--source", default="127.0.0.1",
+                    help="client address, e.g. 127.0.0.2 so that the per-address connection cap tells them from slowhttptest")
     a = ap.parse_args()
+    global SOURCE
+    SOURCE = a.source
     a.clients = a.clients or 2 * (a.slots + a.max_queue)
     model_id = os.path.splitext(os.path.basename(a.model))[0]
     srv = Server(a)

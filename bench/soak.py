@@ -25,7 +25,7 @@ import time
 
 MALFORMED = [
     # (name, raw request bytes; MODEL is replaced by the model id)
-    ("bad json", b'POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 9\r\n'
+    ("bad json", b'POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 9\r\n'
                  b'Connection: close\r\n\r\n{"model":'),
     ("wrong type", None, '/v1/completions', '{"model":"MODEL","prompt":"a","max_tokens":"many"}'),
     ("nan", None, '/v1/completions', '{"model":"MODEL","prompt":"a","temperature":NaN}'),
@@ -35,15 +35,15 @@ MALFORMED = [
     ("unknown model", None, '/v1/completions', '{"model":"no-such-model","prompt":"a"}'),
     ("deep nesting", None, '/v1/completions', '{"model":"MODEL","prompt":' + '[' * 5000 + ']' * 5000 + '}'),
     ("invalid utf-8", None, '/v1/completions', b'{"model":"MODEL","prompt":"\xff\xfe"}'),
-    ("CL+TE", b'POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 39\r\nTransfer-Encoding: chunked\r\n\r\n'
-              b'0\r\n\r\nGET /nothing HTTP/1.1\r\nHost: x\r\n\r\n'),
-    ("two lengths", b'POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 5\r\n\r\n{}abc'),
-    ("bad chunk", b'POST /v1/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n'
+    ("CL+TE", b'POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Length: 47\r\nTransfer-Encoding: chunked\r\n\r\n'
+              b'0\r\n\r\nGET /nothing HTTP/1.1\r\nHost: localhost\r\n\r\n'),
+    ("two lengths", b'POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\nContent-Length: 5\r\n\r\n{}abc'),
+    ("bad chunk", b'POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n'
                   b'zz\r\nab\r\n0\r\n\r\n'),
-    ("truncated body", b'POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"model":', 'close'),
+    ("truncated body", b'POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n{"model":', 'close'),
     ("junk line", b'\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 TLS hello\r\n\r\n'),
     ("HTTP/0.9", b'GET /health\r\n\r\n'),
-    ("unknown method", b'BREW /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'),
+    ("unknown method", b'BREW /v1/models HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n'),
 ]
 
 WORDS = "the quick brown fox jumps over a lazy dog while seven small birds sing".split()
@@ -129,7 +129,7 @@ def main():
             port = int(text.split('"msg":"listening"')[1].split('"port":')[1].split(",")[0].split("}")[0])
         if port:
             try:
-                if exchange(port, b"GET /ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 5)[0] == 200:
+                if exchange(port, b"GET /ready HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", 5)[0] == 200:
                     break
             except OSError:
                 pass

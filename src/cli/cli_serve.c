@@ -30,7 +30,10 @@ static void usage(FILE *out) {
             "\n"
             "  -c, --config FILE          YAML configuration (default: $HEARTH_CONFIG)\n"
             "  -m, --model FILE           serve this GGUF model too (preloaded)\n"
-            "  --host ADDR                address to listen on (default 127.0.0.1)\n"
+            "  --host ADDR                address to listen on (default 127.0.0.1; any other than\n"
+            "                             loopback needs API keys in the config, or the next flag)\n"
+            "  --allow-unauthenticated    serve a non-loopback address without API keys\n"
+            "  --cors-origins LIST        comma-separated origins browsers may call from (default: none)\n"
             "  --port N                   port (default 8080; 0 picks a free one, printed in the log)\n"
             "  --slots N                  sequences decoded at once, every model (default 8)\n"
             "  --ctx N                    context positions per sequence, every model\n"
@@ -43,6 +46,8 @@ static void usage(FILE *out) {
             "  --memory-budget SIZE       memory for models: 8GiB, 75%% of RAM, unlimited (default 80%%)\n"
             "  --models-dir DIR           model store for pulled models\n"
             "  --chat-template-file FILE  use this Jinja chat template for the -m model\n"
+            "  --lora F[:S]               serve the LoRA adapter F (default scale S 1.0) with the -m model,\n"
+            "                             as MODEL:NAME (NAME: F's file name without .gguf); repeatable\n"
             "  --max-body SIZE            largest request body (default 8MiB)\n"
             "  --db FILE                  request store (SQLite; default $HEARTH_DATA/hearth.db or\n"
             "                             ~/.local/share/hearth/hearth.db)\n"
@@ -73,6 +78,8 @@ static const struct { const char *flag, *alt, *key; } flag_keys[] = {
     {"--max-queue", NULL, "models.max_queue"},
     {"--ttl", NULL, "models.ttl"},
     {"--chat-template-file", NULL, "model.chat_template"},
+    {"--cors-origins", NULL, "server.cors_origins"},
+    {"--lora", NULL, "model.lora"},
 };
 
 typedef struct serve_args {
@@ -169,6 +176,11 @@ int cli_serve(int argc, char **argv) {
         int of = obs_flag(argc, argv, &i, &oc, &db, &no_db);
         if (of < 0) return 2;
         if (of > 0) continue;
+        if (!strcmp(arg, "--allow-unauthenticated")) {
+            if (a.n >= MAX_SETTINGS) return usage_error("too many options", NULL);
+            a.settings[a.n++] = (cfg_setting){"server.allow_unauthenticated", "true", "flag --allow-unauthenticated"};
+            continue;
+        }
         if (i + 1 >= argc) return usage_error("missing value or unknown option", arg);
         const char *v = argv[++i];
         if (!strcmp(arg, "-c") || !strcmp(arg, "--config")) {

@@ -47,6 +47,7 @@ static void defaults(cfg_config *c) {
     c->server.shutdown_grace_s = 5;
     c->server.memory_budget_pct = 80;
     c->server.max_keep_alive_s = 3600;
+    cfg_limits_defaults(&c->limits);
     cfg_model_defaults(&c->defaults);
 }
 
@@ -123,9 +124,11 @@ void cfg_free(cfg_config *c) {
     mem_free(c->source);
     mem_free(c->server.host);
     mem_free(c->server.model_store);
+    cfg_free_security(c);
     cfg_model_clear(&c->defaults);
     for (size_t i = 0; i < c->n_models; i++) cfg_model_clear(&c->models[i]);
     mem_free(c->models);
+    mem_free(c->gateway_json);
     mem_free(c);
 }
 
@@ -164,6 +167,7 @@ static const struct { const char *var, *key; } env_keys[] = {
     {"HEARTH_MODELS", "server.model_store"},
     {"HEARTH_MEMORY_BUDGET", "server.memory_budget"},
     {"HEARTH_MAX_KEEP_ALIVE", "server.max_keep_alive"},
+    {"HEARTH_CORS_ORIGINS", "server.cors_origins"},
     {"HEARTH_MODEL", "model"},
     {"HEARTH_CTX", "models.ctx"},
     {"HEARTH_SLOTS", "models.slots"},
@@ -182,6 +186,42 @@ static bool stem_name(const char *path, char *out, size_t cap) {
     memcpy(out, base, n);
     out[n] = '\0';
     return cfg_valid_name(out);
+}
+
+/* "PATH[:SCALE]" (--lora): an adapter named after its file, appended to m. */
+static void add_cli_adapter(cfg_build_ctx *b, cfg_model *m, cfg_loc at, const char *v) {
+    char path[4096], name[CFG_NAME_MAX + 1];
+    double scale = 1.0;
+    snprintf(path, sizeof path, "%s", v);
+    char *colon = strrchr(path, ':');
+    if (colon && colon[1]) {
+        char *end = NULL;
+        double d = strtod(colon + 1, &end);
+        if (end != colon + 1 && !*end) {
+            if (!(d >= -100 && d <= 100)) {
+                cfg_error(b, at, "lora", "scale must be a number from -100 to 100, got '%.60s'", colon + 1);
+                return;
+            }
+            scale = d;
+            *colon = '\0';
+        }
+    }
+    if (!*path || !stem_name(path, name, sizeof name) || strchr(name, ':')) {
+        cfg_error(b, at, "lora", "expected ADAPTER.gguf[:SCALE] whose file name makes an adapter name, got '%.80s'", v);
+        return;
+    }
+    if (m->n_adapters >= CFG_MAX_ADAPTERS) {
+        cfg_error(b, at, "lora", "at most %d adapters", CFG_MAX_ADAPTERS);
+        return;
+    }
+    cfg_adapter *list = mem_realloc_array(m->adapters, m->n_adapters + 1, sizeof *list);
+    if (!list) {
+        b->nomem = true;
+        return;
+    }
+    m->adapters = list;
+    list[m->n_adapters] = (cfg_adapter){cfg_strdup(b, name), cfg_path(b, path, false), scale};
+    m->n_adapters++;
 }
 
 /* The model -m/HEARTH_MODEL named: its index, or -1 (b->c has none yet). */
@@ -231,8 +271,17 @@ static void apply_setting(cfg_build_ctx *b, settings_state *ss, const cfg_settin
         r = cfg_set_model_key(b, &b->c->defaults, true, dot + 1, s->value, false, why, sizeof why);
         for (size_t i = 0; r == CFG_SET_OK && i < b->c->n_models; i++)
             r = cfg_set_model_key(b, &b->c->models[i], true, dot + 1, s->value, false, why, sizeof why);
+    } else if (dot && !strncmp(s->key, "limits.", 7)) {
+        r = cfg_set_limits_key(&b->c->limits, dot + 1, s->value, why, sizeof why);
     } else if (dot && !strncmp(s->key, "defaults.", 9)) {
         r = cfg_set_model_key(b, &b->c->defaults, true, dot + 1, s->value, false, why, sizeof why);
+    } else if (!strcmp(s->key, "model.lora")) {
+        if (ss->cli_model < 0) {
+            cfg_error(b, at, "lora", "needs a model given with -m or HEARTH_MODEL");
+            return;
+        }
+        add_cli_adapter(b, &b->c->models[ss->cli_model], at, s->value);
+        return;
     } else if (!strcmp(s->key, "model.chat_template")) {
         if (ss->cli_model < 0) {
             cfg_error(b, at, "chat_template", "needs a model given with -m or HEARTH_MODEL");
@@ -308,6 +357,16 @@ static void check_models(cfg_build_ctx *b) {
                 }
             }
         }
+        /* adapters: requests name them as "model:adapter" */
+        for (size_t k = 0; k < m->n_adapters; k++) {
+            const char *an = m->adapters[k].name;
+            char key[64];
+            snprintf(key, sizeof key, "%s.adapters[%zu].name", kp, k);
+            if (an && strchr(an, ':')) cfg_error(b, L->entry, key, "adapter name '%s' may not contain ':'", an);
+            for (size_t j = 0; an && j < k; j++)
+                if (m->adapters[j].name && !strcmp(m->adapters[j].name, an))
+                    cfg_error(b, L->entry, key, "model '%s' has two adapters named '%s'", m->name, an);
+        }
     }
 }
 
@@ -325,6 +384,8 @@ static hearth_status finish(cfg_build_ctx *b, const cfg_setting *settings, size_
     }
     for (size_t i = 0; i < n; i++) apply_setting(b, &ss, &settings[i]);
     if (!b->nomem) check_models(b);
+    if (!b->nomem) cfg_gateway_finish(b);
+    if (!b->nomem) cfg_check_security(b);
     if (b->nomem) return err_set(err, HEARTH_ERR_NOMEM, "out of memory reading the configuration");
     if (b->errs->n == 0) return HEARTH_OK;
     size_t others = b->errs->n - 1 + b->errs->more;
@@ -358,6 +419,7 @@ static hearth_status build(const char *text, size_t len, const char *name, const
     if (text) cfg_read_yaml(&b, text, len);
     st = finish(&b, settings, n, use_env, err);
 done:
+    cfg_gateway_build_free(&b);
     mem_free(b.dir);
     mem_free(locs);
     if (st != HEARTH_OK) cfg_free(c);

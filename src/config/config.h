@@ -80,7 +80,52 @@ typedef struct cfg_server {
     int64_t memory_budget;          /* bytes; 0: see memory_budget_pct, both 0: unlimited */
     double memory_budget_pct;       /* percent of physical RAM (0 < pct <= 100), or 0 */
     double max_keep_alive_s;        /* the most a request's keep_alive may ask; CFG_FOREVER allowed */
+    bool allow_unauthenticated;     /* serve a non-loopback address without API keys */
+    char **cors_origins;            /* [n_cors_origins] origins browsers may call from; none: CORS off */
+    size_t n_cors_origins;
 } cfg_server;
+
+/* ---- security: API keys and request limits (config_auth.c) ------------------------ */
+#define CFG_MAX_KEYS 256
+#define CFG_MAX_KEY_ITEMS 64        /* models or tools listed by one key, CORS origins */
+#define CFG_KEY_DIGEST 32           /* bytes of a sha256 */
+
+typedef enum cfg_key_source { CFG_KEY_SHA256, CFG_KEY_ENV, CFG_KEY_FILE } cfg_key_source;
+
+/* An API key. The secret itself is never kept: env and file keys are read while the
+ * configuration is built and only their sha256 digest stays. */
+typedef struct cfg_api_key {
+    char *name;                     /* logged instead of the key */
+    cfg_key_source source;
+    char *ref;                      /* the digest's hex as given, the variable's name, or the file path */
+    unsigned char digest[CFG_KEY_DIGEST];
+    char **models;                  /* [n_models] model names or aliases; "*" every model (the default) */
+    size_t n_models;
+    bool tools;                     /* requests may carry tools (default true) */
+    char **tool_names;              /* [n_tool_names] when non-empty: only these function names */
+    size_t n_tool_names;
+    int64_t requests_per_minute;    /* 0: unlimited */
+    int64_t tokens_per_minute;      /* prompt + completion, charged when a request ends; 0: unlimited */
+    int64_t max_concurrent;         /* requests in flight; 0: unlimited */
+    bool admin;                     /* may use /metrics, the admin routes and the dashboard */
+    int line, col;                  /* where the entry starts in the file; 0: not from the file */
+} cfg_api_key;
+
+/* Hardening limits (`limits:`); each has a safe default. */
+typedef struct cfg_limits {
+    int64_t max_tokens;             /* largest max_tokens a request may ask */
+    int64_t n;                      /* choices per request */
+    int64_t stop;                   /* stop strings per request */
+    int64_t stop_length;            /* bytes per stop string */
+    int64_t messages;               /* chat messages per request */
+    int64_t headers;                /* request header lines (431 beyond) */
+    int64_t connections_per_ip;     /* open connections from one client address */
+    double header_timeout_s;        /* a connection must deliver its request headers within this */
+    double idle_timeout_s;          /* a connection silent this long (not reading, not sending) is closed */
+} cfg_limits;
+
+/* True for an IPv4 127.0.0.0/8 or IPv6 ::1 (or ::ffff:127.x) literal. */
+bool cfg_host_is_loopback(const char *host);
 
 typedef struct cfg_config {
     char *source;                   /* config file path, or NULL */
@@ -88,6 +133,12 @@ typedef struct cfg_config {
     cfg_model defaults;             /* name/path/url unused: defaults for every model */
     cfg_model *models;              /* [n_models] */
     size_t n_models;
+    /* The gateway sections (providers, routes, breaker, retry) as the compact JSON text
+     * gw_config_parse reads, already checked by it; NULL when the file has none. */
+    char *gateway_json;
+    cfg_api_key *keys;              /* [n_keys]; none: no authentication */
+    size_t n_keys;
+    cfg_limits limits;
 } cfg_config;
 
 /* Collected problems, in order; the first CFG_MAX_ERRORS are kept. */

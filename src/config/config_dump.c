@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "base/mem.h"
 #include "config/config.h"
 
@@ -96,6 +98,75 @@ static void model_keys(out *o, const cfg_model *m, const char *ind) {
     if (s->set & CFG_S_MAX_TOKENS) put(o, "%s  max_tokens: %lld\n", ind, (long long)s->max_tokens);
 }
 
+/* The gateway sections as YAML flow collections (JSON with ", " and ": " separators,
+ * which YAML reads back as the same tree). */
+static void gateway_sections(out *o, const char *json_text) {
+    if (!json_text) return;
+    json_t *root = json_loads(json_text, 0, NULL);
+    if (!root) {
+        o->nomem = true;
+        return;
+    }
+    static const char *const keys[] = {"providers", "routes", "breaker", "retry"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        json_t *v = json_object_get(root, keys[i]);
+        if (!v) continue;
+        char *text = json_dumps(v, JSON_ENSURE_ASCII | JSON_ENCODE_ANY);
+        if (!text) o->nomem = true;
+        else put(o, "%s: %s\n", keys[i], text);
+        free(text); /* from jansson */
+    }
+    json_t *seed = json_object_get(root, "seed"), *shadows = json_object_get(root, "max_shadows");
+    if (seed || shadows) {
+        put(o, "gateway:\n");
+        if (seed) put(o, "  seed: %lld\n", (long long)json_integer_value(seed));
+        if (shadows) put(o, "  max_shadows: %lld\n", (long long)json_integer_value(shadows));
+    }
+    json_decref(root);
+}
+
+static void strings(out *o, char *const *list, size_t n) {
+    put(o, "[");
+    for (size_t k = 0; k < n; k++) {
+        if (k) put(o, ", ");
+        quoted(o, list[k]);
+    }
+    put(o, "]\n");
+}
+
+/* limits and keys; a key shows where its secret comes from, never the secret. */
+static void security(out *o, const cfg_config *c) {
+    const cfg_limits *l = &c->limits;
+    char d1[48], d2[48];
+    cfg_format_duration(l->header_timeout_s, d1, sizeof d1);
+    cfg_format_duration(l->idle_timeout_s, d2, sizeof d2);
+    put(o,
+        "limits:\n  max_tokens: %lld\n  n: %lld\n  stop: %lld\n  stop_length: %lld\n  messages: %lld\n"
+        "  headers: %lld\n  connections_per_ip: %lld\n  header_timeout: %s\n  idle_timeout: %s\n",
+        (long long)l->max_tokens, (long long)l->n, (long long)l->stop, (long long)l->stop_length,
+        (long long)l->messages, (long long)l->headers, (long long)l->connections_per_ip, d1, d2);
+    if (c->n_keys) put(o, "keys:\n");
+    for (size_t i = 0; i < c->n_keys; i++) {
+        const cfg_api_key *k = &c->keys[i];
+        static const char *const source[] = {"sha256", "env", "file"};
+        put(o, "  - name: ");
+        quoted(o, k->name);
+        put(o, "\n    %s: ", source[k->source]);
+        quoted(o, k->ref);
+        put(o, "\n    models: ");
+        strings(o, k->models, k->n_models);
+        if (k->n_tool_names) {
+            put(o, "    tools: ");
+            strings(o, k->tool_names, k->n_tool_names);
+        } else {
+            put(o, "    tools: %s\n", k->tools ? "true" : "false");
+        }
+        put(o, "    admin: %s\n    requests_per_minute: %lld\n    tokens_per_minute: %lld\n    max_concurrent: %lld\n",
+            k->admin ? "true" : "false", (long long)k->requests_per_minute, (long long)k->tokens_per_minute,
+            (long long)k->max_concurrent);
+    }
+}
+
 char *cfg_dump(const cfg_config *c) {
     out o = {.cap = 4096};
     o.buf = mem_alloc(o.cap);
@@ -132,6 +203,12 @@ char *cfg_dump(const cfg_config *c) {
     }
     cfg_format_duration(s->max_keep_alive_s, d, sizeof d);
     put(&o, "  max_keep_alive: %s\n", d);
+    put(&o, "  allow_unauthenticated: %s\n", s->allow_unauthenticated ? "true" : "false");
+    if (s->n_cors_origins) {
+        put(&o, "  cors_origins: ");
+        strings(&o, s->cors_origins, s->n_cors_origins);
+    }
+    security(&o, c);
     put(&o, "defaults:\n");
     model_keys(&o, &c->defaults, "  ");
     put(&o, c->n_models ? "models:\n" : "models: []\n");
@@ -168,6 +245,7 @@ char *cfg_dump(const cfg_config *c) {
             put(&o, "\n");
         }
     }
+    gateway_sections(&o, c->gateway_json);
     if (o.nomem) {
         mem_free(o.buf);
         return NULL;

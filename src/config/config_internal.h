@@ -17,12 +17,15 @@ typedef struct cfg_model_locs {
     cfg_loc alias[CFG_MAX_ALIASES];
 } cfg_model_locs;
 
+typedef struct cfg_gateway_build cfg_gateway_build; /* config_gateway.c */
+
 typedef struct cfg_build_ctx {
     cfg_config *c;
     cfg_errors *errs;
     const char *file;               /* name used in messages */
     char *dir;                      /* directory of the file (relative paths), or NULL */
     cfg_model_locs *locs;           /* [CFG_MAX_MODELS] */
+    cfg_gateway_build *gateway;     /* the gateway sections read so far, or NULL */
     bool nomem;
 } cfg_build_ctx;
 
@@ -51,6 +54,33 @@ cfg_model *cfg_add_model(cfg_build_ctx *b, cfg_loc at);
 
 /* Reads YAML text into b->c (config_yaml.c). */
 void cfg_read_yaml(cfg_build_ctx *b, const char *text, size_t len);
+
+/* ---- gateway sections (config_gateway.c) ---- */
+struct yaml_document_s;
+struct yaml_node_s;
+/* Takes a top-level gateway section (providers, routes, breaker, retry, gateway) into b. */
+void cfg_gateway_yaml(cfg_build_ctx *b, struct yaml_document_s *doc, const char *key, struct yaml_node_s *node);
+/* Checks the sections read (gw_config_parse, route names against model names, local
+ * targets naming configured models) and stores their JSON text in b->c. */
+void cfg_gateway_finish(cfg_build_ctx *b);
+void cfg_gateway_build_free(cfg_build_ctx *b);
+/* ---- security (config_auth.c) ---------------------------------------------------- */
+void cfg_limits_defaults(cfg_limits *l);
+cfg_set_result cfg_set_limits_key(cfg_limits *l, const char *key, const char *v, char *why, size_t cap);
+/* Scalar keys of a `keys:` entry (name, sha256, env, file, admin, tools as a bool, the limits). */
+cfg_set_result cfg_set_api_key_key(cfg_build_ctx *b, cfg_api_key *k, const char *key, const char *v, bool from_file,
+                                   char *why, size_t cap);
+/* Appends an empty key entry (defaults applied); NULL past CFG_MAX_KEYS or on NOMEM. */
+cfg_api_key *cfg_add_api_key(cfg_build_ctx *b, cfg_loc at);
+/* Appends a copy of v to a string list; false (why set) past CFG_MAX_KEY_ITEMS. */
+bool cfg_list_add(cfg_build_ctx *b, char ***list, size_t *n, const char *v, char *why, size_t cap);
+void cfg_list_free(char ***list, size_t *n);
+/* Adds comma-separated CORS origins to server.cors_origins. */
+cfg_set_result cfg_add_cors_origins(cfg_build_ctx *b, const char *v, char *why, size_t cap);
+/* Whole-config checks: every key complete and named once, env and file secrets read and
+ * hashed, and no unauthenticated non-loopback bind unless allowed. */
+void cfg_check_security(cfg_build_ctx *b);
+void cfg_free_security(cfg_config *c);
 
 /* Built-in defaults of a model entry. */
 void cfg_model_defaults(cfg_model *m);

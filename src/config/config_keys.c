@@ -249,6 +249,11 @@ cfg_set_result cfg_set_server_key(cfg_build_ctx *b, const char *key, const char 
         *(body ? &s->max_body : &s->max_header) = i;
         return CFG_SET_OK;
     }
+    if (!strcmp(key, "allow_unauthenticated")) {
+        if (!parse_bool(v, &s->allow_unauthenticated)) return bad(why, cap, "expected true or false, got '%.60s'", v);
+        return CFG_SET_OK;
+    }
+    if (!strcmp(key, "cors_origins")) return cfg_add_cors_origins(b, v, why, cap);
     if (!strcmp(key, "model_store")) {
         if (!*v) return bad(why, cap, "expected a directory");
         replace(&s->model_store, cfg_path(b, v, from_file));

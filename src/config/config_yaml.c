@@ -271,15 +271,97 @@ static void read_models(walk *w, yaml_node_t *seq) {
     }
 }
 
+/* ---- security sections ------------------------------------------------------------ */
+
+/* A list of strings, or one scalar, appended through cfg_list_add or cfg_add_cors_origins. */
+static void read_strings(walk *w, yaml_node_t *v, const char *path, char ***list, size_t *n, bool cors) {
+    size_t count = v->type == YAML_SEQUENCE_NODE ? (size_t)(v->data.sequence.items.top - v->data.sequence.items.start) : 1;
+    for (size_t i = 0; i < count; i++) {
+        yaml_node_t *item = v->type == YAML_SEQUENCE_NODE ? node(w, v->data.sequence.items.start[i]) : v;
+        char ip[180], why[200];
+        snprintf(ip, sizeof ip, v->type == YAML_SEQUENCE_NODE ? "%s[%zu]" : "%s", path, i);
+        const char *s = scalar(w, item, ip);
+        if (!s) continue;
+        bool ok = cors ? cfg_add_cors_origins(w->b, s, why, sizeof why) == CFG_SET_OK
+                       : cfg_list_add(w->b, list, n, s, why, sizeof why);
+        if (!ok) {
+            cfg_error(w->b, loc_of(item), ip, "%s", why);
+            return;
+        }
+    }
+}
+
+static bool server_sub(walk *w, void *t, const char *key, yaml_node_t *v, const char *path) {
+    if (strcmp(key, "cors_origins") != 0 || v->type != YAML_SEQUENCE_NODE) return false;
+    read_strings(w, v, path, NULL, NULL, true);
+    return true;
+}
+
+static cfg_set_result limits_setter(walk *w, void *t, const char *key, const char *v, char *why, size_t cap) {
+    if (!v) {
+        cfg_limits probe;
+        return cfg_set_limits_key(&probe, key, "", why, cap) == CFG_SET_UNKNOWN ? CFG_SET_UNKNOWN : CFG_SET_BAD;
+    }
+    return cfg_set_limits_key(t, key, v, why, cap);
+}
+
+static cfg_set_result api_key_setter(walk *w, void *t, const char *key, const char *v, char *why, size_t cap) {
+    if (!v) {
+        cfg_api_key probe = {0};
+        return cfg_set_api_key_key(w->b, &probe, key, "", false, why, cap) == CFG_SET_UNKNOWN ? CFG_SET_UNKNOWN
+                                                                                            : CFG_SET_BAD;
+    }
+    return cfg_set_api_key_key(w->b, t, key, v, true, why, cap);
+}
+
+static bool api_key_sub(walk *w, void *t, const char *key, yaml_node_t *v, const char *path) {
+    cfg_api_key *k = t;
+    if (!strcmp(key, "models")) {
+        cfg_list_free(&k->models, &k->n_models);
+        read_strings(w, v, path, &k->models, &k->n_models, false);
+        return true;
+    }
+    if (!strcmp(key, "tools") && v->type == YAML_SEQUENCE_NODE) {
+        cfg_list_free(&k->tool_names, &k->n_tool_names);
+        read_strings(w, v, path, &k->tool_names, &k->n_tool_names, false);
+        k->tools = true;
+        return true;
+    }
+    return false;
+}
+
+static void read_keys(walk *w, yaml_node_t *seq) {
+    if (!expect(w, seq, YAML_SEQUENCE_NODE, "keys")) return;
+    size_t n = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *item = node(w, seq->data.sequence.items.start[i]);
+        char path[32];
+        snprintf(path, sizeof path, "keys[%zu]", i);
+        cfg_api_key *k = cfg_add_api_key(w->b, loc_of(item));
+        if (!k) {
+            if (!w->b->nomem) cfg_error(w->b, loc_of(item), path, "at most %d keys", CFG_MAX_KEYS);
+            return;
+        }
+        each_key(w, item, path, k, api_key_setter, api_key_sub);
+    }
+}
+
 static void read_root(walk *w, yaml_node_t *root) {
     if (!expect(w, root, YAML_MAPPING_NODE, "(top level)") || !keys_ok(w, root, "")) return;
     for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
         yaml_node_t *k = node(w, p->key), *v = node(w, p->value);
         const char *key = (const char *)k->data.scalar.value;
-        if (!strcmp(key, "server")) each_key(w, v, "server", NULL, server_setter, NULL);
+        if (!strcmp(key, "server")) each_key(w, v, "server", NULL, server_setter, server_sub);
+        else if (!strcmp(key, "keys")) read_keys(w, v);
+        else if (!strcmp(key, "limits")) each_key(w, v, "limits", &w->b->c->limits, limits_setter, NULL);
         else if (!strcmp(key, "defaults")) each_key(w, v, "defaults", &w->b->c->defaults, defaults_setter, sampling_sub);
         else if (!strcmp(key, "models")) read_models(w, v);
-        else cfg_error(w->b, loc_of(k), key, "unknown key (expected server, defaults or models)");
+        else if (!strcmp(key, "providers") || !strcmp(key, "routes") || !strcmp(key, "breaker") || !strcmp(key, "retry") ||
+                 !strcmp(key, "gateway"))
+            cfg_gateway_yaml(w->b, w->doc, key, v);
+        else
+            cfg_error(w->b, loc_of(k), key,
+                      "unknown key (expected server, limits, keys, defaults, models, providers, routes, breaker, retry or gateway)");
     }
 }
 

@@ -146,6 +146,7 @@ static void sched_destroy(sched *s) {
     prefix_free_all(s);
     mem_free(s->slots);
     mem_free(s->batch_slot);
+    mem_free(s->lora_sets);
     mem_free(s->logits);
     mem_free(s->top_tmp);
     pthread_cond_destroy(&s->wake);
@@ -161,7 +162,8 @@ static hearth_status make_engine(sched *s, hearth_err *err) {
     s->logits = mem_alloc_array((size_t)s->n_vocab, sizeof *s->logits);
     s->top_tmp = mem_alloc_array(SAMPLER_MAX_TOP_LOGPROBS, sizeof *s->top_tmp);
     s->prefixes = mem_calloc((size_t)p->prefix_slots + 1, sizeof *s->prefixes);
-    if (!s->pool || !s->slots || !s->batch_slot || !s->logits || !s->top_tmp || !s->prefixes)
+    s->lora_sets = mem_calloc((size_t)p->n_slots, sizeof *s->lora_sets);
+    if (!s->pool || !s->slots || !s->batch_slot || !s->logits || !s->top_tmp || !s->prefixes || !s->lora_sets)
         return err_set(err, HEARTH_ERR_NOMEM, "scheduler: out of memory for %d slots", p->n_slots);
     kv_config kc = model_kv_config(s->m, p->n_ctx, p->n_slots + p->prefix_slots);
     kc.n_pages = (int64_t)p->n_slots * ((p->n_ctx + kc.page_size - 1) / kc.page_size);

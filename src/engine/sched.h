@@ -19,6 +19,7 @@
 
 #include "engine/sampler.h"
 #include "hearth.h"
+#include "model/lora.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
@@ -60,7 +61,15 @@ typedef struct sched_request {
     size_t n_stop;
     int n_logprobs;               /* -1: none; 0..20: chosen token's logprob + that many top */
     uint64_t deadline_ns;         /* clock_mono_ns() deadline; 0: none */
+    model_lora_set lora;          /* adapters of the sequence (n = 0: none; at most
+                                     SCHED_MAX_LORA); borrowed: the scheduler retains each
+                                     adapter until the sequence is done, so the caller may
+                                     release its own references at once. Uses with scale 0
+                                     are dropped. Prefix reuse only matches pages computed
+                                     with the same adapters and scales. */
 } sched_request;
+
+#define SCHED_MAX_LORA 16
 
 typedef enum sched_finish {
     SCHED_FINISH_NONE = 0,
@@ -98,7 +107,8 @@ typedef struct sched_seq sched_seq;
 /* Queues a request. BUSY at once when the queue is full (sched_retry_after_s gives the
  * estimate); RANGE when the prompt does not fit the context (message names the counts);
  * INVALID for bad parameters (empty prompt, token outside the vocabulary, max_tokens <= 0,
- * n_logprobs outside -1..20, sampling, stop strings), NOMEM. */
+ * n_logprobs outside -1..20, sampling, stop strings, an adapter made for another model or a
+ * non-finite scale), NOMEM. */
 hearth_status sched_submit(sched *s, const sched_request *r, sched_seq **out, hearth_err *err);
 
 /* Waits up to timeout_ms (< 0: without limit) for the next event; false on timeout.

@@ -12,6 +12,12 @@
 #include "engine/sched.h"
 #include "engine/stop.h"
 
+/* The adapters a sequence (or a cached prefix) was computed with: one reference each. */
+typedef struct sched_lora {
+    model_lora_use *use;     /* [n] */
+    int32_t n;
+} sched_lora;
+
 /* Generated output not yet read by the consumer. */
 typedef struct sched_buf {
     char *text;
@@ -49,6 +55,7 @@ struct sched_seq {
     stop_matcher *stops;
     int64_t n_gen;           /* completion tokens so far */
     int64_t n_cached;        /* prompt tokens taken from shared pages */
+    sched_lora lora;         /* adapters, one reference each (sched_lora.c) */
 };
 
 typedef struct sched_slot {
@@ -63,6 +70,7 @@ typedef struct sched_prefix {
     int32_t *tokens;         /* [n]; the cache sequence holds exactly these positions */
     int64_t n, cap;          /* n == 0: empty */
     uint64_t last_used;
+    sched_lora lora;         /* the adapters its pages were computed with */
 } sched_prefix;
 
 struct sched {
@@ -82,6 +90,7 @@ struct sched {
     sched_slot *slots;       /* [n_slots]; kv sequence i belongs to slot i */
     sched_prefix *prefixes;  /* [prefix_slots]; kv sequence n_slots + i */
     uint64_t tick;
+    model_lora_set *lora_sets; /* [n_slots] the last step's adapter map (sched_lora.c) */
 
     pthread_t thread;
     bool thread_started;
@@ -121,6 +130,19 @@ void prefix_park(sched *s, int32_t slot);
 /* Evicts cached prefixes, least recently used first, until pages are free. */
 bool prefix_make_room(sched *s, int64_t pages);
 void prefix_free_all(sched *s);
+
+/* ---- adapters (sched_lora.c) ---- */
+/* Checks set against the model and copies it into *out with a reference per adapter
+ * (uses with scale 0 dropped). INVALID, NOMEM; *out is empty on failure. */
+hearth_status sched_lora_copy(const sched *s, const model_lora_set *set, sched_lora *out, hearth_err *err);
+/* Copies a into *out with its own references; false (out unchanged) on NOMEM. */
+bool sched_lora_dup(const sched_lora *a, sched_lora *out);
+void sched_lora_clear(sched_lora *l); /* drops the references; *l becomes empty */
+/* Same adapters with the same scales in the same order. */
+bool sched_lora_same(const sched_lora *a, const sched_lora *b);
+/* The per-slot adapter map of the current slots for model_forward_lora (filled into
+ * *map), or NULL when no slot uses an adapter. */
+const model_lora_map *sched_lora_map(sched *s, model_lora_map *map);
 
 /* ---- steps (sched_step.c) ---- */
 /* Runs one step over the admitted slots; false when there was nothing to run. */

@@ -2,8 +2,9 @@
  * a cached finished sequence or a running one (kv_seq_fork shares the pages; the cache
  * copies a shared page before anyone writes into it). Finished sequences are parked in
  * extra cache sequences (ids n_slots..) and evicted least recently used first when a
- * running sequence needs pages. Scheduler thread only; never recomputes or copies KV rows
- * itself. */
+ * running sequence needs pages. Pages are keyed by tokens and by the adapter set that
+ * computed them: a prefix computed with other adapters (or none) never serves a prompt.
+ * Scheduler thread only; never recomputes or copies KV rows itself. */
 #include <string.h>
 
 #include "base/mem.h"
@@ -24,6 +25,7 @@ int64_t prefix_attach(sched *s, int32_t slot) {
     int32_t src = -1, entry = -1;
     for (int32_t i = 0; i < s->p.prefix_slots; i++) {
         const sched_prefix *e = &s->prefixes[i];
+        if (!sched_lora_same(&e->lora, &q->lora)) continue;
         int64_t c = common_prefix(e->tokens, q->tokens, e->n < limit ? e->n : limit);
         if (c > best) {
             best = c;
@@ -33,7 +35,7 @@ int64_t prefix_attach(sched *s, int32_t slot) {
     }
     for (int32_t j = 0; j < s->p.n_slots; j++) {
         const sched_seq *o = s->slots[j].q;
-        if (j == slot || !o) continue;
+        if (j == slot || !o || !sched_lora_same(&o->lora, &q->lora)) continue;
         int64_t done = kv_seq_len(s->kv, j);
         int64_t c = common_prefix(o->tokens, q->tokens, done < limit ? done : limit);
         if (c > best) {
@@ -50,7 +52,7 @@ int64_t prefix_attach(sched *s, int32_t slot) {
 
 /* The entry to overwrite: one the new tokens extend, else an empty one, else the least
  * recently used. -1 when an entry already holds all of tokens (then it is touched). */
-static int32_t park_target(sched *s, const int32_t *tokens, int64_t n) {
+static int32_t park_target(sched *s, const int32_t *tokens, int64_t n, const sched_lora *lora) {
     int32_t empty = -1, lru = -1;
     for (int32_t i = 0; i < s->p.prefix_slots; i++) {
         sched_prefix *e = &s->prefixes[i];
@@ -58,7 +60,7 @@ static int32_t park_target(sched *s, const int32_t *tokens, int64_t n) {
             if (empty < 0) empty = i;
             continue;
         }
-        int64_t c = common_prefix(e->tokens, tokens, e->n < n ? e->n : n);
+        int64_t c = sched_lora_same(&e->lora, lora) ? common_prefix(e->tokens, tokens, e->n < n ? e->n : n) : -1;
         if (c == n) {
             e->last_used = ++s->tick;
             return -1;
@@ -73,7 +75,7 @@ void prefix_park(sched *s, int32_t slot) {
     const sched_seq *q = s->slots[slot].q;
     int64_t n = kv_seq_len(s->kv, slot);
     if (s->p.prefix_slots > 0 && q->tokens && n >= kv_cache_config(s->kv)->page_size) {
-        int32_t i = park_target(s, q->tokens, n);
+        int32_t i = park_target(s, q->tokens, n, &q->lora);
         sched_prefix *e = i >= 0 ? &s->prefixes[i] : NULL;
         if (e && e->cap < n) {
             int32_t *t = mem_realloc_array(e->tokens, (size_t)n, sizeof *t);
@@ -82,7 +84,7 @@ void prefix_park(sched *s, int32_t slot) {
                 e->cap = n;
             }
         }
-        if (e && e->cap >= n && kv_seq_fork(s->kv, slot, prefix_seq(s, i), n, NULL) == HEARTH_OK) {
+        if (e && e->cap >= n && sched_lora_dup(&q->lora, &e->lora) && kv_seq_fork(s->kv, slot, prefix_seq(s, i), n, NULL) == HEARTH_OK) {
             memcpy(e->tokens, q->tokens, (size_t)n * sizeof *e->tokens);
             e->n = n;
             e->last_used = ++s->tick;
@@ -100,12 +102,16 @@ bool prefix_make_room(sched *s, int64_t pages) {
         if (lru < 0) return false;
         kv_seq_clear(s->kv, prefix_seq(s, lru));
         s->prefixes[lru].n = 0;
+        sched_lora_clear(&s->prefixes[lru].lora);
     }
     return true;
 }
 
 void prefix_free_all(sched *s) {
-    for (int32_t i = 0; s->prefixes && i < s->p.prefix_slots; i++) mem_free(s->prefixes[i].tokens);
+    for (int32_t i = 0; s->prefixes && i < s->p.prefix_slots; i++) {
+        mem_free(s->prefixes[i].tokens);
+        sched_lora_clear(&s->prefixes[i].lora);
+    }
     mem_free(s->prefixes);
     s->prefixes = NULL;
 }

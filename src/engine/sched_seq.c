@@ -25,6 +25,7 @@ static void seq_drop_run_state(sched_seq *q) {
     tok_stream_free(q->stream);
     stop_matcher_free(q->stops);
     mem_free(q->tokens);
+    sched_lora_clear(&q->lora);
     q->smp = NULL;
     q->stream = NULL;
     q->stops = NULL;
@@ -103,6 +104,7 @@ hearth_status seq_new(const sched *s, const sched_request *r, sched_seq **out, h
     q->tokens = mem_alloc_array((size_t)q->cap_tokens, sizeof(int32_t));
     if (!q->tokens) st = err_set(err, HEARTH_ERR_NOMEM, "scheduler: out of memory for %lld tokens",
                                  (long long)q->cap_tokens);
+    if (!st) st = sched_lora_copy(s, &r->lora, &q->lora, err);
     if (!st && !(q->smp = sampler_new(&r->sampling, s->n_vocab, err))) st = err ? err->status : HEARTH_ERR_INVALID;
     if (!st && !(q->stops = stop_matcher_new(r->stop, r->n_stop, err))) st = err ? err->status : HEARTH_ERR_INVALID;
     if (!st && !(q->stream = tok_stream_new(s->v, false)))

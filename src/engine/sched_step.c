@@ -179,7 +179,8 @@ bool step_run(sched *s) {
     }
     double t0 = clock_mono_s();
     hearth_err err;
-    hearth_status st = model_forward(s->ctx, s->kv, &s->batch, &err);
+    model_lora_map map;
+    hearth_status st = model_forward_lora(s->ctx, s->kv, &s->batch, sched_lora_map(s, &map), &err);
     if (st) {
         for (int32_t t = 0; t < s->batch.n; t++)
             if (s->slots[s->batch.seq[t]].q) step_end(s, s->batch.seq[t], SCHED_FINISH_ERROR, &err);

@@ -96,6 +96,8 @@ struct fleet_lease {
     bool has_keep_alive;
     int64_t created;
     char name[CFG_NAME_MAX + 1];
+    char base[CFG_NAME_MAX + 1];  /* the configured name (name without ":adapter") */
+    model_lora_use lora;          /* selected by a "name:adapter" name; one reference */
 };
 
 const char *fleet_state_name(fleet_state s) {
@@ -388,6 +390,9 @@ hearth_status fleet_acquire(fleet *f, const char *name, const fleet_acquire_opts
     l->has_keep_alive = o->keep_alive_s >= 0 || o->keep_alive_s == CFG_FOREVER;
     pthread_mutex_lock(&f->mu);
     fleet_entry *e = find(f, name);
+    char base[CFG_NAME_MAX + 1];
+    const char *adapter = NULL;
+    if (!e && fleet_split_adapter(name, base, sizeof base, &adapter) && (e = find(f, base))) name = base;
     if (!e) {
         pthread_mutex_unlock(&f->mu);
         mem_free(l);
@@ -402,6 +407,21 @@ hearth_status fleet_acquire(fleet *f, const char *name, const fleet_acquire_opts
     if (st != HEARTH_OK) {
         mem_free(l);
         return st;
+    }
+    snprintf(l->base, sizeof l->base, "%s", l->name);
+    if (adapter) { /* the lease keeps the instance, and so its registry, alive */
+        hearth_err ae = {0};
+        st = fleet_loras_get(l->inst->loras, l->name, adapter, &l->lora, &ae);
+        if (st != HEARTH_OK) {
+            fleet_release(l);
+            if (st == HEARTH_ERR_NOT_FOUND)
+                return err_set(err, st, "the model '%s:%.200s' does not exist (model '%s' has no adapter '%.200s')",
+                               base, adapter, base, adapter);
+            *err = ae;
+            return st;
+        }
+        size_t n = strlen(l->name);
+        snprintf(l->name + n, sizeof l->name - n, ":%s", adapter);
     }
     *out = l;
     return HEARTH_OK;
@@ -427,6 +447,7 @@ void fleet_release(fleet_lease *l) {
     if (until > e->idle_until_ns) e->idle_until_ns = until; /* a deadline only moves later */
     pthread_cond_signal(&f->wake);
     pthread_mutex_unlock(&f->mu);
+    model_lora_release(l->lora.adapter);
     mem_free(l);
 }
 
@@ -437,10 +458,33 @@ int64_t fleet_lease_n_ctx(const fleet_lease *l) { return l->inst->n_ctx; }
 void *fleet_lease_attachment(const fleet_lease *l) { return l->inst->attachment; }
 const cfg_sampling *fleet_lease_sampling(const fleet_lease *l) { return &l->sampling; }
 int64_t fleet_lease_created(const fleet_lease *l) { return l->created; }
+model_lora_use fleet_lease_lora(const fleet_lease *l) { return l->lora; }
+
+static const char *base_name(const fleet_lease *l) { return l->base; }
+
+hearth_status fleet_lease_adapter(const fleet_lease *l, const char *name, model_lora_use *use, hearth_err *err) {
+    return fleet_loras_get(l->inst->loras, base_name(l), name, use, err);
+}
+
+hearth_status fleet_lease_adapter_add(const fleet_lease *l, const char *name, const char *path, double scale,
+                                      hearth_err *err) {
+    if (!l->inst->loras) return err_set(err, HEARTH_ERR_UNSUPPORTED, "the model '%s' takes no adapters", base_name(l));
+    return fleet_loras_add(l->inst->loras, base_name(l), name, path, scale, err);
+}
+
+hearth_status fleet_lease_adapter_remove(const fleet_lease *l, const char *name, hearth_err *err) {
+    if (!l->inst->loras) return err_set(err, HEARTH_ERR_NOT_FOUND, "the model '%s' has no adapters", base_name(l));
+    return fleet_loras_remove(l->inst->loras, base_name(l), name, err);
+}
 
 bool fleet_has(fleet *f, const char *name) {
     pthread_mutex_lock(&f->mu);
     bool has = find(f, name) != NULL;
+    char base[CFG_NAME_MAX + 1];
+    const char *adapter = NULL;
+    fleet_entry *e = NULL;
+    if (!has && fleet_split_adapter(name, base, sizeof base, &adapter) && (e = find(f, base)))
+        has = fleet_loras_has(e->inst ? e->inst->loras : NULL, &e->mc, adapter);
     pthread_mutex_unlock(&f->mu);
     return has;
 }
@@ -734,6 +778,11 @@ hearth_status fleet_get_snapshot(fleet *f, fleet_snapshot *out, hearth_err *err)
         in->failures = e->failures;
         in->loads = e->loads;
         if (e->last_st != HEARTH_OK) snprintf(in->error, sizeof in->error, "%s", e->last_err.msg);
+        if (fleet_loras_info(e->inst ? e->inst->loras : NULL, &e->mc, &in->adapters, &in->n_adapters) != HEARTH_OK) {
+            pthread_mutex_unlock(&f->mu);
+            fleet_snapshot_free(out);
+            return err_set(err, HEARTH_ERR_NOMEM, "out of memory");
+        }
     }
     out->budget_bytes = f->budget;
     out->used_bytes = used_bytes(f, NULL);
@@ -742,7 +791,10 @@ hearth_status fleet_get_snapshot(fleet *f, fleet_snapshot *out, hearth_err *err)
 }
 
 void fleet_snapshot_free(fleet_snapshot *s) {
-    for (size_t i = 0; s->models && i < s->n; i++) cfg_model_clear(&s->models[i].cfg);
+    for (size_t i = 0; s->models && i < s->n; i++) {
+        cfg_model_clear(&s->models[i].cfg);
+        mem_free(s->models[i].adapters);
+    }
     mem_free(s->models);
     memset(s, 0, sizeof *s);
 }

@@ -22,6 +22,7 @@
 #include "engine/generate.h"
 #include "engine/sched.h"
 #include "hearth.h"
+#include "model/lora.h"
 
 typedef enum fleet_state {
     FLEET_AVAILABLE,   /* configured, not in memory */
@@ -76,7 +77,9 @@ typedef struct fleet_acquire_opts {
     bool retry_failed;        /* a FAILED model loads again at once, ignoring its backoff */
 } fleet_acquire_opts;
 
-/* Gives a READY model by name or alias, loading it first if needed (single flight: one
+/* Gives a READY model by name or alias, or "NAME:ADAPTER" (when no model or alias has
+ * that whole name) for the model with its adapter ADAPTER selected at its configured
+ * scale (fleet_lease_lora); loading the model first if needed (single flight: one
  * load however many callers wait). While the lease is held the model is never unloaded.
  * Errors: NOT_FOUND (no such model), BUSY (the memory budget is full of models in use:
  * *retry_after_s says when to retry), TIMEOUT (deadline passed while loading), CANCELLED
@@ -96,8 +99,46 @@ void *fleet_lease_attachment(const fleet_lease *l);
 const cfg_sampling *fleet_lease_sampling(const fleet_lease *l); /* the model's defaults, as acquired */
 int64_t fleet_lease_created(const fleet_lease *l);            /* unix seconds the model became ready */
 
-/* True when name is a configured model or alias. */
+/* True when name is a configured model or alias, or NAME:ADAPTER with an adapter the model
+ * has (configured, or loaded at run time while the model is in memory). */
 bool fleet_has(fleet *f, const char *name);
+
+/* ---- LoRA adapters (fleet_lora.c) --------------------------------------------------
+ * Each model's adapters are opened with the model (configuration `adapters:`); one that
+ * fails leaves the model serving and is listed as failed with its error (and an "adapter
+ * failed" event). Adapters loaded or unloaded at run time live as long as the loaded
+ * model: an unload of the model (TTL, eviction, reload, admin) forgets them. Adapter
+ * names never contain ':'. */
+#define FLEET_ADAPTER_SCALE_MAX 100.0
+
+/* The adapter the lease's name selected ("base:adapter"), with its configured scale; the
+ * reference is the lease's (valid while it is held). adapter NULL when none. */
+model_lora_use fleet_lease_lora(const fleet_lease *l);
+/* The leased model's adapter name with its configured scale; one reference for the caller
+ * in use->adapter (model_lora_release it). NOT_FOUND (no such adapter), UNSUPPORTED (it
+ * failed to load: the message says why). */
+hearth_status fleet_lease_adapter(const fleet_lease *l, const char *name, model_lora_use *use, hearth_err *err);
+/* Opens path, checks it in full against the leased model, then adds it as name with
+ * scale (|scale| <= FLEET_ADAPTER_SCALE_MAX). Nothing changes on failure. INVALID (name,
+ * scale, a ready adapter of that name exists), the adapter's own errors (see lora.h). */
+hearth_status fleet_lease_adapter_add(const fleet_lease *l, const char *name, const char *path, double scale,
+                                      hearth_err *err);
+/* Removes adapter name of the leased model (sequences using it finish with their own
+ * references). NOT_FOUND. */
+hearth_status fleet_lease_adapter_remove(const fleet_lease *l, const char *name, hearth_err *err);
+
+typedef struct fleet_adapter_info {
+    char name[CFG_NAME_MAX + 1];
+    char path[4096];
+    double scale;                 /* default scale */
+    const char *state;            /* "ready", "failed", or "not loaded" (the model is not) */
+    bool configured;              /* from the configuration, else loaded at run time */
+    int64_t rank, n_targets;      /* when ready */
+    double alpha;
+    const char *kinds[8];         /* adapted matrix kinds (model_lora_target_kinds) */
+    size_t n_kinds;
+    char error[512];              /* failed: why */
+} fleet_adapter_info;
 
 /* ---- operating --------------------------------------------------------------------- */
 /* Replaces the configuration (copied). Models whose load settings are unchanged and
@@ -124,6 +165,8 @@ typedef struct fleet_info {
     int failures;             /* consecutive failed loads */
     int loads;                /* successful loads so far */
     char error[512];          /* the last load error, or "" */
+    fleet_adapter_info *adapters; /* [n_adapters] */
+    size_t n_adapters;
 } fleet_info;
 
 typedef struct fleet_snapshot {

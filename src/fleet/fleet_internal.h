@@ -17,12 +17,15 @@ typedef struct fleet_file_id {
     struct timespec mtime;
 } fleet_file_id;
 
+typedef struct fleet_loras fleet_loras;
+
 typedef struct fleet_inst {
     void *map;                /* private copy of the file (anonymous mapping), map_len bytes */
     size_t map_len;
     gen_model *gm;            /* reads its tensors from map */
     sched *sched;             /* NULL for encoders */
     void *attachment;         /* from fleet_hooks.attach */
+    fleet_loras *loras;       /* its adapters (fleet_lora.c) */
     int64_t n_ctx;
     int64_t weights_bytes, packed_bytes, kv_bytes;
     fleet_file_id file;
@@ -54,6 +57,27 @@ hearth_status fleet_model_file(const cfg_model *mc, const char *store_dir, char 
 /* Identity of path now; false when it cannot be read. */
 bool fleet_file_identity(const char *path, fleet_file_id *out);
 bool fleet_file_same(const fleet_file_id *a, const fleet_file_id *b);
+
+/* ---- adapters (fleet_lora.c) ---- */
+/* Splits "base:adapter" at its last ':' into base (cap bytes) and *adapter; false when
+ * there is no ':' with text on both sides. */
+bool fleet_split_adapter(const char *name, char *base, size_t cap, const char **adapter);
+bool fleet_valid_adapter_name(const char *name);
+/* The registry of m's adapters with mc's configured ones opened (failures kept as failed
+ * rows and reported through hooks' event). NOMEM only. */
+hearth_status fleet_loras_new(const cfg_model *mc, const model *m, const fleet_hooks *hooks, fleet_loras **out,
+                              hearth_err *err);
+void fleet_loras_free(fleet_loras *r); /* accepts NULL; the model must still exist */
+/* See fleet_lease_adapter; r may be NULL (no adapters). */
+hearth_status fleet_loras_get(fleet_loras *r, const char *model_name, const char *name, model_lora_use *use,
+                              hearth_err *err);
+hearth_status fleet_loras_add(fleet_loras *r, const char *model_name, const char *name, const char *path, double scale,
+                              hearth_err *err);
+hearth_status fleet_loras_remove(fleet_loras *r, const char *model_name, const char *name, hearth_err *err);
+/* True when name is in r, or (r NULL: the model is not loaded) among mc's adapters. */
+bool fleet_loras_has(fleet_loras *r, const cfg_model *mc, const char *name);
+/* Rows for a snapshot: r's adapters, or mc's as "not loaded" when r is NULL. NOMEM. */
+hearth_status fleet_loras_info(fleet_loras *r, const cfg_model *mc, fleet_adapter_info **out, size_t *n);
 
 /* Physical memory in bytes (the smaller of RAM and a cgroup limit); 0 if unknown. */
 int64_t fleet_ram_bytes(void);

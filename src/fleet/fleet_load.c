@@ -266,14 +266,15 @@ static hearth_status build(fleet_inst *in, const cfg_model *mc, const fleet_load
     int64_t total = in->weights_bytes;
     if (!ck_add(total, in->packed_bytes, &total) || !ck_add(total, in->kv_bytes, &total)) total = INT64_MAX;
     if ((st = env->reserve(env->ud, total, retry_after_s, err)) != HEARTH_OK) return st;
-    if (model_is_encoder(in->gm->model)) return HEARTH_OK;
+    if (model_is_encoder(in->gm->model)) return fleet_loras_new(mc, in->gm->model, env->hooks, &in->loras, err);
     sched_params sp;
     sched_params_default(&sp);
     sp.n_ctx = in->n_ctx;
     sp.n_slots = mc->slots;
     sp.max_queue = mc->max_queue;
     if (mc->threads > 0) sp.n_threads = mc->threads;
-    return sched_new(in->gm->model, in->gm->vocab, &sp, &in->sched, err);
+    if ((st = sched_new(in->gm->model, in->gm->vocab, &sp, &in->sched, err)) != HEARTH_OK) return st;
+    return fleet_loras_new(mc, in->gm->model, env->hooks, &in->loras, err);
 }
 
 hearth_status fleet_inst_load(const cfg_model *mc, const fleet_load_env *env, fleet_inst **out, double *retry_after_s,
@@ -308,6 +309,7 @@ hearth_status fleet_inst_load(const cfg_model *mc, const fleet_load_env *env, fl
 void fleet_inst_free(fleet_inst *in, const fleet_hooks *hooks) {
     if (!in) return;
     sched_free(in->sched); /* ends every sequence first */
+    fleet_loras_free(in->loras); /* before the model the adapters were made for */
     if (in->attachment && hooks && hooks->detach) hooks->detach(hooks->ud, in->attachment);
     gen_model_close(in->gm);
     if (in->map) munmap(in->map, in->map_len);

@@ -48,6 +48,12 @@ typedef struct gw_sink {
      * away. May be NULL. */
     bool (*gone)(void *ud);
     void *ud;
+    /* Optional (may be NULL). attempt: an attempt on target begins (race attempts run at
+     * once, so it may come from two threads). commit: the first output of the request
+     * is about to reach the client, produced by target (once per request, before that
+     * output's event/body call). */
+    void (*attempt)(void *ud, const char *target);
+    void (*commit)(void *ud, const char *target);
 } gw_sink;
 
 /* ---- what one attempt on one target came to ---------------------------------------- */

@@ -79,6 +79,7 @@ typedef struct gw_run {
     _Atomic int cancel;        /* set by a race's winner or gw_free */
     _Atomic int *winner;       /* race: index of the winning run, -1 none yet; NULL otherwise */
     int index;
+    const char *target;        /* name of the target of the current attempt */
     bool committed;            /* output went to the client */
     uint64_t start_ns, first_byte_ns; /* clock_mono_ns, of the current attempt */
     gw_capture *capture;       /* shadow comparisons; NULL: none */

@@ -67,6 +67,7 @@ static bool output(gw_run *r, const char *data, size_t len, bool streamed) {
     if (!r->first_byte_ns) r->first_byte_ns = clock_mono_ns();
     if (r->capture) gw_capture_add(r->capture, data, len, streamed);
     if (!r->client) return true;
+    if (!r->committed && r->client->commit) r->client->commit(r->client->ud, r->target);
     r->committed = true;
     return streamed ? r->client->event(r->client->ud, data, len) : r->client->body(r->client->ud, data, len);
 }
@@ -88,6 +89,8 @@ void gw_attempt_run(gw_run *run, gw_target *t, gw_outcome *out) {
     gw_sink s = {.event = run_event, .body = run_body, .gone = run_gone, .ud = run};
     run->start_ns = clock_mono_ns();
     run->first_byte_ns = 0;
+    run->target = t->name;
+    if (run->client && run->client->attempt) run->client->attempt(run->client->ud, t->name);
     gw_outcome_reset(out);
     if (t->kind == GW_TARGET_LOCAL) run->g->env.local.call(run->g->env.local.ud, t->model, run->req, &s, out);
     else gw_openai_call(t->provider, t->model, run->req, &s, out);

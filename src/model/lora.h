@@ -43,6 +43,10 @@ const char *model_lora_name(const model_lora *a); /* general.name, else "adapter
 int64_t model_lora_rank(const model_lora *a);
 float model_lora_alpha(const model_lora *a);
 int64_t model_lora_n_targets(const model_lora *a); /* adapted matrices */
+/* The kinds of matrices a adapts ("attn_q", "attn_k", "attn_v", "attn_output",
+ * "ffn_gate", "ffn_up", "ffn_down", "output"; static strings, in that order) into
+ * kinds[0..cap); returns how many there are. */
+size_t model_lora_target_kinds(const model_lora *a, const char **kinds, size_t cap);
 
 /* ---- selection per sequence ----------------------------------------------------- */
 /* One adapter applied with a user scale (any finite value; 0 leaves the model as is). */

@@ -281,3 +281,21 @@ const char *model_lora_name(const model_lora *a) { return a->name; }
 int64_t model_lora_rank(const model_lora *a) { return a->rank; }
 float model_lora_alpha(const model_lora *a) { return a->alpha; }
 int64_t model_lora_n_targets(const model_lora *a) { return a->n_pairs; }
+
+static bool adapts(const model_lora *a, const kern_matrix *w) {
+    for (int64_t i = 0; i < a->n_pairs; i++)
+        if (a->pairs[i].base == w) return true;
+    return false;
+}
+
+size_t model_lora_target_kinds(const model_lora *a, const char **kinds, size_t cap) {
+    const model *m = a->m;
+    size_t n = 0;
+    for (int64_t k = 0; k < N_LAYER_TARGETS; k++) {
+        bool found = false;
+        for (int64_t il = 0; il < m->hp.n_layer && !found; il++) found = adapts(a, slot_matrix(m, il * N_LAYER_TARGETS + k));
+        if (found && n++ < cap) kinds[n - 1] = layer_targets[k].kind;
+    }
+    if (adapts(a, &m->output) && m->output.data != m->tok_embd.data && n++ < cap) kinds[n - 1] = "output";
+    return n;
+}

@@ -133,8 +133,11 @@ static bool register_families(obs *o) {
         LABELS("target"), NULL, 0);
     FAM(breaker, OBS_GAUGE, "hearth_breaker_state", "1 for a target's current circuit-breaker state, 0 for others.",
         LABELS("target", "state"), NULL, 0);
-    FAM(rate_limited, OBS_COUNTER, "hearth_rate_limited_total", "Requests refused by a rate limit, by API key name.",
-        LABELS("key"), NULL, 0);
+    FAM(rate_limited, OBS_COUNTER, "hearth_rate_limited_total",
+        "Requests refused by a rate limit, by API key name and limit (requests, tokens, concurrency).",
+        LABELS("key", "kind"), NULL, 0);
+    FAM(auth_failures, OBS_COUNTER, "hearth_auth_failures_total",
+        "Requests refused by authentication or authorization, by reason.", LABELS("reason"), NULL, 0);
     FAM(store_written, OBS_COUNTER, "hearth_store_rows_written_total", "Rows written to the request store.", NULL,
         NULL, 0);
     FAM(store_dropped, OBS_COUNTER, "hearth_store_dropped_total",
@@ -278,8 +281,12 @@ void obs_retry(obs *o, const char *target) {
     if (o) obs_add(o->f.retries, VALUES(target), 1);
 }
 
-void obs_rate_limited(obs *o, const char *key_name) {
-    if (o) obs_add(o->f.rate_limited, VALUES(key_name), 1);
+void obs_rate_limited(obs *o, const char *key_name, const char *kind) {
+    if (o) obs_add(o->f.rate_limited, VALUES(key_name, kind), 1);
+}
+
+void obs_auth_failure(obs *o, const char *reason) {
+    if (o) obs_add(o->f.auth_failures, VALUES(reason), 1);
 }
 
 void obs_breaker(obs *o, const char *target, const char *state) {

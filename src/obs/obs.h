@@ -114,7 +114,10 @@ void obs_model_state(obs *o, const char *model, const char *state, const char *e
 void obs_upstream(obs *o, const char *target, const char *outcome);
 void obs_retry(obs *o, const char *target);
 void obs_breaker(obs *o, const char *target, const char *state);
-void obs_rate_limited(obs *o, const char *key_name);
+/* kind: "requests", "tokens" or "concurrency". */
+void obs_rate_limited(obs *o, const char *key_name, const char *kind);
+/* reason: "missing", "invalid" (key), "model", "tools", "admin" (not allowed), "host" (DNS rebinding). */
+void obs_auth_failure(obs *o, const char *reason);
 
 /* ---- sampled gauges ------------------------------------------------------------------- */
 typedef struct obs_model_sample {

@@ -9,8 +9,10 @@
 
 #include "base/clock.h"
 #include "base/err.h"
+#include "server/srv_gateway.h"
 #include "server/srv_internal.h"
 #include "server/srv_json.h"
+#include "server/srv_lora.h"
 #include "server/srv_model.h"
 
 static json_t *opt_int(int64_t v) { return v > 0 ? json_integer(v) : json_null(); }
@@ -34,6 +36,7 @@ static json_t *info_json(const fleet_info *in) {
         const char *path = in->cfg.path ? in->cfg.path : in->cfg.url;
         json_object_set_new(o, in->cfg.path ? "path" : "url", srv_json_text(path, strlen(path)));
         json_object_set_new(o, "error", in->error[0] ? srv_json_text(in->error, strlen(in->error)) : json_null());
+        json_object_set_new(o, "adapters", srv_lora_admin_rows(in));
     }
     return o;
 }
@@ -109,6 +112,19 @@ static void note_restart(const cfg_server *a, const cfg_server *b, char *buf, si
     for (int i = 0; i < k && n < cap; i++) n += (size_t)snprintf(buf + n, cap - n, "%s server.%s", i ? "," : "; needs a restart to apply:", keys[i]);
 }
 
+/* The connection limits libmicrohttpd took at start. */
+static void note_restart_limits(const cfg_limits *a, const cfg_limits *b, char *buf, size_t cap) {
+    size_t n = strlen(buf);
+    const char *keys[3];
+    int k = 0;
+    if (a->connections_per_ip != b->connections_per_ip) keys[k++] = "connections_per_ip";
+    if (a->header_timeout_s != b->header_timeout_s) keys[k++] = "header_timeout";
+    if (a->idle_timeout_s != b->idle_timeout_s) keys[k++] = "idle_timeout";
+    bool first = !strstr(buf, "needs a restart");
+    for (int i = 0; i < k && n < cap; i++, first = false)
+        n += (size_t)snprintf(buf + n, cap - n, "%s limits.%s", first ? "; needs a restart to apply:" : ",", keys[i]);
+}
+
 hearth_status srv_reload(srv *s, char *msg, size_t cap, cfg_errors *errs, hearth_err *err) {
     memset(errs, 0, sizeof *errs);
     msg[0] = '\0';
@@ -116,10 +132,17 @@ hearth_status srv_reload(srv *s, char *msg, size_t cap, cfg_errors *errs, hearth
     pthread_mutex_lock(&s->reload_mu);
     cfg_config *next = NULL;
     hearth_status st = s->cfg.reload(s->cfg.reload_ud, &next, errs, err);
+    struct srv_gw_ref *next_gw = NULL;
+    if (st == HEARTH_OK) st = srv_gateway_prepare(s, next, &next_gw, err);
     if (st == HEARTH_OK) st = fleet_reload(s->fleet, next, msg, cap, err);
+    if (st == HEARTH_OK && (srv_auth_update(s->auth, next) != HEARTH_OK || srv_policy_update(s->policy, next) != HEARTH_OK))
+        st = err_set(err, HEARTH_ERR_NOMEM, "out of memory applying the keys and limits (models were reloaded)");
+    if (st == HEARTH_OK) srv_gateway_swap(s, next_gw, msg, cap);
+    else srv_gateway_discard(next_gw);
     if (st == HEARTH_OK) {
         atomic_store(&s->timeout_ns, (uint64_t)(next->server.timeout_s * 1e9));
         note_restart(&s->config->server, &next->server, msg, cap);
+        note_restart_limits(&s->config->limits, &next->limits, msg, cap);
         cfg_config *old = s->config;
         s->config = next;
         next = NULL;

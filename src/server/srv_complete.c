@@ -8,8 +8,10 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "server/srv_gateway.h"
 #include "server/srv_internal.h"
 #include "server/srv_job.h"
+#include "server/srv_lora.h"
 #include "server/srv_response.h"
 
 #define POLL_MS 100
@@ -17,6 +19,7 @@
 
 bool srv_client_gone(const srv_client *c) {
     if (atomic_load(&c->server->cancelling)) return true;
+    if (c->gone && c->gone(c->gone_ud)) return true;
     if (c->fd < 0) return false;
     struct pollfd p = {.fd = c->fd, .events = POLLRDHUP};
     return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
@@ -102,6 +105,21 @@ static bool model_of(srv *s, const json_t *root, const char **name, double *keep
     return srv_model_keep_alive(root, keep_alive, e);
 }
 
+/* The caller's key may use the requested model (or route) and the tools the body carries. */
+static bool key_allows(srv *s, const srv_client *c, const json_t *root, srv_error *e) {
+    const char *name = json_string_value(json_object_get(root, "model"));
+    if (name && !srv_key_model_allowed(c->key, name)) {
+        obs_auth_failure(s->obs, "model");
+        return srv_fail(e, 403, "permission_error", "model_not_allowed", "model",
+                        "This API key may not use the model '%.200s'", name);
+    }
+    if (!srv_key_tools_allowed(c->key, json_object_get(root, "tools"), e)) {
+        obs_auth_failure(s->obs, "tools");
+        return false;
+    }
+    return true;
+}
+
 static void reply_error(srv_reply *out, srv_error *e, srv_req *req, json_t *root) {
     if (req) srv_req_free(req);
     json_decref(root);
@@ -114,9 +132,20 @@ void srv_handle_completion(srv *s, srv_api api, const char *body, size_t len, co
     const char *name = NULL;
     double keep_alive = -2;
     json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
+    /* the key's permissions hold for routes as for models: checked before routing */
+    if (root && json_is_object(root) && !key_allows(s, c, root, &e)) return reply_error(out, &e, NULL, root);
+    if (root && json_is_object(root) && srv_gateway_handle(s, api, root, c, out)) {
+        json_decref(root);
+        return;
+    }
     if (root && json_is_object(root) && !model_of(s, root, &name, &keep_alive, &e)) return reply_error(out, &e, NULL, root);
     /* everything that does not need the model's vocabulary is checked before loading it */
     if (!srv_req_parse(body, len, api, INT32_MAX, &req, &e)) return reply_error(out, &e, NULL, root);
+    cfg_limits limits;
+    srv_policy_limits(s->policy, &limits);
+    if (!srv_limits_check(&limits, &req, &e)) return reply_error(out, &e, &req, root);
+    srv_lora_req lora;
+    if (!srv_lora_parse(req.root, &lora, &e)) return reply_error(out, &e, &req, root);
     uint64_t deadline = srv_deadline(s, req.timeout_s);
     srv_req_free(&req);
     if (!name) { /* the parse accepted a body whose model jansson did not see: cannot happen */
@@ -138,11 +167,15 @@ void srv_handle_completion(srv *s, srv_api api, const char *body, size_t len, co
         return reply_error(out, &e, NULL, NULL);
     }
     srv_model_apply_defaults(m, &req);
+    /* a model default or a chat's open-ended reply stays within limits.max_tokens too */
+    if (req.max_tokens > limits.max_tokens || (req.max_tokens == 0 && api == SRV_API_CHAT && srv_model_n_ctx(m) > limits.max_tokens))
+        req.max_tokens = (int32_t)limits.max_tokens;
     uint64_t now = clock_mono_ns();
     double timeout = deadline > now ? (double)(deadline - now) / 1e9 : 1e-3;
     srv_job job;
     /* the job owns the model from here: srv_job_free releases it */
-    if (!srv_job_prepare(&job, m, &req, timeout, &e) || !srv_job_submit(&job, &e)) {
+    if (!srv_job_prepare(&job, m, &req, timeout, &e) || !srv_lora_parse(req.root, &lora, &e) ||
+        !srv_lora_select(m, &lora, job.lora, &job.n_lora, &e) || !srv_job_submit(&job, &e)) {
         srv_job_free(&job);
         return reply_error(out, &e, &req, NULL);
     }

@@ -1,5 +1,7 @@
 /* libmicrohttpd glue: the daemon (thread per connection), request bodies collected
- * under a size cap, early refusals (404, 405, 413, 415) before a body is read, replies
+ * under a size cap, early refusals before a body is read (431 header count, 403 Host on
+ * a loopback bind, CORS preflight, 401/403 API key, 404, 405, 429 key limits, 413, 415),
+ * header-read and idle timeouts, replies
  * and SSE bodies queued, one JSON log line per request, and the graceful stop. The only
  * file that knows libmicrohttpd; it never interprets a request body itself. */
 #include <arpa/inet.h>
@@ -16,12 +18,18 @@
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/mem.h"
+#include "server/srv_gateway.h"
 #include "server/srv_internal.h"
 #include "server/srv_json.h"
 #include "server/srv_model.h"
 
 #define STREAM_BLOCK 4096
-#define IDLE_TIMEOUT_S 60 /* a connection whose client stops reading is closed (and its sequences cancelled) after this */
+#define CORS_MAX_AGE "600"
+/* libmicrohttpd answers a header block beyond its per-connection memory with its own HTML
+ * page; the pool is made larger than max_header so that this file sees and refuses most
+ * oversized headers itself, with a JSON 431. */
+#define HEADER_POOL_FACTOR 2
+#define HEADER_POOL_EXTRA ((size_t)16 << 10)
 
 typedef struct conn {
     srv_route route;
@@ -39,8 +47,13 @@ typedef struct conn {
     char method[16];
     char path[160];
     char model[CFG_NAME_MAX + 1];
+    char target[96];
     char request_id[OBS_REQUEST_ID_MAX + 1];
     obs_trace trace;
+    srv_key *key;     /* the caller's API key (a reference), or NULL */
+    bool admitted;    /* counted in flight against key's limits */
+    bool preflight;   /* a CORS preflight answer */
+    char cors_origin[256]; /* a listed Origin, echoed in Access-Control-Allow-Origin; "" none */
 } conn;
 
 void srv_log(const srv *s, const char *level, json_t *fields) {
@@ -83,6 +96,24 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
 
 static void stream_free(void *cls) { srv_stream_free(cls); }
 
+typedef struct reader_ctx {
+    ssize_t (*read)(void *reader, char *buf, size_t cap);
+    void (*done)(void *reader);
+    void *reader;
+} reader_ctx;
+
+static ssize_t reader_read(void *cls, uint64_t pos, char *buf, size_t max) {
+    reader_ctx *r = cls;
+    ssize_t n = r->read(r->reader, buf, max);
+    return n > 0 ? n : n == 0 ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+static void reader_free(void *cls) {
+    reader_ctx *r = cls;
+    r->done(r->reader);
+    mem_free(r);
+}
+
 static enum MHD_Result queue(struct MHD_Connection *mc, conn *c, srv_reply *r) {
     struct MHD_Response *resp;
     if (r->raw) {
@@ -97,6 +128,22 @@ static enum MHD_Result queue(struct MHD_Connection *mc, conn *c, srv_reply *r) {
             MHD_add_response_header(resp, "Content-Security-Policy",
                                     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
                                     "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'");
+    } else if (r->reader) {
+        reader_ctx *rc = mem_calloc(1, sizeof *rc);
+        if (rc) *rc = (reader_ctx){.read = r->read, .done = r->done, .reader = r->reader};
+        resp = rc ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK, reader_read, rc, reader_free) : NULL;
+        if (!resp) {
+            if (rc) mem_free(rc);
+            r->done(r->reader);
+            return MHD_NO;
+        }
+        MHD_add_response_header(resp, "Content-Type", "text/event-stream");
+        MHD_add_response_header(resp, "Cache-Control", "no-cache");
+        MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+        c->stream = true;
+    } else if (r->status == 204) {
+        resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+        if (!resp) return MHD_NO;
     } else if (r->stream) {
         resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK, stream_reader, r->stream, stream_free);
         if (!resp) {
@@ -130,6 +177,19 @@ static enum MHD_Result queue(struct MHD_Connection *mc, conn *c, srv_reply *r) {
     }
     if (r->allow) MHD_add_response_header(resp, "Allow", r->allow);
     if (c->must_close) MHD_add_response_header(resp, "Connection", "close");
+    if (r->target_header[0]) MHD_add_response_header(resp, "X-Hearth-Target", r->target_header);
+    memcpy(c->target, r->target, sizeof c->target);
+    if (r->status == 401) MHD_add_response_header(resp, "WWW-Authenticate", "Bearer");
+    if (c->cors_origin[0]) {
+        MHD_add_response_header(resp, "Access-Control-Allow-Origin", c->cors_origin);
+        MHD_add_response_header(resp, "Vary", "Origin");
+        MHD_add_response_header(resp, "Access-Control-Expose-Headers", "X-Request-Id, Retry-After");
+    }
+    if (c->preflight) {
+        MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+        MHD_add_response_header(resp, "Access-Control-Allow-Headers", "Authorization, Content-Type, X-Request-Id");
+        MHD_add_response_header(resp, "Access-Control-Max-Age", CORS_MAX_AGE);
+    }
     MHD_add_response_header(resp, "X-Request-Id", c->request_id);
     c->status = r->status;
     c->error_code = r->error_code;
@@ -197,14 +257,85 @@ static bool framing_ambiguous(struct MHD_Connection *mc, srv_error *e) {
     return why != NULL;
 }
 
+static const char *header(struct MHD_Connection *mc, const char *name) {
+    return MHD_lookup_connection_value(mc, MHD_HEADER_KIND, name);
+}
+
+static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+    *(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4; /* "K: V\r\n" */
+    return MHD_YES;
+}
+
+/* Refusals that come before routing: too many or too large headers, a foreign Host on a loopback
+ * bind (DNS rebinding), and CORS preflights. True when a reply was queued (*res). */
+static bool guard(srv *s, struct MHD_Connection *mc, conn *c, const char *method, const char *url,
+                  enum MHD_Result *res) {
+    srv_error e;
+    cfg_limits lim;
+    srv_policy_limits(s->policy, &lim);
+    size_t bytes = strlen(method) + strlen(url) + 12;
+    MHD_get_connection_values(mc, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, add_header_size, &bytes);
+    if (bytes > (size_t)s->max_header) {
+        srv_fail(&e, 431, "invalid_request_error", "request_header_fields_too_large", NULL,
+                 "The request line and headers are larger than %lld bytes", (long long)s->max_header);
+        return *res = queue_error(mc, c, &e, NULL), true;
+    }
+    int n_headers = MHD_get_connection_values(mc, MHD_HEADER_KIND, NULL, NULL);
+    if (n_headers > lim.headers) {
+        srv_fail(&e, 431, "invalid_request_error", "too_many_headers", NULL,
+                 "The request has %d header lines; this server accepts at most %lld", n_headers, (long long)lim.headers);
+        return *res = queue_error(mc, c, &e, NULL), true;
+    }
+    if (s->loopback && !srv_host_header_loopback(header(mc, MHD_HTTP_HEADER_HOST))) {
+        obs_auth_failure(s->obs, "host");
+        srv_fail(&e, 403, "permission_error", "host_not_allowed", NULL,
+                 "This server listens on a loopback address and answers only requests for localhost, 127.0.0.1 or "
+                 "[::1] (the Host header names another host)");
+        return *res = queue_error(mc, c, &e, NULL), true;
+    }
+    const char *origin = header(mc, "Origin");
+    if (origin && srv_policy_origin_allowed(s->policy, origin)) snprintf(c->cors_origin, sizeof c->cors_origin, "%s", origin);
+    if (strcmp(method, "OPTIONS") != 0 || !srv_policy_cors(s->policy)) return false;
+    if (!c->cors_origin[0]) {
+        srv_fail(&e, 403, "permission_error", "origin_not_allowed", NULL, "The origin '%.120s' may not call this server",
+                 origin ? origin : "");
+        return *res = queue_error(mc, c, &e, NULL), true;
+    }
+    c->preflight = true;
+    srv_reply r = {.status = 204};
+    return *res = queue(mc, c, &r), true;
+}
+
+/* The caller's key for a route that needs one: 401 without a valid key, 403 for an
+ * operator route without an admin key. True when a reply was queued (*res). */
+static bool authenticate(srv *s, struct MHD_Connection *mc, conn *c, enum MHD_Result *res) {
+    if (c->route == SRV_ROUTE_HEALTH || c->route == SRV_ROUTE_READY || !srv_auth_enabled(s->auth)) return false;
+    srv_error e;
+    const char *reason = NULL;
+    c->key = srv_auth_check(s->auth, header(mc, MHD_HTTP_HEADER_AUTHORIZATION), &e, &reason);
+    if (!c->key) {
+        obs_auth_failure(s->obs, reason);
+        return *res = queue_error(mc, c, &e, NULL), true;
+    }
+    if (srv_route_admin(c->route) && !srv_key_admin(c->key)) {
+        obs_auth_failure(s->obs, "admin");
+        srv_fail(&e, 403, "permission_error", "admin_required", NULL, "This endpoint needs an API key with admin: true");
+        return *res = queue_error(mc, c, &e, NULL), true;
+    }
+    return false;
+}
+
 /* First call of a request: route it and refuse what can be refused before the body. */
 static enum MHD_Result begin(srv *s, struct MHD_Connection *mc, conn *c, const char *url, const char *method) {
     srv_error e;
+    enum MHD_Result res = MHD_YES;
+    c->route = srv_route_find(method, url, &c->method_ok, &c->allow); /* named in the log line whatever follows */
     if (framing_ambiguous(mc, &e)) {
         c->must_close = true;
         return queue_error(mc, c, &e, NULL);
     }
-    c->route = srv_route_find(method, url, &c->method_ok, &c->allow);
+    if (guard(s, mc, c, method, url, &res)) return res;
+    if (authenticate(s, mc, c, &res)) return res;
     if (c->route == SRV_ROUTE_NONE) {
         srv_fail(&e, 404, "invalid_request_error", "unknown_url", NULL, "Unknown request URL: %s %.120s", method, url);
         return queue_error(mc, c, &e, NULL);
@@ -214,6 +345,12 @@ static enum MHD_Result begin(srv *s, struct MHD_Connection *mc, conn *c, const c
                  method, url, c->allow);
         return queue_error(mc, c, &e, c->allow);
     }
+    const char *kind = NULL;
+    if (c->key && !srv_key_admit(c->key, srv_route_has_body(c->route), &e, &kind)) {
+        obs_rate_limited(s->obs, srv_key_name(c->key), kind);
+        return queue_error(mc, c, &e, NULL);
+    }
+    c->admitted = c->key != NULL;
     if (!srv_route_has_body(c->route)) return MHD_YES;
     const char *ct = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
     if (ct && !json_content_type(ct)) {
@@ -247,6 +384,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
         c->body.max = (size_t)s->max_body;
         snprintf(c->method, sizeof c->method, "%s", method);
         snprintf(c->path, sizeof c->path, "%s", url);
+        MHD_set_connection_option(mc, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)s->idle_timeout_s);
         enum MHD_Result r = begin(s, mc, c, url, method);
         if (r != MHD_YES || c->replied || srv_route_has_body(c->route)) return r;
     } else if (c->replied) {
@@ -264,7 +402,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
         return queue_error(mc, c, &e, NULL);
     }
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
-    srv_client client = {.server = s, .fd = ci ? ci->connect_fd : -1, .trace = &c->trace};
+    srv_client client = {.server = s, .fd = ci ? ci->connect_fd : -1, .trace = &c->trace, .key = c->key,
+                         .prompt_tokens = &c->prompt_tokens};
     srv_reply reply = {0};
     srv_dispatch(s, c->route, url, c->body.data ? c->body.data : "", c->body.len, &client, &reply);
     if (!s->cfg.obs.log_prompts) srv_buf_free(&c->body); /* else the request log line shows it */
@@ -285,12 +424,12 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **req_cls, e
                           : "error";
     obs_request_done(s->obs, &(obs_request){
                                  .request_id = c->request_id,
-                                 .key_name = "",
+                                 .key_name = srv_key_name(c->key),
                                  .method = c->method,
                                  .path = c->path,
                                  .route = srv_route_name(c->route),
                                  .model = c->model,
-                                 .target = c->model,
+                                 .target = c->target[0] ? c->target : c->model,
                                  .end = how,
                                  .error = c->error_code,
                                  .status = c->status,
@@ -303,6 +442,12 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **req_cls, e
                                  .body = c->body.data,
                                  .body_len = c->body.len,
                              });
+    if (c->admitted)
+        srv_key_done(c->key, (c->prompt_tokens > 0 ? c->prompt_tokens : 0) +
+                                 (c->stream ? c->trace.tokens : c->completion_tokens > 0 ? c->completion_tokens : 0));
+    srv_key_release(c->key);
+    /* a kept-alive connection must send its next request's headers in time */
+    MHD_set_connection_option(mc, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)s->header_timeout_s);
     srv_buf_free(&c->body);
     mem_free(c);
     atomic_fetch_sub(&s->active, 1);
@@ -349,6 +494,7 @@ hearth_status srv_new(const srv_config *cfg, srv **out, hearth_err *err) {
     pthread_mutex_init(&s->reload_mu, NULL);
     atomic_init(&s->timeout_ns, (uint64_t)(cs->timeout_s * 1e9));
     s->max_body = cs->max_body;
+    s->max_header = cs->max_header;
     s->started_unix = clock_unix_s();
     const char *host = cs->host ? cs->host : "127.0.0.1";
     struct sockaddr_storage ss;
@@ -358,10 +504,19 @@ hearth_status srv_new(const srv_config *cfg, srv **out, hearth_err *err) {
     oc.log = cfg->log;
     oc.log_ud = cfg->log_ud;
     if (st == HEARTH_OK) st = obs_new(&oc, &s->obs, err);
+    if (st == HEARTH_OK) st = srv_auth_new(config, &s->auth, err);
+    if (st == HEARTH_OK) st = srv_policy_new(config, &s->policy, err);
+    s->loopback = cfg_host_is_loopback(host);
+    s->header_timeout_s = config->limits.header_timeout_s;
+    s->idle_timeout_s = config->limits.idle_timeout_s;
+    if (st == HEARTH_OK && !s->loopback && config->n_keys == 0 && !cs->allow_unauthenticated)
+        st = err_set(err, HEARTH_ERR_INVALID,
+                     "refusing to listen on %s without API keys: configure keys or allow_unauthenticated", host);
     s->cfg.obs.db_path = NULL; /* the hub keeps its own copy */
     fleet_hooks hooks;
     srv_model_hooks(&hooks, s);
     if (st == HEARTH_OK) st = fleet_new(config, &hooks, cfg->fleet_opt, &s->fleet, err);
+    if (st == HEARTH_OK) st = srv_gateway_new(s, err);
     if (st != HEARTH_OK) {
         srv_free(s);
         return st;
@@ -371,8 +526,10 @@ hearth_status srv_new(const srv_config *cfg, srv **out, hearth_err *err) {
             (v6 ? MHD_USE_IPv6 : 0),
         (uint16_t)cs->port, NULL, NULL, on_access, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, s, MHD_OPTION_SOCK_ADDR,
         (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cs->max_connections,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cs->max_header, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)IDLE_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cs->max_header * HEADER_POOL_FACTOR + HEADER_POOL_EXTRA,
+        MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)s->header_timeout_s, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)config->limits.connections_per_ip,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
     if (!s->daemon) {
         srv_free(s);
         return err_set(err, HEARTH_ERR_IO, "cannot listen on %s port %d (in use, or not an address of this machine)",
@@ -402,7 +559,10 @@ void srv_free(srv *s) {
         atomic_store(&s->cancelling, true);
         MHD_stop_daemon(s->daemon);
     }
+    srv_gateway_free(s);
     fleet_free(s->fleet);
+    srv_auth_free(s->auth);
+    srv_policy_free(s->policy);
     obs_free(s->obs);
     if (s->daemon) srv_log(s, "info", json_pack("{s:s}", "msg", "stopped"));
     pthread_mutex_destroy(&s->reload_mu);

@@ -11,7 +11,9 @@
 #include <sys/types.h>
 
 #include "server/srv.h"
+#include "server/srv_auth.h"
 #include "server/srv_error.h"
+#include "server/srv_limits.h"
 #include "server/srv_request.h"
 
 struct srv {
@@ -21,6 +23,7 @@ struct srv {
     fleet *fleet;
     _Atomic uint64_t timeout_ns; /* server.timeout (reloadable) */
     int64_t max_body;        /* bytes, from the configuration at start */
+    int64_t max_header;      /* bytes of the request line and headers, from the configuration at start */
     int64_t started_unix;
     struct MHD_Daemon *daemon;
     int port;
@@ -28,6 +31,11 @@ struct srv {
     _Atomic bool cancelling; /* grace period over: running requests cancel */
     _Atomic int active;      /* requests being handled */
     obs *obs;                /* metrics, request log, store */
+    struct srv_gateway *gateway; /* routes to local models and providers (srv_gateway.c) */
+    srv_auth *auth;          /* API keys (reloadable) */
+    srv_policy *policy;      /* request limits and CORS origins (reloadable) */
+    bool loopback;           /* bound to a loopback address: the Host header is checked */
+    double header_timeout_s, idle_timeout_s; /* limits.*, from the configuration at start */
 };
 
 void srv_log(const srv *s, const char *level, json_t *fields); /* steals fields; adds time and level */
@@ -37,6 +45,10 @@ typedef struct srv_client {
     const srv *server;
     int fd;                  /* the socket, to notice a hang-up; -1 unknown */
     obs_trace *trace;        /* token timing of the request (owned by the connection); may be NULL */
+    int64_t *prompt_tokens;  /* the request log's prompt size, for readers that learn it late; may be NULL */
+    bool (*gone)(void *ud);  /* optional: another way the requester can go away (gateway sinks) */
+    void *gone_ud;
+    srv_key *key;            /* the caller's API key (owned by the connection); NULL without keys */
 } srv_client;
 
 /* True when the client hung up or the server is cancelling requests. */
@@ -56,6 +68,13 @@ typedef struct srv_reply {
     char *raw;               /* owned (mem_*): a non-JSON body of raw_len bytes, of content_type */
     size_t raw_len;
     const char *content_type;
+    /* A body produced by a reader (routed streams): read returns bytes, 0 at the end, -1
+     * to abort; done is called once when the connection lets go of it. */
+    ssize_t (*read)(void *reader, char *buf, size_t cap);
+    void (*done)(void *reader);
+    void *reader;
+    char target_header[384]; /* X-Hearth-Target of a routed reply, or "" */
+    char target[96];         /* the routing target that served it (request log), or "" */
 } srv_reply;
 
 void srv_reply_error(srv_reply *r, const srv_error *e);
@@ -71,11 +90,13 @@ typedef enum srv_route {
     SRV_ROUTE_CHAT,
     SRV_ROUTE_COMPLETIONS,
     SRV_ROUTE_ADMIN_MODELS,  /* GET /admin/models */
-    SRV_ROUTE_ADMIN_MODEL,   /* POST /admin/models/{name}/load|unload */
+    SRV_ROUTE_ADMIN_MODEL,   /* POST /admin/models/{name}/load|unload, .../adapters[/{adapter}/unload] */
     SRV_ROUTE_ADMIN_RELOAD,  /* POST /admin/reload */
     SRV_ROUTE_DASHBOARD,     /* GET / */
     SRV_ROUTE_METRICS,       /* GET /metrics */
     SRV_ROUTE_ADMIN_STATS,   /* GET /admin/stats */
+    SRV_ROUTE_ADMIN_ADAPTER_DELETE, /* DELETE /admin/models/{name}/adapters/{adapter} */
+    SRV_ROUTE_ADMIN_ROUTES,  /* GET /admin/routes */
 } srv_route;
 
 /* The route of url; *method_ok tells whether method is one it accepts (else *allow). */
@@ -83,6 +104,8 @@ srv_route srv_route_find(const char *method, const char *url, bool *method_ok, c
 bool srv_route_has_body(srv_route r);
 /* The route's name in metrics and logs ("chat", "metrics", ...; "unknown" for NONE). */
 const char *srv_route_name(srv_route r);
+/* Operator endpoints (metrics, the admin routes, the dashboard): need an admin key when keys exist. */
+bool srv_route_admin(srv_route r);
 /* Polled endpoints (health, readiness, metrics, dashboard): logged at debug, not stored. */
 bool srv_route_quiet(srv_route r);
 

@@ -85,6 +85,7 @@ bool srv_job_submit(srv_job *j, srv_error *e) {
             .n_stop = r->n_stop,
             .n_logprobs = r->n_logprobs,
             .deadline_ns = j->deadline_ns,
+            .lora = {j->n_lora, j->lora},
         };
         sr.sampling.seed = base_seed + (uint64_t)(i % (size_t)r->n);
         hearth_err err = {0};
@@ -192,6 +193,7 @@ void srv_job_free(srv_job *j) {
         json_decref(j->ch[i].logprobs);
     }
     for (size_t i = 0; i < SRV_MAX_CHOICES; i++) mem_free(j->prompt_ids[i]);
+    for (int32_t i = 0; i < j->n_lora; i++) model_lora_release(j->lora[i].adapter);
     *j = (srv_job){0};
     srv_model_release(m); /* after the sequences: the scheduler must outlive them */
 }

@@ -45,6 +45,8 @@ typedef struct srv_job {
     size_t n_choices;
     srv_choice ch[SRV_MAX_CHOICES];
     size_t rr;                  /* round-robin cursor of srv_job_next */
+    model_lora_use lora[SCHED_MAX_LORA]; /* adapters of every choice, one reference each */
+    int32_t n_lora;
 } srv_job;
 
 /* Tokenizes the prompts and checks them against the context. timeout_s > 0 sets the

@@ -3,7 +3,9 @@
  * OpenAI-shaped errors. */
 #include <string.h>
 
+#include "server/srv_gateway.h"
 #include "server/srv_internal.h"
+#include "server/srv_lora.h"
 #include "server/srv_response.h"
 
 #define MODELS_PREFIX "/v1/models/"
@@ -24,10 +26,12 @@ static const route_def routes[] = {
     {"/v1/completions", SRV_ROUTE_COMPLETIONS, "POST"},
     {"/admin/models", SRV_ROUTE_ADMIN_MODELS, "GET"},
     {ADMIN_MODELS_PREFIX, SRV_ROUTE_ADMIN_MODEL, "POST"},
+    {ADMIN_MODELS_PREFIX, SRV_ROUTE_ADMIN_ADAPTER_DELETE, "DELETE"},
     {"/admin/reload", SRV_ROUTE_ADMIN_RELOAD, "POST"},
     {"/", SRV_ROUTE_DASHBOARD, "GET"},
     {"/metrics", SRV_ROUTE_METRICS, "GET"},
     {"/admin/stats", SRV_ROUTE_ADMIN_STATS, "GET"},
+    {"/admin/routes", SRV_ROUTE_ADMIN_ROUTES, "GET"},
 };
 
 static const char *const route_names[] = {
@@ -36,9 +40,15 @@ static const char *const route_names[] = {
     [SRV_ROUTE_COMPLETIONS] = "completions", [SRV_ROUTE_ADMIN_MODELS] = "admin_models",
     [SRV_ROUTE_ADMIN_MODEL] = "admin_model", [SRV_ROUTE_ADMIN_RELOAD] = "admin_reload",
     [SRV_ROUTE_DASHBOARD] = "dashboard", [SRV_ROUTE_METRICS] = "metrics", [SRV_ROUTE_ADMIN_STATS] = "admin_stats",
+    [SRV_ROUTE_ADMIN_ADAPTER_DELETE] = "admin_adapter",
+    [SRV_ROUTE_ADMIN_ROUTES] = "admin_routes",
 };
 
 const char *srv_route_name(srv_route r) { return route_names[r]; }
+
+bool srv_route_admin(srv_route r) { /* every admin_* route, present and future */
+    return r == SRV_ROUTE_DASHBOARD || r == SRV_ROUTE_METRICS || !strncmp(route_names[r], "admin", 5);
+}
 
 bool srv_route_quiet(srv_route r) {
     return r == SRV_ROUTE_HEALTH || r == SRV_ROUTE_READY || r == SRV_ROUTE_DASHBOARD || r == SRV_ROUTE_METRICS ||
@@ -46,22 +56,31 @@ bool srv_route_quiet(srv_route r) {
 }
 
 srv_route srv_route_find(const char *method, const char *url, bool *method_ok, const char **allow) {
+    srv_route found = SRV_ROUTE_NONE; /* the first route of the path, when no method matches */
+    *method_ok = false;
+    *allow = NULL;
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         const route_def *r = &routes[i];
         size_t n = strlen(r->path);
         bool prefix = n > 1 && r->path[n - 1] == '/';
         if (prefix ? (strncmp(url, r->path, n) != 0 || url[n] == '\0') : strcmp(url, r->path) != 0) continue;
-        *allow = r->method;
         /* HEAD is GET without the body (the HTTP glue drops it) */
-        *method_ok = !strcmp(method, r->method) || (!strcmp(r->method, "GET") && !strcmp(method, "HEAD"));
-        return r->route;
+        if (!strcmp(method, r->method) || (!strcmp(r->method, "GET") && !strcmp(method, "HEAD"))) {
+            *allow = r->method;
+            *method_ok = true;
+            return r->route;
+        }
+        if (found == SRV_ROUTE_NONE) {
+            found = r->route;
+            *allow = r->method;
+        }
     }
-    *method_ok = false;
-    *allow = NULL;
-    return SRV_ROUTE_NONE;
+    return found;
 }
 
-bool srv_route_has_body(srv_route r) { return r == SRV_ROUTE_CHAT || r == SRV_ROUTE_COMPLETIONS; }
+bool srv_route_has_body(srv_route r) {
+    return r == SRV_ROUTE_CHAT || r == SRV_ROUTE_COMPLETIONS || r == SRV_ROUTE_ADMIN_MODEL;
+}
 
 void srv_reply_json(srv_reply *r, int status, json_t *body) {
     r->status = body ? status : 500;
@@ -85,8 +104,9 @@ static void handle_ready(srv *s, srv_reply *out) {
     if (!ready) out->retry_after_s = 1;
 }
 
-/* Every configured model, or only the one named (NULL: all); *found tells whether it was. */
-static json_t *model_list(srv *s, const char *only, bool *found, srv_error *e) {
+/* Every configured model the key may use, or only the one named (NULL: all); *found
+ * tells whether it was. */
+static json_t *model_list(srv *s, const char *only, srv_key *key, bool *found, srv_error *e) {
     fleet_snapshot snap;
     hearth_err err;
     if (fleet_get_snapshot(s->fleet, &snap, &err) != HEARTH_OK) {
@@ -98,7 +118,16 @@ static json_t *model_list(srv *s, const char *only, bool *found, srv_error *e) {
         const fleet_info *in = &snap.models[i];
         bool match = !only || !strcmp(only, in->cfg.name);
         for (size_t k = 0; only && !match && k < in->cfg.n_aliases; k++) match = !strcmp(only, in->cfg.aliases[k]);
-        if (!match) continue;
+        int64_t created = in->ready_unix ? in->ready_unix : s->started_unix;
+        if (!match && only && srv_lora_is_model_id(in, only)) { /* "base:adapter" */
+            if (!srv_key_model_allowed(key, only)) break;
+            json_t *adapters = json_array();
+            if (adapters && srv_lora_model_objects(in, created, only, adapters) == 1)
+                one = json_incref(json_array_get(adapters, 0));
+            json_decref(adapters);
+            break;
+        }
+        if (!match || !srv_key_model_allowed(key, only ? only : in->cfg.name)) continue;
         json_t *o = srv_model_object(in->cfg.name, in->ready_unix ? in->ready_unix : s->started_unix);
         json_t *aliases = json_array();
         for (size_t k = 0; aliases && k < in->cfg.n_aliases; k++) json_array_append_new(aliases, json_string(in->cfg.aliases[k]));
@@ -111,8 +140,16 @@ static json_t *model_list(srv *s, const char *only, bool *found, srv_error *e) {
             break;
         }
         json_array_append_new(data, o);
+        srv_lora_model_objects(in, created, NULL, data);
     }
     fleet_snapshot_free(&snap);
+    if (!only && data) srv_gateway_models(s, data, NULL);
+    if (only && !one && srv_key_model_allowed(key, only)) one = srv_gateway_models(s, NULL, only);
+    for (size_t i = 0; !only && data && i < json_array_size(data);) { /* routes the key may not use */
+        const char *id = json_string_value(json_object_get(json_array_get(data, i), "id"));
+        if (id && !srv_key_model_allowed(key, id)) json_array_remove(data, i);
+        else i++;
+    }
     *found = !only || one;
     if (only) {
         json_decref(data);
@@ -123,10 +160,10 @@ static json_t *model_list(srv *s, const char *only, bool *found, srv_error *e) {
     return json_pack("{s:s, s:o}", "object", "list", "data", data ? data : json_array());
 }
 
-static void handle_models(srv *s, const char *only, srv_reply *out) {
+static void handle_models(srv *s, const char *only, srv_key *key, srv_reply *out) {
     srv_error e;
     bool found = false;
-    json_t *body = model_list(s, only, &found, &e);
+    json_t *body = model_list(s, only, key, &found, &e);
     if (!found || !body) srv_reply_error(out, &e);
     else srv_reply_json(out, 200, body);
 }
@@ -141,17 +178,29 @@ void srv_dispatch(srv *s, srv_route route, const char *url, const char *body, si
         handle_ready(s, out);
         break;
     case SRV_ROUTE_MODELS:
-        handle_models(s, NULL, out);
+        handle_models(s, NULL, c->key, out);
         break;
     case SRV_ROUTE_MODEL:
-        handle_models(s, url + strlen(MODELS_PREFIX), out);
+        handle_models(s, url + strlen(MODELS_PREFIX), c->key, out);
         break;
     case SRV_ROUTE_ADMIN_MODELS:
         srv_handle_admin_models(s, out);
         break;
     case SRV_ROUTE_ADMIN_MODEL:
-        srv_handle_admin_model(s, url + strlen(ADMIN_MODELS_PREFIX), out);
+    case SRV_ROUTE_ADMIN_ADAPTER_DELETE: {
+        const char *rest = url + strlen(ADMIN_MODELS_PREFIX), *sub = NULL;
+        char base[CFG_NAME_MAX + 1];
+        if (srv_lora_admin_url(rest, base, sizeof base, &sub))
+            srv_handle_admin_adapter(s, base, sub, route == SRV_ROUTE_ADMIN_MODEL ? "POST" : "DELETE", body, len, out);
+        else if (route == SRV_ROUTE_ADMIN_MODEL) srv_handle_admin_model(s, rest, out);
+        else {
+            srv_error e;
+            srv_fail(&e, 404, "invalid_request_error", "unknown_url", NULL,
+                     "Unknown request URL: DELETE takes /admin/models/{model}/adapters/{name}");
+            srv_reply_error(out, &e);
+        }
         break;
+    }
     case SRV_ROUTE_ADMIN_RELOAD:
         srv_handle_admin_reload(s, out);
         break;
@@ -165,6 +214,9 @@ void srv_dispatch(srv *s, srv_route route, const char *url, const char *body, si
         break;
     case SRV_ROUTE_COMPLETIONS:
         srv_handle_completion(s, SRV_API_COMPLETION, body, len, c, out);
+        break;
+    case SRV_ROUTE_ADMIN_ROUTES:
+        srv_gateway_admin(s, out);
         break;
     case SRV_ROUTE_NONE:
         break;

@@ -291,27 +291,27 @@ static const int health_ok[] = {200, 0};
 static void test_request_line_and_headers(void **state) {
     (void)state;
     NEED_SERVER();
-    static const int line_bad[] = {400, 404, 405, 501, 505, 0};
-    case_framed("garbage request line", S("GARBAGE\r\nHost: x\r\n\r\n"), 1, line_bad);
+    static const int line_bad[] = {400, 403, 404, 405, 501, 505, 0};
+    case_framed("garbage request line", S("GARBAGE\r\nHost: localhost\r\n\r\n"), 1, line_bad);
     case_framed("HTTP/0.9 request", S("GET /health\r\n\r\n"), 1, line_bad);
-    case_framed("unknown HTTP version", S("GET /health HTTP/9.9\r\nHost: x\r\n\r\n"), 1, line_bad);
-    case_framed("HTTP/1.1 without Host", S("GET /health HTTP/1.1\r\n\r\n"), 1, (const int[]){200, 400, 0});
-    case_framed("unknown method", S("BREW /health HTTP/1.1\r\nHost: x\r\n\r\n"), 1, line_bad);
-    case_framed("unknown method on the API", S("PURGE /v1/completions HTTP/1.1\r\nHost: x\r\n\r\n"), 1, line_bad);
-    case_framed("lowercase method", S("get /health HTTP/1.1\r\nHost: x\r\n\r\n"), 1, line_bad);
-    case_framed("absolute-form target", S("GET http://x/health HTTP/1.1\r\nHost: x\r\n\r\n"), 1,
+    case_framed("unknown HTTP version", S("GET /health HTTP/9.9\r\nHost: localhost\r\n\r\n"), 1, line_bad);
+    case_framed("HTTP/1.1 without Host", S("GET /health HTTP/1.1\r\n\r\n"), 1, (const int[]){200, 400, 403, 0});
+    case_framed("unknown method", S("BREW /health HTTP/1.1\r\nHost: localhost\r\n\r\n"), 1, line_bad);
+    case_framed("unknown method on the API", S("PURGE /v1/completions HTTP/1.1\r\nHost: localhost\r\n\r\n"), 1, line_bad);
+    case_framed("lowercase method", S("get /health HTTP/1.1\r\nHost: localhost\r\n\r\n"), 1, line_bad);
+    case_framed("absolute-form target", S("GET http://x/health HTTP/1.1\r\nHost: localhost\r\n\r\n"), 1,
                 (const int[]){200, 400, 404, 0});
-    case_framed("header without colon", S("GET /health HTTP/1.1\r\nHost: x\r\nBroken header\r\n\r\n"), 1,
+    case_framed("header without colon", S("GET /health HTTP/1.1\r\nHost: localhost\r\nBroken header\r\n\r\n"), 1,
                 (const int[]){200, 400, 0});
-    case_framed("obsolete line folding", S("GET /health HTTP/1.1\r\nHost: x\r\nX-A: a\r\n  folded\r\n\r\n"), 1,
+    case_framed("obsolete line folding", S("GET /health HTTP/1.1\r\nHost: localhost\r\nX-A: a\r\n  folded\r\n\r\n"), 1,
                 (const int[]){200, 400, 0});
-    case_framed("bare LF line ends", S("GET /health HTTP/1.1\nHost: x\n\n"), 1, (const int[]){200, 400, 0});
-    case_framed("NUL in the target", S("GET /hea\0lth HTTP/1.1\r\nHost: x\r\n\r\n"), 1, (const int[]){400, 404, 0});
-    case_framed("NUL in a header", S("GET /health HTTP/1.1\r\nHost: x\r\nX-A: a\0b\r\n\r\n"), 1,
+    case_framed("bare LF line ends", S("GET /health HTTP/1.1\nHost: localhost\n\n"), 1, (const int[]){200, 400, 0});
+    case_framed("NUL in the target", S("GET /hea\0lth HTTP/1.1\r\nHost: localhost\r\n\r\n"), 1, (const int[]){400, 404, 0});
+    case_framed("NUL in a header", S("GET /health HTTP/1.1\r\nHost: localhost\r\nX-A: a\0b\r\n\r\n"), 1,
                 (const int[]){200, 400, 0});
-    case_framed("GET with a body", S("GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"), 1,
+    case_framed("GET with a body", S("GET /health HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n\r\nhello"), 1,
                 (const int[]){200, 400, 0});
-    case_framed("control bytes in the target", S("GET /\x01\x7f\xff HTTP/1.1\r\nHost: x\r\n\r\n"), 1,
+    case_framed("control bytes in the target", S("GET /\x01\x7f\xff HTTP/1.1\r\nHost: localhost\r\n\r\n"), 1,
                 (const int[]){400, 404, 0});
 }
 
@@ -322,7 +322,7 @@ static void test_oversized_headers(void **state) {
     /* 10,000 headers */
     size_t cap = 10000 * 16 + 256, n = 0;
     char *req = malloc(cap);
-    n += (size_t)snprintf(req + n, cap - n, "GET /health HTTP/1.1\r\nHost: x\r\n");
+    n += (size_t)snprintf(req + n, cap - n, "GET /health HTTP/1.1\r\nHost: localhost\r\n");
     for (int i = 0; i < 10000; i++) n += (size_t)snprintf(req + n, cap - n, "X-H%d: v\r\n", i);
     n += (size_t)snprintf(req + n, cap - n, "\r\n");
     case_framed("10k headers", req, n, 1, too_big);
@@ -330,7 +330,7 @@ static void test_oversized_headers(void **state) {
     /* one header line of 1 MiB, and a 1 MiB target */
     size_t big = (size_t)1 << 20;
     req = malloc(big + 256);
-    n = (size_t)sprintf(req, "GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ");
+    n = (size_t)sprintf(req, "GET /health HTTP/1.1\r\nHost: localhost\r\nX-Big: ");
     memset(req + n, 'a', big);
     n += big;
     n += (size_t)sprintf(req + n, "\r\n\r\n");
@@ -338,7 +338,7 @@ static void test_oversized_headers(void **state) {
     n = (size_t)sprintf(req, "GET /");
     memset(req + n, 'a', big);
     n += big;
-    n += (size_t)sprintf(req + n, " HTTP/1.1\r\nHost: x\r\n\r\n");
+    n += (size_t)sprintf(req + n, " HTTP/1.1\r\nHost: localhost\r\n\r\n");
     case_framed("1 MiB target", req, n, 1, (const int[]){400, 404, 413, 414, 431, 0});
     free(req);
 }
@@ -352,62 +352,62 @@ static void test_smuggling_and_lengths(void **state) {
     /* CL+TE: by the chunked framing the body ends at "0", and a GET hides behind it; by
        Content-Length the GET is body. Either way no second answer may come. */
     case_framed("CL+TE, GET hidden behind the chunked end",
-                S("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                  "Content-Length: 39\r\nTransfer-Encoding: chunked\r\n\r\n"
-                  "0\r\n\r\nGET /nothing HTTP/1.1\r\nHost: x\r\n\r\n"),
+                S("POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                  "Content-Length: 47\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  "0\r\n\r\nGET /nothing HTTP/1.1\r\nHost: localhost\r\n\r\n"),
                 1, (const int[]){400, 411, 413, 501, 0});
     case_framed("TE+CL, body longer than the chunks",
-                S("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                S("POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n"
                   "Content-Length: 4\r\n\r\n"
                   "5\r\nhello\r\n0\r\n\r\n"),
                 1, refused);
     case_framed("obfuscated Transfer-Encoding",
-                S("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: xchunked\r\n\r\n"
+                S("POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4\r\nTransfer-Encoding: xchunked\r\n\r\n"
                   "abcd"),
                 1, refused);
     case_framed("duplicate Content-Length, different values",
-                S("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 41\r\n\r\n"
-                  "{}GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n"),
+                S("POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\nContent-Length: 49\r\n\r\n"
+                  "{}GET /nothing HTTP/1.1\r\nHost: localhost\r\n\r\n"),
                 1, refused);
-    case_framed("Content-Length list", S("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 2, 2\r\n\r\n{}"), 1,
+    case_framed("Content-Length list", S("POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2, 2\r\n\r\n{}"), 1,
                 refused);
-    case_framed("negative Content-Length", S("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n"),
+    case_framed("negative Content-Length", S("POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Length: -5\r\n\r\n"),
                 1, refused);
-    case_framed("Content-Length with junk", S("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 2x\r\n\r\n{}"),
+    case_framed("Content-Length with junk", S("POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2x\r\n\r\n{}"),
                 1, refused);
     case_framed("huge Content-Length",
-                S("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n"), 1,
+                S("POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Length: 99999999999999999999999\r\n\r\n"), 1,
                 refused);
     case_framed("Content-Length 2^64-1",
-                S("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 18446744073709551615\r\n\r\n"), 1,
+                S("POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Length: 18446744073709551615\r\n\r\n"), 1,
                 refused);
     case_framed("Content-Length beyond max_body",
-                S("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n"), 1, refused);
+                S("POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000000000\r\n\r\n"), 1, refused);
     case_framed("bad chunk size",
-                S("POST /v1/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n"), 1,
+                S("POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n"), 1,
                 refused);
     case_framed("huge chunk size",
-                S("POST /v1/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                S("POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
                   "ffffffffffffffffffff\r\nab\r\n0\r\n\r\n"),
                 1, refused);
     case_framed("chunk size with junk extension",
-                S("POST /v1/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2;\x01\r\n{}\r\n0\r\n\r\n"),
+                S("POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n2;\x01\r\n{}\r\n0\r\n\r\n"),
                 1, (const int[]){400, 411, 413, 501, 0});
     /* incomplete bodies, then the client goes away */
     static const int any_clean[] = {400, 408, 411, 413, 0};
     case_then_close("body shorter than Content-Length",
-                    S("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"model\":"), any_clean);
+                    S("POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n{\"model\":"), any_clean);
     case_then_close("truncated chunked body",
-                    S("POST /v1/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n{\"mod"),
+                    S("POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n{\"mod"),
                     any_clean);
     case_then_close("chunked body without the last chunk",
-                    S("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n"),
+                    S("POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n"),
                     any_clean);
-    case_then_close("headers cut off", S("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Le"), any_clean);
+    case_then_close("headers cut off", S("POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Le"), any_clean);
     /* a valid chunked request still works */
     char req[512];
     int n = snprintf(req, sizeof req,
-                     "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                     "POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n"
                      "Content-Type: application/json\r\n\r\n%zx\r\n%s\r\n0\r\n\r\n",
                      strlen(CHAT_BODY), CHAT_BODY);
     case_framed("valid chunked request", req, (size_t)n, 1, health_ok);
@@ -418,11 +418,11 @@ static void test_pipelined(void **state) {
     NEED_SERVER();
     char req[2048];
     int n = snprintf(req, sizeof req,
-                     "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
-                     "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     "GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n"
+                     "POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
                      "Content-Length: %zu\r\n\r\n%s"
-                     "GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n"
-                     "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n{bad}",
+                     "GET /v1/models HTTP/1.1\r\nHost: localhost\r\n\r\n"
+                     "POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n\r\n{bad}",
                      strlen(CHAT_BODY), CHAT_BODY);
     n_cases++;
     raw r;
@@ -445,12 +445,12 @@ static void test_pipelined(void **state) {
 static void test_slow_clients(void **state) {
     (void)state;
     NEED_SERVER();
-    enum { N_SLOW = 40 };
+    enum { N_SLOW = 20 }; /* below limits.connections_per_ip (32): all come from 127.0.0.1 */
     raw slow[N_SLOW];
     for (int i = 0; i < N_SLOW; i++) {
         raw_open(&slow[i]);
-        if (i % 2 == 0) raw_send(&slow[i], S("GET /health HTTP/1.1\r\nHost: x\r\n"));
-        else raw_send(&slow[i], S("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"mo"));
+        if (i % 2 == 0) raw_send(&slow[i], S("GET /health HTTP/1.1\r\nHost: localhost\r\n"));
+        else raw_send(&slow[i], S("POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\n\r\n{\"mo"));
     }
     for (int round = 0; round < 4; round++) {
         for (int i = 0; i < N_SLOW; i++) {
@@ -459,7 +459,7 @@ static void test_slow_clients(void **state) {
             else raw_send(&slow[i], S("  "));
         }
         n_cases++;
-        still_serving("while 40 clients trickle headers and bodies");
+        still_serving("while 20 clients trickle headers and bodies");
         sleep_ms(250);
     }
     for (int i = 0; i < N_SLOW; i++) raw_close(&slow[i]);
@@ -474,7 +474,7 @@ static void post_case(const char *name, const char *path, const char *body, size
     raw_open(&r);
     char head[256];
     int hn = snprintf(head, sizeof head,
-                      "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                      "POST %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
                       "Connection: close\r\n\r\n",
                       path, len);
     int st[MAX_RESP];

@@ -256,6 +256,7 @@ static void test_catalogue_complete(void **state) {
         {"hearth_upstream_retries_total", "counter"},
         {"hearth_breaker_state", "gauge"},
         {"hearth_rate_limited_total", "counter"},
+        {"hearth_auth_failures_total", "counter"},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         const prom_family *f = prom_family_of(&d, want[i][0]);
@@ -273,13 +274,13 @@ static void test_catalogue_complete(void **state) {
     obs_upstream(o, "openai", "error");
     obs_retry(o, "openai");
     obs_breaker(o, "openai", "open");
-    obs_rate_limited(o, "team-a");
+    obs_rate_limited(o, "team-a", "requests");
     d = hub_metrics(o);
     expect(&d, 1, "hearth_upstream_requests_total", "target", "openai", "outcome", "error");
     expect(&d, 1, "hearth_upstream_retries_total", "target", "openai", NULL, NULL);
     expect(&d, 1, "hearth_breaker_state", "target", "openai", "state", "open");
     expect(&d, 0, "hearth_breaker_state", "target", "openai", "state", "closed");
-    expect(&d, 1, "hearth_rate_limited_total", "key", "team-a", NULL, NULL);
+    expect(&d, 1, "hearth_rate_limited_total", "key", "team-a", "kind", "requests");
     prom_free(&d);
     obs_free(o);
 }
