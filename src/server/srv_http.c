@@ -38,6 +38,7 @@ typedef struct conn {
     const char *allow;
     bool replied;     /* a response is queued; ignore any further body */
     bool too_large;
+    bool must_close;  /* the request's framing is ambiguous: close after the answer */
     srv_buf body;
     uint64_t start_ns;
     int status;
@@ -176,6 +177,7 @@ static enum MHD_Result queue(struct MHD_Connection *mc, conn *c, srv_reply *r) {
         MHD_add_response_header(resp, "Retry-After", ra);
     }
     if (r->allow) MHD_add_response_header(resp, "Allow", r->allow);
+    if (c->must_close) MHD_add_response_header(resp, "Connection", "close");
     if (r->target_header[0]) MHD_add_response_header(resp, "X-Hearth-Target", r->target_header);
     memcpy(c->target, r->target, sizeof c->target);
     if (r->status == 401) MHD_add_response_header(resp, "WWW-Authenticate", "Bearer");
@@ -220,6 +222,40 @@ static bool media_type_is(const char *ct, const char *type) {
 static bool json_content_type(const char *ct) {
     while (*ct == ' ') ct++;
     return media_type_is(ct, "application/json") || media_type_is(ct, "application/x-www-form-urlencoded");
+}
+
+/* Request smuggling: a body whose length two parsers could read differently
+ * (Transfer-Encoding with Content-Length, several Content-Length values that differ, or
+ * one that is not plain digits) is refused, and the connection closed after the answer
+ * so that nothing hidden in the body is read as a request. */
+typedef struct framing {
+    int n_length, n_encoding;
+    const char *length;
+    bool length_bad;
+} framing;
+
+static enum MHD_Result see_framing(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+    (void)kind;
+    framing *f = cls;
+    if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING)) f->n_encoding++;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) != 0) return MHD_YES;
+    value = value ? value : "";
+    if (!value[0] || strspn(value, "0123456789") != strlen(value) || (f->length && strcmp(f->length, value) != 0))
+        f->length_bad = true;
+    f->length = value;
+    f->n_length++;
+    return MHD_YES;
+}
+
+static bool framing_ambiguous(struct MHD_Connection *mc, srv_error *e) {
+    framing f = {0};
+    MHD_get_connection_values(mc, MHD_HEADER_KIND, see_framing, &f);
+    const char *why = f.n_length > 0 && f.n_encoding > 0 ? "A request may not carry both Transfer-Encoding and Content-Length"
+                      : f.length_bad                      ? "Content-Length must be one decimal number"
+                      : f.n_encoding > 1                  ? "A request may carry one Transfer-Encoding header"
+                                                          : NULL;
+    if (why) srv_fail(e, 400, "invalid_request_error", "ambiguous_framing", NULL, "%s", why);
+    return why != NULL;
 }
 
 static const char *header(struct MHD_Connection *mc, const char *name) {
@@ -295,6 +331,10 @@ static enum MHD_Result begin(srv *s, struct MHD_Connection *mc, conn *c, const c
     srv_error e;
     enum MHD_Result res = MHD_YES;
     c->route = srv_route_find(method, url, &c->method_ok, &c->allow); /* named in the log line whatever follows */
+    if (framing_ambiguous(mc, &e)) {
+        c->must_close = true;
+        return queue_error(mc, c, &e, NULL);
+    }
     if (guard(s, mc, c, method, url, &res)) return res;
     if (authenticate(s, mc, c, &res)) return res;
     if (c->route == SRV_ROUTE_NONE) {

@@ -142,6 +142,51 @@ static void seeds_stop(void) {
     put(c, sizeof c - 1, "", 0);
 }
 
+/* ---- fuzz_request: valid and refused bodies of both APIs --------------------------- */
+static void seeds_request(void) {
+    static const char *const chat[] = {
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+        ("{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":\"s\"},{\"role\":\"user\",\"content\":\"u\","
+         "\"name\":\"n\"}],\"max_completion_tokens\":3,\"temperature\":0}"),
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"wizard\",\"content\":\"x\"}]}",
+        "{\"model\":\"m\",\"messages\":[],\"stop\":\"\"}",
+    };
+    static const char *const completion[] = {
+        "{\"model\":\"m\",\"prompt\":\"Hello\",\"max_tokens\":4}",
+        "{\"model\":\"m\",\"prompt\":[\"a\",\"b\"],\"n\":4,\"stop\":[\"\\n\"]}",
+        "{\"model\":\"m\",\"prompt\":[1,2,3],\"logit_bias\":{\"1\":100},\"seed\":9223372036854775807}",
+        "{\"model\":\"m\",\"prompt\":\"a\",\"temperature\":1e308,\"top_k\":2147483647}",
+    };
+    for (size_t i = 0; i < sizeof chat / sizeof *chat; i++) put("\x01", 1, chat[i], strlen(chat[i]));
+    for (size_t i = 0; i < sizeof completion / sizeof *completion; i++) put("\x02", 1, completion[i], strlen(completion[i]));
+}
+
+/* ---- fuzz_config: small configurations (the example is in tests/fuzz/corpus) -------- */
+static void seeds_config(void) {
+    static const char *const texts[] = {
+        "models:\n  - name: m\n    path: m.gguf\n",
+        ("server:\n  port: 8080\n  timeout: 10m\n  memory_budget: 75%\ndefaults:\n  ttl: 0\n  ctx: auto\n"
+         "  threads: auto\nmodels: []\n"),
+        "server: {port: 1, max_header: 1MiB}\nmodels:\n  - name: x\n    url: hf://o/r@abc/f.gguf\n    preload: true\n",
+        "models:\n  - name: m\n    path: m.gguf\n    sampling:\n      temperature: 0.2\n      max_tokens: 512\n",
+    };
+    for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) put("", 0, texts[i], strlen(texts[i]));
+}
+
+/* ---- fuzz_sse: upstream streams as providers send them ------------------------------ */
+static void seeds_sse(void) {
+    static const char *const streams[] = {
+        "data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\ndata: [DONE]\n\n",
+        "event: message_start\ndata: {\"type\":\"message_start\"}\n\nevent: ping\ndata: {}\n\n",
+        ": keep-alive\r\n\r\ndata: a\r\ndata: b\r\n\r\n",
+        "data:x\rdata: y\r\rid: 1\nretry: 5\n\n",
+    };
+    for (size_t i = 0; i < sizeof streams / sizeof *streams; i++) {
+        static const uint8_t head[7] = {0, 0, 0, 7, 1, 2, 3};
+        put(head, sizeof head, streams[i], strlen(streams[i]));
+    }
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
         fprintf(stderr, "usage: seed_gen TARGET DIR\n");
@@ -154,6 +199,9 @@ int main(int argc, char **argv) {
     else if (!strcmp(t, "fuzz_tokenizer")) seeds_tokenizer();
     else if (!strcmp(t, "fuzz_chat_template")) seeds_chat();
     else if (!strcmp(t, "fuzz_stop")) seeds_stop();
+    else if (!strcmp(t, "fuzz_request")) seeds_request();
+    else if (!strcmp(t, "fuzz_config")) seeds_config();
+    else if (!strcmp(t, "fuzz_sse")) seeds_sse();
     else {
         fprintf(stderr, "seed_gen: unknown target '%s'\n", t);
         return 2;

@@ -1,0 +1,242 @@
+#!/usr/bin/env python3
+"""Overload and slow-client benchmark (not a test). Starts `hearth serve` with a small
+capacity (default --slots 2 --max-queue 2) and measures, in milliseconds:
+
+  1. unloaded: time to first token (TTFT) of streamed completions sent one at a time,
+     and GET /health latency;
+  2. loaded: `--clients` threads (default 2x capacity, slots + queue) sending streamed
+     completions back to back for `--seconds`, while a probe GETs /health every 50 ms:
+     latency of the rejections (429/503, checked for Retry-After), TTFT of the admitted
+     requests, /health latency;
+  3. with --slowloris N: a moderate load (clients = slots) alone, then again while
+     slowhttptest (Debian package `slowhttptest`) holds N slowloris connections;
+     compares the requests' TTFT p99.
+
+    python3 bench/overload.py --hearth build/hearth --model ../shared/fixtures/models/llama-spm-f16.gguf
+    python3 bench/overload.py ... --slowloris 500 --serve-env HEARTH_MAX_CONNECTIONS=1024
+
+Standard library only (plus slowhttptest for step 3)."""
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+
+SOURCE = "127.0.0.1"  # the clients' address (--source): slowhttptest always comes from 127.0.0.1
+
+
+def pct(values, p):
+    if not values:
+        return None
+    v = sorted(values)
+    k = min(len(v) - 1, max(0, int(round(p / 100.0 * len(v) + 0.5)) - 1))
+    return round(v[k], 2)
+
+
+def summary(values):
+    return {"n": len(values), "p50": pct(values, 50), "p99": pct(values, 99), "max": round(max(values), 2) if values else None}
+
+
+class Server:
+    def __init__(self, a):
+        self.log = tempfile.NamedTemporaryFile(prefix="hearth-overload-", suffix=".log", delete=False)
+        env = dict(os.environ, HEARTH_DATA=tempfile.mkdtemp(prefix="hearth-overload-data-"))
+        for kv in a.serve_env:
+            k, v = kv.split("=", 1)
+            env[k] = v
+        cmd = [a.hearth, "serve", "-m", a.model, "--port", "0", "--slots", str(a.slots), "--max-queue",
+               str(a.max_queue)] + a.serve_args.split()
+        self.p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self.log, env=env)
+        self.port = 0
+        for _ in range(600):
+            time.sleep(0.1)
+            text = open(self.log.name, errors="replace").read()
+            if '"msg":"listening"' in text and not self.port:
+                self.port = int(text.split('"msg":"listening"')[1].split('"port":')[1].split(",")[0].split("}")[0])
+            if self.port and request(self.port, "GET", "/ready")[0] == 200:
+                return
+            if self.p.poll() is not None:
+                sys.exit("overload: hearth serve exited early:\n" + text)
+        sys.exit("overload: the server did not become ready")
+
+    def stop(self):
+        self.p.send_signal(signal.SIGTERM)
+        try:
+            self.p.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+        os.unlink(self.log.name)
+
+
+def request(port, method, path, body=None, first_chunk=False, timeout=120):
+    """One request on a new connection. Returns (status, ms to the answer's status line
+    (or to the first SSE data when first_chunk), headers text, ms to the end)."""
+    t0 = time.perf_counter()
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=(SOURCE, 0))
+    except OSError:
+        return 0, None, "", None
+    try:
+        data = f"{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n".encode()
+        if body is not None:
+            b = json.dumps(body).encode()
+            data += b"Content-Type: application/json\r\nContent-Length: " + str(len(b)).encode() + b"\r\n\r\n" + b
+        else:
+            data += b"\r\n"
+        s.sendall(data)
+        buf, first = b"", None
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            buf += d
+            if first is None:
+                if first_chunk and b"data: " in buf and buf.startswith(b"HTTP/1.1 200"):
+                    first = (time.perf_counter() - t0) * 1000
+                elif not first_chunk and b"\r\n" in buf:
+                    first = (time.perf_counter() - t0) * 1000
+                elif first_chunk and b"\r\n\r\n" in buf and not buf.startswith(b"HTTP/1.1 200"):
+                    first = (time.perf_counter() - t0) * 1000  # a refusal: its answer
+    except OSError:
+        return 0, None, "", None
+    finally:
+        s.close()
+    end = (time.perf_counter() - t0) * 1000
+    status = int(buf[9:12]) if buf[:7] == b"HTTP/1." and buf[9:12].isdigit() else 0
+    head = buf.split(b"\r\n\r\n", 1)[0].decode(errors="replace")
+    return status, first, head, end
+
+
+def completion(model_id, max_tokens):
+    return {"model": model_id, "prompt": "Once upon a time there was a small robot who", "max_tokens": max_tokens,
+            "stream": True, "ignore_eos": True, "temperature": 0}
+
+
+def unloaded(port, model_id, a):
+    ttft, health = [], []
+    for _ in range(a.unloaded_requests):
+        st, first, _, _ = request(port, "POST", "/v1/completions", completion(model_id, a.max_tokens), first_chunk=True)
+        if st == 200 and first is not None:
+            ttft.append(first)
+        st, ms, _, _ = request(port, "GET", "/health")
+        if st == 200:
+            health.append(ms)
+    return {"ttft_ms": summary(ttft), "health_ms": summary(health)}
+
+
+def loaded(port, model_id, a, label, n_clients):
+    stop = threading.Event()
+    lock = threading.Lock()
+    ttft, rejected, no_retry_after, other = [], [], [0], {}
+    health = []
+
+    def client():
+        while not stop.is_set():
+            pause = False
+            st, first, head, end = request(port, "POST", "/v1/completions", completion(model_id, a.max_tokens),
+                                           first_chunk=True)
+            with lock:
+                if st == 200 and first is not None:
+                    ttft.append(first)
+                elif st in (429, 503):
+                    rejected.append(first if first is not None else end)
+                    pause = True
+                    if "retry-after:" not in head.lower():
+                        no_retry_after[0] += 1
+                else:
+                    other[str(st)] = other.get(str(st), 0) + 1
+            if pause:
+                time.sleep(a.retry_pause)
+
+    def probe():
+        while not stop.is_set():
+            st, ms, _, _ = request(port, "GET", "/health", timeout=30)
+            with lock:
+                if st == 200:
+                    health.append(ms)
+                else:
+                    other["health " + str(st)] = other.get("health " + str(st), 0) + 1
+            time.sleep(0.05)
+
+    threads = [threading.Thread(target=client) for _ in range(n_clients)] + [threading.Thread(target=probe)]
+    for t in threads:
+        t.start()
+    time.sleep(a.seconds)
+    stop.set()
+    for t in threads:
+        t.join()
+    print(f"overload: {label}: {len(ttft)} admitted, {len(rejected)} rejected, other {other}", flush=True)
+    return {"admitted_ttft_ms": summary(ttft), "rejection_ms": summary(rejected),
+            "rejections_without_retry_after": no_retry_after[0], "health_ms": summary(health), "other": other}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--hearth", required=True)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--slots", type=int, default=2)
+    ap.add_argument("--max-queue", type=int, default=2)
+    ap.add_argument("--clients", type=int, default=0, help="default: 2 x (slots + max-queue)")
+    ap.add_argument("--seconds", type=float, default=30)
+    ap.add_argument("--max-tokens", type=int, default=16)
+    ap.add_argument("--retry-pause", type=float, default=0.05, help="seconds a refused client waits before its next try")
+    ap.add_argument("--unloaded-requests", type=int, default=30)
+    ap.add_argument("--serve-args", default="--ctx 256 -t 1")
+    ap.add_argument("--serve-env", action="append", default=[], help="VAR=VALUE for the server (repeatable)")
+    ap.add_argument("--slowloris", type=int, default=0, help="connections slowhttptest holds in step 3")
+    ap.add_argument("--json", help="write the report here too")
+    ap.add_argument("--source", default="127.0.0.1",
+                    help="client address, e.g. 127.0.0.2 so that the per-address connection cap tells them from slowhttptest")
+    a = ap.parse_args()
+    global SOURCE
+    SOURCE = a.source
+    a.clients = a.clients or 2 * (a.slots + a.max_queue)
+    model_id = os.path.splitext(os.path.basename(a.model))[0]
+    srv = Server(a)
+    report = {"slots": a.slots, "max_queue": a.max_queue, "clients": a.clients, "max_tokens": a.max_tokens}
+    try:
+        report["unloaded"] = unloaded(srv.port, model_id, a)
+        report["loaded"] = loaded(srv.port, model_id, a, "loaded", a.clients)
+        u, l = report["unloaded"]["ttft_ms"]["p99"], report["loaded"]["admitted_ttft_ms"]["p99"]
+        if u and l:
+            report["loaded_ttft_p99_vs_unloaded"] = round(l / u, 2)
+        if a.slowloris:
+            tool = shutil.which("slowhttptest")
+            if not tool:
+                print("overload: slowhttptest not found: apt-get install slowhttptest", file=sys.stderr)
+            else:
+                report["moderate"] = loaded(srv.port, model_id, a, "moderate (clients = slots)", a.slots)
+                slow = subprocess.Popen(
+                    [tool, "-H", "-c", str(a.slowloris), "-r", str(max(50, a.slowloris)), "-i", "5", "-s", "8192",
+                     "-l", str(int(a.seconds + 40)), "-t", "GET", "-u", f"http://127.0.0.1:{srv.port}/health", "-p", "10"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                time.sleep(15)  # let it open its connections
+                held = len(os.listdir(f"/proc/{srv.p.pid}/fd"))
+                report["slowloris"] = loaded(srv.port, model_id, a, f"moderate + {a.slowloris} slowloris connections",
+                                             a.slots)
+                report["slowloris"]["server_fds_while_held"] = held
+                slow.send_signal(signal.SIGINT)
+                try:
+                    slow.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    slow.kill()
+                m, m2 = report["moderate"]["admitted_ttft_ms"]["p99"], report["slowloris"]["admitted_ttft_ms"]["p99"]
+                if m and m2:
+                    report["slowloris_ttft_p99_vs_moderate"] = round(m2 / m, 2)
+    finally:
+        srv.stop()
+    print(json.dumps(report, indent=1))
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(report, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
