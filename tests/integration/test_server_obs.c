@@ -129,6 +129,10 @@ static void expect_delta(const char *what, double before, double after, double w
                                          before, after);
 }
 
+static void expect_metric(const char *what, double got, double want) {
+    if (got != want) fail_msg("%s: %g, want %g", what, got, want);
+}
+
 static json_t *json_of(const resp *r) {
     json_t *j = json_loadb(r->body, r->len, 0, NULL);
     if (!j) fail_msg("not JSON: %s", r->body);
@@ -243,13 +247,15 @@ static void test_metrics_move_with_requests(void **state) {
     expect_delta("completion durations",
                  D("hearth_request_duration_seconds_count", "route", "completions", "model", MODEL_ID, NULL, NULL), 1);
 #undef D
-    assert_true(metric(&m1, "hearth_model_state", "model", MODEL_ID, "state", "ready", NULL, NULL) == 1);
-    assert_true(metric(&m1, "hearth_model_state", "model", MODEL_ID, "state", "loading", NULL, NULL) == 0);
-    assert_true(metric(&m1, "hearth_model_load_duration_seconds_count", "model", MODEL_ID, NULL, NULL, NULL, NULL) ==
-                1);
-    assert_true(metric(&m1, "hearth_memory_bytes", "model", MODEL_ID, "kind", "weights", NULL, NULL) > 1e6);
-    assert_true(metric(&m1, "hearth_slots_total", "model", MODEL_ID, NULL, NULL, NULL, NULL) == 2);
-    assert_true(metric(&m1, "hearth_store_up", NULL, NULL, NULL, NULL, NULL, NULL) == 1);
+    expect_metric("state ready", metric(&m1, "hearth_model_state", "model", MODEL_ID, "state", "ready", NULL, NULL), 1);
+    expect_metric("state loading", metric(&m1, "hearth_model_state", "model", MODEL_ID, "state", "loading", NULL, NULL),
+                 0);
+    expect_metric("model loads",
+                 metric(&m1, "hearth_model_load_duration_seconds_count", "model", MODEL_ID, NULL, NULL, NULL, NULL), 1);
+    double weights = metric(&m1, "hearth_memory_bytes", "model", MODEL_ID, "kind", "weights", NULL, NULL);
+    if (!(weights > 1e6)) fail_msg("weights memory %g bytes, want > 1e6", weights);
+    expect_metric("slots", metric(&m1, "hearth_slots_total", "model", MODEL_ID, NULL, NULL, NULL, NULL), 2);
+    expect_metric("store up", metric(&m1, "hearth_store_up", NULL, NULL, NULL, NULL, NULL, NULL), 1);
     prom_free(&m0);
     prom_free(&m1);
 
