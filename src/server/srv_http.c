@@ -23,6 +23,7 @@
 #include "server/srv_internal.h"
 #include "server/srv_json.h"
 #include "server/srv_model.h"
+#include "server/srv_watch.h"
 
 #define STREAM_BLOCK 4096
 #define CORS_MAX_AGE "600"
@@ -368,6 +369,23 @@ static enum MHD_Result begin(srv *s, struct MHD_Connection *mc, conn *c, const c
     return MHD_YES;
 }
 
+/* The watcher's record of the connection (NULL: unwatched). */
+static srv_watch_conn *watched(struct MHD_Connection *mc) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_ctx, enum MHD_ConnectionNotificationCode code) {
+    srv *s = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *socket_ctx = ci ? srv_watch_open(s->watch, ci->connect_fd) : NULL;
+    } else {
+        srv_watch_close(s->watch, *socket_ctx);
+        *socket_ctx = NULL;
+    }
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const char *url, const char *method,
                                  const char *version, const char *upload_data, size_t *upload_size, void **req_cls) {
     srv *s = cls;
@@ -378,6 +396,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
         *req_cls = c;
         atomic_fetch_add(&s->active, 1);
         c->start_ns = clock_mono_ns();
+        srv_watch_headers_done(s->watch, watched(mc));
         obs_trace_start(&c->trace);
         const char *rid = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "X-Request-Id");
         if (obs_request_id_valid(rid)) snprintf(c->request_id, sizeof c->request_id, "%s", rid);
@@ -449,6 +468,7 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **req_cls, e
     srv_key_release(c->key);
     /* a kept-alive connection must send its next request's headers in time */
     MHD_set_connection_option(mc, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)s->header_timeout_s);
+    srv_watch_next_request(s->watch, watched(mc));
     srv_buf_free(&c->body);
     mem_free(c);
     atomic_fetch_sub(&s->active, 1);
@@ -519,6 +539,7 @@ hearth_status srv_new(const srv_config *cfg, srv **out, hearth_err *err) {
     srv_model_hooks(&hooks, s);
     if (st == HEARTH_OK) st = fleet_new(config, &hooks, cfg->fleet_opt, &s->fleet, err);
     if (st == HEARTH_OK) st = srv_gateway_new(s, err);
+    if (st == HEARTH_OK) st = srv_watch_new(s->header_timeout_s, &s->watch, err);
     if (st != HEARTH_OK) {
         srv_free(s);
         return st;
@@ -531,7 +552,7 @@ hearth_status srv_new(const srv_config *cfg, srv **out, hearth_err *err) {
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cs->max_header * HEADER_POOL_FACTOR + HEADER_POOL_EXTRA,
         MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)s->header_timeout_s, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)config->limits.connections_per_ip,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_END);
     if (!s->daemon) {
         srv_free(s);
         return err_set(err, HEARTH_ERR_IO, "cannot listen on %s port %d (in use, or not an address of this machine)",
@@ -561,6 +582,7 @@ void srv_free(srv *s) {
         atomic_store(&s->cancelling, true);
         MHD_stop_daemon(s->daemon);
     }
+    srv_watch_free(s->watch);
     srv_gateway_free(s);
     fleet_free(s->fleet);
     srv_auth_free(s->auth);

@@ -33,6 +33,7 @@ struct srv {
     obs *obs;                /* metrics, request log, store */
     struct srv_gateway *gateway; /* routes to local models and providers (srv_gateway.c) */
     srv_auth *auth;          /* API keys (reloadable) */
+    struct srv_watch *watch; /* the header-read deadline (srv_watch.c) */
     srv_policy *policy;      /* request limits and CORS origins (reloadable) */
     bool loopback;           /* bound to a loopback address: the Host header is checked */
     double header_timeout_s, idle_timeout_s; /* limits.*, from the configuration at start */

@@ -11,6 +11,7 @@
 #include <curl/curl.h>
 #include <netinet/in.h>
 #include <openssl/evp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -602,6 +603,26 @@ static void test_canaries_and_cors(void **state) {
     ssize_t got = read(fd, buf, sizeof buf);
     if (got > 0) fail_msg("a request without the end of its headers was answered: %.*s", (int)got, buf);
     if (got < 0) fail_msg("the connection stayed open after 60 s (header_timeout 1 s)");
+    close(fd);
+
+    /* nor is one trickling a header byte every 200 ms (never silent long enough for an
+     * idle timeout): it is closed within about the header timeout, not when it stops */
+    fd = raw_connect(&t);
+    assert_int_equal(write(fd, partial, strlen(partial)), (ssize_t)strlen(partial));
+    bool closed = false;
+    int sent = 0;
+    for (; sent < 150 && !closed; sent++) { /* 30 s of trickling at most */
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (poll(&pfd, 1, 200) > 0) {
+            got = read(fd, buf, sizeof buf);
+            if (got > 0) fail_msg("a request still sending its headers was answered: %.*s", (int)got, buf);
+            closed = true;
+        } else if (send(fd, "X", 1, MSG_NOSIGNAL) != 1) {
+            closed = true;
+        }
+    }
+    if (!closed) fail_msg("a client trickling its headers kept its connection for 30 s (header_timeout 1 s)");
+    if (sent > 50) fail_msg("the trickling client was closed only after %d bytes (%.1f s)", sent, sent * 0.2);
     close(fd);
 
     /* canaries: the key (valid and wrong), a prompt, and a stop string the reply hits */
