@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "base/err.h"
 #include "base/mem.h"
 
@@ -246,13 +247,7 @@ hearth_status embed_batcher_submit(embed_batcher *b, const embed_input *in, size
 bool embed_ticket_wait(embed_ticket *t, int timeout_ms) {
     embed_batcher *b = t->b;
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    clock_timespec_in(CLOCK_REALTIME, timeout_ms, &until);
     pthread_mutex_lock(&b->mu);
     while (t->done < t->n && pthread_cond_timedwait(&b->done_cv, &b->mu, &until) != ETIMEDOUT) {
     }

@@ -102,12 +102,7 @@ static void shut_down(sched *s) {
 /* Under mu: sleeps a millisecond, or less when woken. */
 static void wait_briefly(sched *s) {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    clock_timespec_in(CLOCK_REALTIME, 1, &ts);
     pthread_cond_timedwait(&s->wake, &s->mu, &ts);
 }
 

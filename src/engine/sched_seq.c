@@ -246,21 +246,11 @@ void seq_finish(sched_seq *q, sched_finish why, const hearth_err *err) {
     seq_unref_locked(q);
 }
 
-static void deadline_in(struct timespec *ts, int timeout_ms) {
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += timeout_ms / 1000;
-    ts->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
 bool sched_next(sched_seq *q, sched_event *ev, int timeout_ms) {
     memset(ev, 0, sizeof *ev);
     ev->text = "";
     struct timespec until;
-    if (timeout_ms >= 0) deadline_in(&until, timeout_ms);
+    if (timeout_ms >= 0) clock_timespec_in(CLOCK_MONOTONIC, timeout_ms, &until);
     pthread_mutex_lock(&q->mu);
     while (!q->delivered && q->pend.n == 0 && q->pend.len == 0 && q->finish == SCHED_FINISH_NONE) {
         if (timeout_ms < 0) pthread_cond_wait(&q->cv, &q->mu);

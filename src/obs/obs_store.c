@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "base/err.h"
 #include "base/mem.h"
 
@@ -480,13 +481,7 @@ bool obs_store_put_model_event(obs_store *s, const obs_store_model_event *e) {
 bool obs_store_wait_idle(obs_store *s, int timeout_ms) {
     if (!s) return true;
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    clock_timespec_in(CLOCK_REALTIME, timeout_ms, &until);
     pthread_mutex_lock(&s->mu);
     uint64_t target = s->n_put;
     int rc = 0;

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "base/mem.h"
 #include "server/srv_gateway.h"
 #include "server/srv_gw_acct.h"
@@ -196,12 +197,7 @@ static void st_free(gw_stream *st) {
 
 static void wait_a_little(gw_stream *st) {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += WAIT_MS * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    clock_timespec_in(CLOCK_REALTIME, WAIT_MS, &ts);
     pthread_cond_timedwait(&st->cv, &st->mu, &ts);
 }
 

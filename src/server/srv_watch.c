@@ -44,12 +44,7 @@ static void *watch_main(void *arg) {
     pthread_mutex_lock(&w->mu);
     while (!w->stop) {
         struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += SCAN_MS * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        clock_timespec_in(CLOCK_REALTIME, SCAN_MS, &until);
         pthread_cond_timedwait(&w->wake, &w->mu, &until);
         if (!w->stop) shut_overdue(w);
     }
