@@ -1,5 +1,5 @@
 /* libmicrohttpd glue: the daemon (thread per connection), request bodies collected
- * under a size cap, early refusals (404, 405, 413, 415) before a body is read, replies
+ * under a size cap, early refusals (404, 405, 413, 415, 431) before a body is read, replies
  * and SSE bodies queued, one JSON log line per request, and the graceful stop. The only
  * file that knows libmicrohttpd; it never interprets a request body itself. */
 #include <arpa/inet.h>
@@ -21,6 +21,9 @@
 #include "server/srv_model.h"
 
 #define STREAM_BLOCK 4096
+/* libmicrohttpd answers headers that overflow a connection's memory pool with its own HTML
+ * 431; the pool is max_header plus this, so headers up to that size get our JSON 431. */
+#define HEADER_POOL_EXTRA ((size_t)1 << 20)
 #define IDLE_TIMEOUT_S 60 /* a connection whose client stops reading is closed (and its sequences cancelled) after this */
 
 typedef struct conn {
@@ -161,9 +164,28 @@ static bool json_content_type(const char *ct) {
     return media_type_is(ct, "application/json") || media_type_is(ct, "application/x-www-form-urlencoded");
 }
 
+static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+    (void)kind;
+    *(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4; /* ": " and CRLF */
+    return MHD_YES;
+}
+
+/* Request line and headers in bytes, as they arrived (near enough: the method and version
+ * are not counted). */
+static size_t header_size(struct MHD_Connection *mc, const char *url) {
+    size_t n = strlen(url);
+    MHD_get_connection_values(mc, MHD_HEADER_KIND, add_header_size, &n);
+    return n;
+}
+
 /* First call of a request: route it and refuse what can be refused before the body. */
 static enum MHD_Result begin(srv *s, struct MHD_Connection *mc, conn *c, const char *url, const char *method) {
     srv_error e;
+    if (header_size(mc, url) > (size_t)s->max_header) {
+        srv_fail(&e, 431, "invalid_request_error", "request_header_fields_too_large", NULL,
+                 "The request line and headers are larger than %zu bytes", (size_t)s->max_header);
+        return queue_error(mc, c, &e, NULL);
+    }
     c->route = srv_route_find(method, url, &c->method_ok, &c->allow);
     if (c->route == SRV_ROUTE_NONE) {
         srv_fail(&e, 404, "invalid_request_error", "unknown_url", NULL, "Unknown request URL: %s %.120s", method, url);
@@ -309,6 +331,7 @@ hearth_status srv_new(const srv_config *cfg, srv **out, hearth_err *err) {
     pthread_mutex_init(&s->reload_mu, NULL);
     atomic_init(&s->timeout_ns, (uint64_t)(cs->timeout_s * 1e9));
     s->max_body = cs->max_body;
+    s->max_header = cs->max_header;
     s->started_unix = clock_unix_s();
     const char *host = cs->host ? cs->host : "127.0.0.1";
     struct sockaddr_storage ss;
@@ -331,7 +354,7 @@ hearth_status srv_new(const srv_config *cfg, srv **out, hearth_err *err) {
             (v6 ? MHD_USE_IPv6 : 0),
         (uint16_t)cs->port, NULL, NULL, on_access, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, s, MHD_OPTION_SOCK_ADDR,
         (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cs->max_connections,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cs->max_header, MHD_OPTION_CONNECTION_TIMEOUT,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cs->max_header + HEADER_POOL_EXTRA, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)IDLE_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
     if (!s->daemon) {
         srv_free(s);

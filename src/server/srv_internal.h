@@ -21,6 +21,7 @@ struct srv {
     fleet *fleet;
     _Atomic uint64_t timeout_ns; /* server.timeout (reloadable) */
     int64_t max_body;        /* bytes, from the configuration at start */
+    int64_t max_header;      /* bytes of request line and headers, from the configuration at start */
     int64_t started_unix;
     struct MHD_Daemon *daemon;
     int port;
