@@ -1,8 +1,7 @@
 /* One scheduler step: end cancelled and expired sequences, batch one decode token per
- * running sequence and then prompt chunks (earliest admitted first) up to the step's token
- * budget, run one forward pass, and sample, detokenize, match stops and publish for every
+ * running sequence and then prompt chunks (earliest admitted first, so prompts finish one
+ * after another in arrival order) up to the step's prefill budget, run one forward pass, and sample, detokenize, match stops and publish for every
  * sequence that got logits. Scheduler thread only; it never waits for a consumer. */
-#include <stdlib.h>
 #include <string.h>
 
 #include "base/clock.h"
@@ -87,9 +86,8 @@ static step_counts build_batch(sched *s) {
     }
     uint64_t after = 0;
     int32_t i;
-    int64_t cap = b->cap;
-    { const char *e = getenv("HEARTH_EXP_PREFILL"); int64_t x = e ? atoll(e) : 0;
-      if (x > 0 && c.decode > 0 && b->n + x < cap) cap = b->n + x; }
+    int64_t cap = b->cap, budget = s->p.prefill_tokens;
+    if (budget > 0 && b->n + budget < cap) cap = b->n + budget;
     while (b->n < cap && (i = next_prefill(s, after)) >= 0) {
         sched_seq *q = s->slots[i].q;
         after = s->slots[i].admitted;
