@@ -3,7 +3,6 @@
  * pieces; the most frequent adjacent pair is merged first, ties broken by the smaller ids,
  * as a real tokenizer's training does. The caller's merge function decides the new token's
  * id. Deterministic; never reads a file, never prints. */
-#include <ctype.h>
 #include <string.h>
 
 #include "base/err.h"
@@ -99,7 +98,7 @@ static void add_entry(trainer *t, const char *text, size_t len, int64_t weight) 
     }
 }
 
-/* Calls fn(arg, text, len, weight) for every entry of the training text. */
+/* Calls fn(t, text, len, weight) for every entry of the training text. */
 static void each_entry(void (*fn)(trainer *, const char *, size_t, int64_t), trainer *t) {
     const char *w = synth_common_words();
     for (int64_t rank = 0; *w; rank++) {
@@ -111,7 +110,7 @@ static void each_entry(void (*fn)(trainer *, const char *, size_t, int64_t), tra
             memcpy(form + 1, w, n);
             fn(t, form, n + 1, base);
             fn(t, form + 1, n, base / 5);
-            form[1] = (char)toupper((unsigned char)form[1]);
+            if (form[1] >= 'a' && form[1] <= 'z') form[1] = (char)(form[1] - 'a' + 'A'); /* not locale-dependent */
             fn(t, form, n + 1, base / 6);
             fn(t, form + 1, n, base / 20);
         }
