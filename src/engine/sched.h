@@ -22,7 +22,7 @@
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
-/* Measured on the TinyLlama-shaped model (docs/PERFORMANCE.md, "Serving"). */
+/* Half the default step; see docs/PERFORMANCE.md, "Serving", for how it was chosen. */
 #define PREFILL_TOKENS_DEFAULT 256
 
 typedef struct sched_params {
