@@ -1,7 +1,8 @@
 /* One scheduler step: end cancelled and expired sequences, batch one decode token per
  * running sequence and then prompt chunks (earliest admitted first, so prompts finish one
  * after another in arrival order) up to the step's prefill budget, run one forward pass,
- * and sample, detokenize, match stops and publish for every sequence that got logits. Scheduler thread only; it never waits for a consumer. */
+ * and sample, detokenize, match stops and publish for every sequence that got logits.
+ * Scheduler thread only; it never waits for a consumer. */
 #include <string.h>
 
 #include "base/clock.h"
