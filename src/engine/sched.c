@@ -19,7 +19,8 @@
 #define MAX_SLOTS 1024
 
 void sched_params_default(sched_params *p) {
-    *p = (sched_params){.n_slots = 8, .n_ctx = 0, .max_queue = 64, .step_tokens = 512, .n_threads = 0,
+    *p = (sched_params){.n_slots = 8, .n_ctx = 0, .max_queue = 64, .step_tokens = 512,
+                        .prefill_tokens = PREFILL_TOKENS_DEFAULT, .n_threads = 0,
                         .prefix_slots = 8, .max_unread = 1024};
 }
 

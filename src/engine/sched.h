@@ -23,6 +23,9 @@
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
+/* Half the default step; see docs/PERFORMANCE.md, "Serving", for how it was chosen. */
+#define PREFILL_TOKENS_DEFAULT 256
+
 typedef struct sched_params {
     int32_t n_slots;      /* sequences decoded concurrently (default 8) */
     int64_t n_ctx;        /* positions per sequence (prompt + output); <= 0: min(training
@@ -30,6 +33,9 @@ typedef struct sched_params {
     int32_t max_queue;    /* waiting requests beyond the slots before BUSY (default 64; 0: none) */
     int32_t step_tokens;  /* most tokens per forward step (decode + prefill chunks, default 512);
                              at least n_slots */
+    int32_t prefill_tokens; /* most prompt tokens per step, on top of the decode tokens (default
+                             PREFILL_TOKENS_DEFAULT; <= 0: step_tokens): bounds the time running
+                             sequences wait for a prompt, and finishes prompts one after another */
     int n_threads;        /* kernel threads; <= 0: physical cores */
     int32_t prefix_slots; /* finished sequences whose pages are kept for prefix reuse
                              (default n_slots; 0: only running sequences are shared) */

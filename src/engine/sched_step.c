@@ -1,7 +1,8 @@
 /* One scheduler step: end cancelled and expired sequences, batch one decode token per
- * running sequence and then prompt chunks (earliest admitted first) up to the step's token
- * budget, run one forward pass, and sample, detokenize, match stops and publish for every
- * sequence that got logits. Scheduler thread only; it never waits for a consumer. */
+ * running sequence and then prompt chunks (earliest admitted first, so prompts finish one
+ * after another in arrival order) up to the step's prefill budget, run one forward pass,
+ * and sample, detokenize, match stops and publish for every sequence that got logits.
+ * Scheduler thread only; it never waits for a consumer. */
 #include <string.h>
 
 #include "base/clock.h"
@@ -86,11 +87,13 @@ static step_counts build_batch(sched *s) {
     }
     uint64_t after = 0;
     int32_t i;
-    while (b->n < b->cap && (i = next_prefill(s, after)) >= 0) {
+    int64_t cap = b->cap, budget = s->p.prefill_tokens;
+    if (budget > 0 && b->n + budget < cap) cap = b->n + budget;
+    while (b->n < cap && (i = next_prefill(s, after)) >= 0) {
         sched_seq *q = s->slots[i].q;
         after = s->slots[i].admitted;
         int64_t done = kv_seq_len(s->kv, i), left = q->n_prompt - done;
-        int64_t chunk = left < b->cap - b->n ? left : b->cap - b->n;
+        int64_t chunk = left < cap - b->n ? left : cap - b->n;
         if (!reserve(s, i, chunk, &pages)) break;
         for (int64_t t = done; t < done + chunk; t++)
             model_batch_add(b, q->tokens[t], (int32_t)t, i, t == q->n_prompt - 1);

@@ -27,11 +27,10 @@
 
 #define STREAM_BLOCK 4096
 #define CORS_MAX_AGE "600"
-/* libmicrohttpd answers a header block beyond its per-connection memory with its own HTML
- * page; the pool is made larger than max_header so that this file sees and refuses most
- * oversized headers itself, with a JSON 431. */
-#define HEADER_POOL_FACTOR 2
-#define HEADER_POOL_EXTRA ((size_t)16 << 10)
+/* libmicrohttpd answers headers that overflow a connection's memory pool with its own HTML
+ * 431; the pool is max_header plus this (touched only when used), so that this file sees
+ * and refuses nearly all oversized headers itself, with a JSON 431. */
+#define HEADER_POOL_EXTRA ((size_t)1 << 20)
 
 typedef struct conn {
     srv_route route;
@@ -549,7 +548,7 @@ hearth_status srv_new(const srv_config *cfg, srv **out, hearth_err *err) {
             (v6 ? MHD_USE_IPv6 : 0),
         (uint16_t)cs->port, NULL, NULL, on_access, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, s, MHD_OPTION_SOCK_ADDR,
         (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cs->max_connections,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cs->max_header * HEADER_POOL_FACTOR + HEADER_POOL_EXTRA,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cs->max_header + HEADER_POOL_EXTRA,
         MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)s->header_timeout_s, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)config->limits.connections_per_ip,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_END);

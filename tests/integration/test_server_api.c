@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+
 #include "srvtest.h"
 #include "testutil.h"
 
@@ -520,6 +522,41 @@ static void test_bad_requests(void **state) {
     assert_int_equal(failures, 0);
 }
 
+static size_t collect_body(char *data, size_t size, size_t n, void *ud) {
+    srvtest_resp *r = ud;
+    char *grown = realloc(r->body, r->len + size * n + 1);
+    if (!grown) return 0;
+    memcpy(grown + r->len, data, size * n);
+    r->len += size * n;
+    grown[r->len] = '\0';
+    r->body = grown;
+    return size * n;
+}
+
+/* GET path with one extra header of n bytes. */
+static bool get_with_big_header(const char *path, size_t n, srvtest_resp *r) {
+    *r = (srvtest_resp){0};
+    char url[128], *header = malloc(n + 16);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", server.port, path);
+    strcpy(header, "X-Padding: ");
+    memset(header + strlen(header), 'p', n);
+    header[11 + n] = '\0';
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = curl_slist_append(NULL, header);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+    CURLcode rc = curl_easy_perform(c);
+    if (rc == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+    else printf("big header request: %s\n", curl_easy_strerror(rc));
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    free(header);
+    return rc == CURLE_OK;
+}
+
 static void test_http_limits(void **state) {
     NEED_SERVER();
     size_t n = (size_t)9 << 20;
@@ -529,8 +566,23 @@ static void test_http_limits(void **state) {
     srvtest_resp r;
     assert_true(srvtest_http(&server, "POST", "/v1/completions", big, NULL, &r));
     assert_int_equal(r.status, 413);
+    json_t *j = srvtest_json(&r);
+    if (!str_at(j, "error", "code") || strcmp(str_at(j, "error", "code"), "request_too_large"))
+        fail_msg("413 body is not an OpenAI error: %.200s", r.body ? r.body : "");
+    json_decref(j);
     srvtest_resp_free(&r);
     free(big);
+    /* headers over max_header (16 KiB): an OpenAI-shaped 431, not libmicrohttpd's HTML */
+    assert_true(get_with_big_header("/v1/models", 64 << 10, &r));
+    assert_int_equal(r.status, 431);
+    j = srvtest_json(&r);
+    if (!str_at(j, "error", "code") || strcmp(str_at(j, "error", "code"), "request_header_fields_too_large"))
+        fail_msg("431 body is not an OpenAI error: %.200s", r.body ? r.body : "");
+    json_decref(j);
+    srvtest_resp_free(&r);
+    assert_true(get_with_big_header("/v1/models", 8 << 10, &r));
+    assert_int_equal(r.status, 200);
+    srvtest_resp_free(&r);
     assert_true(srvtest_http(&server, "POST", "/v1/completions", "prompt=a", "text/xml", &r));
     assert_int_equal(r.status, 415);
     srvtest_resp_free(&r);
@@ -548,7 +600,7 @@ static void test_http_limits(void **state) {
     srvtest_resp_free(&r);
     assert_true(srvtest_http(&server, "POST", "/v1/embeddingz", "{}", NULL, &r));
     assert_int_equal(r.status, 404);
-    json_t *j = srvtest_json(&r);
+    j = srvtest_json(&r);
     assert_non_null(str_at(j, "error", "message"));
     json_decref(j);
     srvtest_resp_free(&r);

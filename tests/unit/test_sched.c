@@ -2,10 +2,12 @@
  * different lengths prefilled in chunks next to decodes, submitted from several threads)
  * produces exactly what the single-sequence loop produces, greedy and sampled; a prompt
  * sharing a prefix with an earlier one reuses its pages and still gives the same output;
- * logprobs, stop strings across tokens, ignore_eos and a full context. */
+ * logprobs, stop strings across tokens, ignore_eos, a full context, and the per-step prefill
+ * budget (steps a long prompt takes). */
 #include "testutil.h"
 
 #include <pthread.h>
+#include <unistd.h>
 
 #include "sched_test_util.h"
 
@@ -276,9 +278,53 @@ static void test_bad_requests(void **state) {
 
 static int setup(void **state) { return st_open("models/llama-spm-f16.gguf"); }
 
+/* Steps a 100-token prompt takes with the given prefill budget (step_tokens 64). The
+ * sequence's last event can arrive before its step is counted, so this waits (at most a
+ * minute; no time is asserted) for the count to reach want; it never grows past the final
+ * count, as nothing runs after the only sequence ended. */
+static int64_t prefill_steps(int32_t prefill_tokens, int64_t want) {
+    sched_params p;
+    sched_params_default(&p);
+    p.n_slots = 2;
+    p.step_tokens = 64;
+    p.prefill_tokens = prefill_tokens;
+    p.n_ctx = 256;
+    p.n_threads = 2;
+    sched *s = NULL;
+    hearth_err err = {0};
+    if (sched_new(st_model->model, st_model->vocab, &p, &s, &err)) fail_msg("sched_new: %s", err.msg);
+    int32_t prompt[100];
+    st_prompt(prompt, 100, 77);
+    sched_request r;
+    st_request(&r, prompt, 100, 1);
+    sched_seq *q = st_submit(s, &r);
+    static st_result res;
+    st_collect(q, -1, &res);
+    sched_release(q);
+    assert_int_equal(res.completion_tokens, 1);
+    sched_stats st;
+    sched_get_stats(s, &st);
+    for (int i = 0; i < 600 && st.steps < want; i++) {
+        usleep(100 * 1000);
+        sched_get_stats(s, &st);
+    }
+    sched_free(s);
+    return st.steps;
+}
+
+/* The prefill budget caps the prompt tokens of a step: 100 tokens take ceil(100 / 16) = 7
+ * steps at 16, ceil(100 / 64) = 2 when only step_tokens (64) bounds them. */
+static void test_prefill_budget(void **state) {
+    ST_NEED_MODEL();
+    int64_t small = prefill_steps(16, 7), whole = prefill_steps(0, 2);
+    if (small != 7 || whole != 2) fail_msg("steps for a 100-token prompt: %lld at budget 16 (want 7), %lld at 0 (want 2)",
+                                           (long long)small, (long long)whole);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_greedy_batched_equals_single),
+        cmocka_unit_test(test_prefill_budget),
         cmocka_unit_test(test_sampled_batched_equals_single),
         cmocka_unit_test(test_prefix_reuse_same_output),
         cmocka_unit_test(test_logprobs_greedy_top_is_chosen),

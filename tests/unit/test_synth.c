@@ -1,7 +1,8 @@
 /* Synthetic models: same seed gives identical bytes whatever the thread count, another
  * seed other bytes; every architecture's metadata and tensors; the scheme's per-tensor
  * types; the generated vocabulary (exact size, byte tokens, merges, specials) loads in
- * our tokenizer and round-trips text; a copied vocabulary sets the vocabulary size; bad
+ * our tokenizer and round-trips text, and at a real model's size it gives English about as
+ * many tokens as a real vocabulary (common words whole); a copied vocabulary sets the vocabulary size; bad
  * parameters are refused with a message naming them; each architecture loads in the
  * model layer and gives finite, non-degenerate logits. */
 #include "testutil.h"
@@ -216,6 +217,39 @@ static void test_vocab_roundtrip(void **state) {
     mem_free(buf);
 }
 
+/* At TinyLlama's size, common English words are whole tokens and plain prose takes about
+ * as many tokens as a real vocabulary of that size gives it (1.2-1.4 per word). */
+static void test_vocab_english_density(void **state) {
+    void *buf;
+    gguf_file *f = vocab_file(32000, 1, &buf);
+    tok_vocab *v = NULL;
+    hearth_err err = {0};
+    if (tok_load(f, &v, &err)) fail_msg("tok_load: %s", err.msg);
+    const char *whole[] = {" the", " people", " because", " government", "However", " Another"};
+    for (size_t i = 0; i < sizeof whole / sizeof whole[0]; i++) {
+        int32_t *ids = NULL;
+        size_t n = 0;
+        if (tok_encode(v, whole[i], strlen(whole[i]), false, false, &ids, &n, &err)) fail_msg("%s", err.msg);
+        if (n != 1) fail_msg("'%s' takes %zu tokens, expected one", whole[i], n);
+        mem_free(ids);
+    }
+    const char *prose =
+        "When the new bridge opened last spring, most people in the town were surprised by how much "
+        "shorter their journey to work had become. Before that, the only road across the river was "
+        "a narrow one near the old mill, and in winter it was often closed for days at a time. Now "
+        "children walk to school in a few minutes, and the small shops along the water have more "
+        "customers than ever.";
+    int32_t *ids = NULL;
+    size_t n = 0, words = 1;
+    for (const char *c = prose; *c; c++) words += *c == ' ';
+    if (tok_encode(v, prose, strlen(prose), false, false, &ids, &n, &err)) fail_msg("%s", err.msg);
+    if (n * 10 > words * 14) fail_msg("%zu tokens for %zu words of plain English (expected at most 1.4 per word)", n, words);
+    mem_free(ids);
+    tok_free(v);
+    gguf_close(f);
+    mem_free(buf);
+}
+
 static void test_vocab_from(void **state) {
     if (!fixtures_available()) return;
     gguf_file *vf = NULL;
@@ -325,7 +359,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_determinism),     cmocka_unit_test(test_arch_metadata),
         cmocka_unit_test(test_scheme_types),    cmocka_unit_test(test_vocab_structure),
-        cmocka_unit_test(test_vocab_roundtrip), cmocka_unit_test(test_vocab_from),
+        cmocka_unit_test(test_vocab_roundtrip), cmocka_unit_test(test_vocab_english_density),
+        cmocka_unit_test(test_vocab_from),
         cmocka_unit_test(test_bad_params),      cmocka_unit_test(test_runs_llama),
         cmocka_unit_test(test_runs_qwen2),      cmocka_unit_test(test_runs_qwen3),
     };
