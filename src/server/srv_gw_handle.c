@@ -307,6 +307,14 @@ bool srv_gateway_handle(srv *s, srv_api api, const json_t *root, const srv_clien
         srv_reply_error(out, &e);
         return true;
     }
+    cfg_limits limits;
+    srv_policy_limits(s->policy, &limits);
+    srv_error le;
+    if (!srv_limits_check_json(&limits, root, &le)) { /* limits hold for routes as for models */
+        srv_gw_release(ref);
+        srv_reply_error(out, &le);
+        return true;
+    }
     gw_request req = {.api = api == SRV_API_CHAT ? GW_API_CHAT : GW_API_COMPLETION,
                       .model = name,
                       .body = root,
