@@ -175,7 +175,7 @@ void srv_handle_completion(srv *s, srv_api api, const char *body, size_t len, co
     srv_job job;
     /* the job owns the model from here: srv_job_free releases it */
     if (!srv_job_prepare(&job, m, &req, timeout, &e) || !srv_lora_parse(req.root, &lora, &e) ||
-        !srv_lora_select(m, &lora, job.lora, &job.n_lora, &e) || !srv_job_submit(&job, &e)) {
+        !srv_lora_key_allows(m, &lora, c->key, &e) || !srv_lora_select(m, &lora, job.lora, &job.n_lora, &e) || !srv_job_submit(&job, &e)) {
         srv_job_free(&job);
         return reply_error(out, &e, &req, NULL);
     }
