@@ -328,6 +328,14 @@ bool srv_key_model_allowed(srv_key *k, const char *model) {
     return ok;
 }
 
+bool srv_key_all_models(srv_key *k) {
+    if (!k) return true;
+    pthread_mutex_lock(&k->mu);
+    bool all = k->all_models;
+    pthread_mutex_unlock(&k->mu);
+    return all;
+}
+
 bool srv_key_tools_allowed(srv_key *k, const json_t *tools, srv_error *e) {
     if (!k || !json_is_array(tools) || json_array_size(tools) == 0) return true;
     bool ok = true;

@@ -1,6 +1,7 @@
 /* API keys and LoRA adapters, in process over HTTP: a key that may use only the id
  * "base:ad" gets that adapter (by model name, or by a "lora" field naming it), and a 403
- * when the "lora" field would run the base model or another adapter under that id. */
+ * when the "lora" field would run the base model or another adapter under that id, or
+ * would replace the adapter of a route's local target. */
 #include <curl/curl.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -80,10 +81,11 @@ static void test_adapter_only_key(void **state) {
     for (int i = 0; i < 32; i++) sprintf(hex + 2 * i, "%02x", d[i]);
     snprintf(yaml, sizeof yaml,
              "server: {port: 0, shutdown_grace: 1s}\n"
-             "keys:\n  - {name: narrow, sha256: %s, models: [\"base:ad\"]}\n"
+             "keys:\n  - {name: narrow, sha256: %s, models: [\"base:ad\", support]}\n"
              "defaults: {threads: 1, slots: 2, ctx: 128}\n"
              "models:\n  - name: base\n    path: '%s'\n    preload: true\n"
-             "    adapters: [{name: ad, path: '%s'}, {name: other, path: '%s', scale: 0.5}]\n",
+             "    adapters: [{name: ad, path: '%s'}, {name: other, path: '%s', scale: 0.5}]\n"
+             "routes:\n  - {name: support, targets: [\"local:base:ad\"]}\n",
              hex, model_path, adapter_path, adapter_path);
     cfg_config *c = NULL;
     cfg_errors errs;
@@ -103,6 +105,10 @@ static void test_adapter_only_key(void **state) {
     expect(port, "base:ad", "[]", 403);                   /* would run the base model */
     expect(port, "base:ad", "[{\"name\":\"other\"}]", 403); /* would run another adapter */
     expect(port, "base:ad", "null", 200);
+    /* a route the key may use: its target, not whatever a "lora" field would pick */
+    expect(port, "support", NULL, 200);
+    expect(port, "support", "[]", 403);
+    expect(port, "support", "[{\"name\":\"other\"}]", 403);
     srv_free(s);
 }
 
