@@ -345,6 +345,18 @@ static void test_route_name_clash_refused(void **state) {
     assert_int_equal(cfg_build_text(yaml, strlen(yaml), "t.yaml", false, NULL, 0, &c, &errs, &err), HEARTH_ERR_INVALID);
     if (!strstr(err.msg, "t.yaml:5:") || !strstr(err.msg, "routes[0].targets[1]") || !strstr(err.msg, "nope"))
         fail_msg("unexpected message: %s", err.msg);
+    /* "tiny:ad" is the id of tiny's adapter: a route of that name would shadow it, and
+     * with the target local:tiny:ad call itself without end */
+    snprintf(yaml, sizeof yaml,
+             "models:\n  - name: tiny\n    path: /nowhere.gguf\n    aliases: [fast]\n"
+             "    adapters: [{name: ad, path: /nowhere-ad.gguf}]\n"
+             "routes:\n  - {name: \"tiny:ad\", targets: [\"local:tiny:ad\"]}\n  - {name: \"fast:x\", targets: [local:tiny]}\n");
+    assert_int_equal(cfg_build_text(yaml, strlen(yaml), "t.yaml", false, NULL, 0, &c, &errs, &err), HEARTH_ERR_INVALID);
+    if (!strstr(err.msg, "routes[0].name") || !strstr(err.msg, "'tiny:ad'"))
+        fail_msg("unexpected message: %s", err.msg);
+    bool second = false;
+    for (size_t i = 0; i < errs.n; i++) second |= strstr(errs.msg[i], "routes[1].name") != NULL;
+    if (!second) fail_msg("route 'fast:x' (an alias's adapter id) was not refused: %s", err.msg);
 }
 
 /* limits: hold for a request on a route as for one on a model: refused with 400 naming the
