@@ -33,22 +33,23 @@ static size_t on_body(char *p, size_t sz, size_t n, void *ud) {
     return k;
 }
 
+/* POST /v1/completions with body, or GET /v1/models when body is NULL. */
 static void post(int port, const char *body, resp *r) {
     memset(r, 0, sizeof *r);
     CURL *h = curl_easy_init();
     assert_non_null(h);
     char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/completions", port);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/%s", port, body ? "completions" : "models");
     struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
     hdr = curl_slist_append(hdr, "Authorization: Bearer " NARROW_KEY);
     curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+    if (body) curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
     curl_easy_setopt(h, CURLOPT_TIMEOUT, 120L);
     CURLcode rc = curl_easy_perform(h);
-    if (rc != CURLE_OK) fail_msg("POST %s: %s", body, curl_easy_strerror(rc));
+    if (rc != CURLE_OK) fail_msg("%s: %s", body ? body : "GET /v1/models", curl_easy_strerror(rc));
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
     curl_slist_free_all(hdr);
     curl_easy_cleanup(h);
@@ -97,6 +98,15 @@ static void test_adapter_only_key(void **state) {
     srv *s = NULL;
     if (srv_new(&sc, &s, &err) != HEARTH_OK) fail_msg("srv_new: %s", err.msg);
     int port = srv_port(s);
+
+    /* /v1/models lists what the key may use: the adapter id and the route, not the base */
+    resp *r = malloc(sizeof *r);
+    assert_non_null(r);
+    post(port, NULL, r);
+    if (r->status != 200 || !strstr(r->body, "\"id\":\"base:ad\"") || !strstr(r->body, "\"id\":\"support\"") ||
+        strstr(r->body, "\"id\":\"base\"") || strstr(r->body, "\"id\":\"base:other\""))
+        fail_msg("GET /v1/models with a key for [base:ad, support]: %ld %.600s", r->status, r->body);
+    free(r);
 
     expect(port, "base:ad", NULL, 200);
     expect(port, "base:ad", "[{\"name\":\"ad\",\"scale\":0.5}]", 200);
