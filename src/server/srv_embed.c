@@ -346,6 +346,9 @@ void srv_handle_embeddings(srv *s, const char *body, size_t len, const srv_clien
     uint64_t deadline = srv_deadline(s, 0);
     srv_model *m = NULL;
     ok = ok && srv_model_acquire(s->fleet, name, keep_alive, deadline, false, &m, &e);
+    if (ok && fleet_lease_lora(m).adapter) /* the batcher runs the base weights only */
+        ok = srv_fail(&e, 400, "invalid_request_error", "model_not_supported", "model",
+                      "'%.200s' names a LoRA adapter; embeddings run without adapters", name);
     if (ok) {
         snprintf(out->model, sizeof out->model, "%s", srv_model_id(m));
         ok = embed_with(s, m, &cf, &r, c, deadline, out, &e);

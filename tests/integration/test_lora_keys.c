@@ -1,7 +1,8 @@
 /* API keys and LoRA adapters, in process over HTTP: a key that may use only the id
  * "base:ad" gets that adapter (by model name, or by a "lora" field naming it), and a 403
  * when the "lora" field would run the base model or another adapter under that id, or
- * would replace the adapter of a route's local target. */
+ * would replace the adapter of a route's local target; /v1/models lists what it may use;
+ * embeddings refuse an adapter id rather than answer with the base model. */
 #include <curl/curl.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -33,13 +34,13 @@ static size_t on_body(char *p, size_t sz, size_t n, void *ud) {
     return k;
 }
 
-/* POST /v1/completions with body, or GET /v1/models when body is NULL. */
-static void post(int port, const char *body, resp *r) {
+/* POST /v1/{path} with body, or GET /v1/models when body is NULL. */
+static void post_to(int port, const char *path, const char *body, resp *r) {
     memset(r, 0, sizeof *r);
     CURL *h = curl_easy_init();
     assert_non_null(h);
     char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/%s", port, body ? "completions" : "models");
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/%s", port, body ? path : "models");
     struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
     hdr = curl_slist_append(hdr, "Authorization: Bearer " NARROW_KEY);
     curl_easy_setopt(h, CURLOPT_URL, url);
@@ -54,6 +55,8 @@ static void post(int port, const char *body, resp *r) {
     curl_slist_free_all(hdr);
     curl_easy_cleanup(h);
 }
+
+static void post(int port, const char *body, resp *r) { post_to(port, "completions", body, r); }
 
 static void expect(int port, const char *model_name, const char *lora, long want) {
     char body[512];
@@ -119,6 +122,14 @@ static void test_adapter_only_key(void **state) {
     expect(port, "support", NULL, 200);
     expect(port, "support", "[]", 403);
     expect(port, "support", "[{\"name\":\"other\"}]", 403);
+
+    /* embeddings run without adapters: an adapter id is refused, not served by the base */
+    r = malloc(sizeof *r);
+    assert_non_null(r);
+    post_to(port, "embeddings", "{\"model\":\"base:ad\",\"input\":\"Once\"}", r);
+    if (r->status != 400 || !strstr(r->body, "model_not_supported"))
+        fail_msg("embeddings on an adapter id: %ld %.300s", r->status, r->body);
+    free(r);
     srv_free(s);
 }
 
