@@ -105,14 +105,17 @@ static bool model_of(srv *s, const json_t *root, const char **name, double *keep
     return srv_model_keep_alive(root, keep_alive, e);
 }
 
+bool srv_key_permits_model(srv *s, srv_key *key, const char *name, srv_error *e) {
+    if (srv_key_model_allowed(key, name)) return true;
+    obs_auth_failure(s->obs, "model");
+    return srv_fail(e, 403, "permission_error", "model_not_allowed", "model",
+                    "This API key may not use the model '%.200s'", name);
+}
+
 /* The caller's key may use the requested model (or route) and the tools the body carries. */
 static bool key_allows(srv *s, const srv_client *c, const json_t *root, srv_error *e) {
     const char *name = json_string_value(json_object_get(root, "model"));
-    if (name && !srv_key_model_allowed(c->key, name)) {
-        obs_auth_failure(s->obs, "model");
-        return srv_fail(e, 403, "permission_error", "model_not_allowed", "model",
-                        "This API key may not use the model '%.200s'", name);
-    }
+    if (name && !srv_key_permits_model(s, c->key, name, e)) return false;
     if (!srv_key_tools_allowed(c->key, json_object_get(root, "tools"), e)) {
         obs_auth_failure(s->obs, "tools");
         return false;

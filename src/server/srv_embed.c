@@ -334,11 +334,9 @@ void srv_handle_embeddings(srv *s, const char *body, size_t len, const srv_clien
     bool ok = true;
     if (!root || !json_is_object(root)) ok = srv_invalid(&e, NULL, "the body must be a JSON object");
     else if (!name) ok = srv_invalid(&e, "model", "you must provide a model parameter");
-    else if (!srv_key_model_allowed(c->key, name)) {
-        obs_auth_failure(s->obs, "model");
-        ok = srv_fail(&e, 403, "permission_error", "model_not_allowed", "model",
-                      "This API key may not use the model '%.200s'", name);
-    } else if (!fleet_has(s->fleet, name))
+    else if (!srv_key_permits_model(s, c->key, name, &e))
+        ok = false;
+    else if (!fleet_has(s->fleet, name))
         ok = srv_fail(&e, 404, "invalid_request_error", "model_not_found", "model", "The model '%.200s' does not exist",
                       name);
     if (ok) settings_of(s, name, &cf);
