@@ -238,6 +238,20 @@ static void check_names(cfg_build_ctx *b, const gw_config *gc) {
             cfg_error(b, loc_at(b, path), path,
                       "'%s' is already the name or an alias of model '%s': routes and models share one namespace",
                       r->name, m->name ? m->name : "?");
+        /* "MODEL:X" is the id of MODEL's adapter X (requests, local targets): not a route */
+        const char *colon = strrchr(r->name, ':');
+        char base[CFG_NAME_MAX + 1];
+        size_t bn = colon ? (size_t)(colon - r->name) : 0;
+        const cfg_model *bm = NULL;
+        if (!m && bn > 0 && bn <= CFG_NAME_MAX) {
+            memcpy(base, r->name, bn);
+            base[bn] = '\0';
+            bm = cfg_find_model(b->c, base);
+        }
+        if (bm)
+            cfg_error(b, loc_at(b, path), path,
+                      "'%s' reads as an adapter of model '%s' (MODEL:ADAPTER): routes and models share one namespace",
+                      r->name, bm->name ? bm->name : "?");
         for (size_t k = 0; k < r->n_targets; k++) {
             const char *t = r->targets[k].target;
             if (strncmp(t, "local:", 6) != 0 || cfg_find_model(b->c, t + 6)) continue;

@@ -132,6 +132,11 @@ hearth_status srv_reload(srv *s, char *msg, size_t cap, cfg_errors *errs, hearth
     pthread_mutex_lock(&s->reload_mu);
     cfg_config *next = NULL;
     hearth_status st = s->cfg.reload(s->cfg.reload_ud, &next, errs, err);
+    /* the bind is the one of the start (the host needs a restart): the rule of the start holds */
+    if (st == HEARTH_OK && !s->loopback && next->n_keys == 0 && !next->server.allow_unauthenticated)
+        st = err_set(err, HEARTH_ERR_INVALID,
+                     "this server listens on a non-loopback address: a configuration without API keys needs "
+                     "allow_unauthenticated");
     struct srv_gw_ref *next_gw = NULL;
     if (st == HEARTH_OK) st = srv_gateway_prepare(s, next, &next_gw, err);
     if (st == HEARTH_OK) st = fleet_reload(s->fleet, next, msg, cap, err);

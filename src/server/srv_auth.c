@@ -28,6 +28,8 @@ struct srv_key {
     size_t n_models;
     char **tool_names;
     size_t n_tool_names;
+    char **own_names;   /* models, aliases and routes whose name has a ':': never "base:adapter" */
+    size_t n_own_names;
     int64_t rpm, tpm, max_concurrent, running;
     srv_bucket requests, tokens;
 };
@@ -47,6 +49,7 @@ void srv_key_release(srv_key *k) {
     if (!k || atomic_fetch_sub(&k->refs, 1) != 1) return;
     free_list(k->models, k->n_models);
     free_list(k->tool_names, k->n_tool_names);
+    free_list(k->own_names, k->n_own_names);
     pthread_mutex_destroy(&k->mu);
     OPENSSL_cleanse(k->digest, sizeof k->digest);
     mem_free(k);
@@ -59,6 +62,31 @@ static bool push(char ***list, size_t *n, const char *s) {
     if (!grown) return false;
     *list = grown;
     return (grown[*n] = mem_strdup(s)) != NULL && ++*n;
+}
+
+/* The names of c's models, aliases and routes that hold a ':' (their own names, not
+ * "base:adapter" ids); false on NOMEM. */
+static bool own_names(const cfg_config *c, char ***names, size_t *n) {
+    *names = NULL;
+    *n = 0;
+    bool ok = true;
+    for (size_t i = 0; ok && i < c->n_models; i++) {
+        const cfg_model *m = &c->models[i];
+        if (m->name && strchr(m->name, ':')) ok = push(names, n, m->name);
+        for (size_t k = 0; ok && k < m->n_aliases; k++)
+            if (strchr(m->aliases[k], ':')) ok = push(names, n, m->aliases[k]);
+    }
+    json_t *gw = c->gateway_json ? json_loads(c->gateway_json, 0, NULL) : NULL;
+    if (c->gateway_json && !gw) ok = false;
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(gw, "routes"), i, r) {
+        const char *name = json_string_value(json_object_get(r, "name"));
+        if (ok && name && strchr(name, ':')) ok = push(names, n, name);
+    }
+    json_decref(gw);
+    if (!ok) free_list(*names, *n);
+    return ok;
 }
 
 /* The policy lists of ck expanded against c's models; false on NOMEM. */
@@ -92,9 +120,13 @@ static bool policy_lists(const cfg_config *c, const cfg_api_key *ck, bool *all, 
 /* Applies ck's policy to k (new or kept from the last configuration). */
 static bool apply(srv_key *k, const cfg_config *c, const cfg_api_key *ck, bool fresh) {
     bool all;
-    char **models, **tools;
-    size_t n_models, n_tools;
-    if (!policy_lists(c, ck, &all, &models, &n_models, &tools, &n_tools)) return false;
+    char **models, **tools, **own;
+    size_t n_models, n_tools, n_own;
+    if (!own_names(c, &own, &n_own)) return false;
+    if (!policy_lists(c, ck, &all, &models, &n_models, &tools, &n_tools)) {
+        free_list(own, n_own);
+        return false;
+    }
     uint64_t now = clock_mono_ns();
     pthread_mutex_lock(&k->mu);
     free_list(k->models, k->n_models);
@@ -103,6 +135,9 @@ static bool apply(srv_key *k, const cfg_config *c, const cfg_api_key *ck, bool f
     k->n_models = n_models;
     k->tool_names = tools;
     k->n_tool_names = n_tools;
+    free_list(k->own_names, k->n_own_names);
+    k->own_names = own;
+    k->n_own_names = n_own;
     k->all_models = all;
     k->admin = ck->admin;
     k->tools = ck->tools;
@@ -287,9 +322,18 @@ bool srv_key_model_allowed(srv_key *k, const char *model) {
     if (n > 0 && n < sizeof base) memcpy(base, model, n);
     base[n < sizeof base ? n : 0] = '\0';
     pthread_mutex_lock(&k->mu);
-    bool ok = k->all_models || listed(k->models, k->n_models, model) || (base[0] && listed(k->models, k->n_models, base));
+    bool ok = k->all_models || listed(k->models, k->n_models, model) ||
+              (base[0] && listed(k->models, k->n_models, base) && !listed(k->own_names, k->n_own_names, model));
     pthread_mutex_unlock(&k->mu);
     return ok;
+}
+
+bool srv_key_all_models(srv_key *k) {
+    if (!k) return true;
+    pthread_mutex_lock(&k->mu);
+    bool all = k->all_models;
+    pthread_mutex_unlock(&k->mu);
+    return all;
 }
 
 bool srv_key_tools_allowed(srv_key *k, const json_t *tools, srv_error *e) {

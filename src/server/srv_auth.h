@@ -42,6 +42,8 @@ void srv_key_done(srv_key *k, int64_t tokens);
 /* Whether the key may use model (a configured name or alias; "base:adapter" when it may
  * use base). NULL key: yes. */
 bool srv_key_model_allowed(srv_key *k, const char *model);
+/* True when k may use every model (models: ["*"]), or without a key. */
+bool srv_key_all_models(srv_key *k);
 /* Checks a request's tools (a JSON array of {"type":"function","function":{"name"}}, or
  * NULL) against the key; false with e (403) when it may not use them. */
 bool srv_key_tools_allowed(srv_key *k, const json_t *tools, srv_error *e);

@@ -105,14 +105,17 @@ static bool model_of(srv *s, const json_t *root, const char **name, double *keep
     return srv_model_keep_alive(root, keep_alive, e);
 }
 
+bool srv_key_permits_model(srv *s, srv_key *key, const char *name, srv_error *e) {
+    if (srv_key_model_allowed(key, name)) return true;
+    obs_auth_failure(s->obs, "model");
+    return srv_fail(e, 403, "permission_error", "model_not_allowed", "model",
+                    "This API key may not use the model '%.200s'", name);
+}
+
 /* The caller's key may use the requested model (or route) and the tools the body carries. */
 static bool key_allows(srv *s, const srv_client *c, const json_t *root, srv_error *e) {
     const char *name = json_string_value(json_object_get(root, "model"));
-    if (name && !srv_key_model_allowed(c->key, name)) {
-        obs_auth_failure(s->obs, "model");
-        return srv_fail(e, 403, "permission_error", "model_not_allowed", "model",
-                        "This API key may not use the model '%.200s'", name);
-    }
+    if (name && !srv_key_permits_model(s, c->key, name, e)) return false;
     if (!srv_key_tools_allowed(c->key, json_object_get(root, "tools"), e)) {
         obs_auth_failure(s->obs, "tools");
         return false;
@@ -175,7 +178,7 @@ void srv_handle_completion(srv *s, srv_api api, const char *body, size_t len, co
     srv_job job;
     /* the job owns the model from here: srv_job_free releases it */
     if (!srv_job_prepare(&job, m, &req, timeout, &e) || !srv_lora_parse(req.root, &lora, &e) ||
-        !srv_lora_select(m, &lora, job.lora, &job.n_lora, &e) || !srv_job_submit(&job, &e)) {
+        !srv_lora_key_allows(m, &lora, c->key, &e) || !srv_lora_select(m, &lora, job.lora, &job.n_lora, &e) || !srv_job_submit(&job, &e)) {
         srv_job_free(&job);
         return reply_error(out, &e, &req, NULL);
     }

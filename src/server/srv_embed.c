@@ -334,11 +334,9 @@ void srv_handle_embeddings(srv *s, const char *body, size_t len, const srv_clien
     bool ok = true;
     if (!root || !json_is_object(root)) ok = srv_invalid(&e, NULL, "the body must be a JSON object");
     else if (!name) ok = srv_invalid(&e, "model", "you must provide a model parameter");
-    else if (!srv_key_model_allowed(c->key, name)) {
-        obs_auth_failure(s->obs, "model");
-        ok = srv_fail(&e, 403, "permission_error", "model_not_allowed", "model",
-                      "This API key may not use the model '%.200s'", name);
-    } else if (!fleet_has(s->fleet, name))
+    else if (!srv_key_permits_model(s, c->key, name, &e))
+        ok = false;
+    else if (!fleet_has(s->fleet, name))
         ok = srv_fail(&e, 404, "invalid_request_error", "model_not_found", "model", "The model '%.200s' does not exist",
                       name);
     if (ok) settings_of(s, name, &cf);
@@ -346,6 +344,9 @@ void srv_handle_embeddings(srv *s, const char *body, size_t len, const srv_clien
     uint64_t deadline = srv_deadline(s, 0);
     srv_model *m = NULL;
     ok = ok && srv_model_acquire(s->fleet, name, keep_alive, deadline, false, &m, &e);
+    if (ok && fleet_lease_lora(m).adapter) /* the batcher runs the base weights only */
+        ok = srv_fail(&e, 400, "invalid_request_error", "model_not_supported", "model",
+                      "'%.200s' names a LoRA adapter; embeddings run without adapters", name);
     if (ok) {
         snprintf(out->model, sizeof out->model, "%s", srv_model_id(m));
         ok = embed_with(s, m, &cf, &r, c, deadline, out, &e);

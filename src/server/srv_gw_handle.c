@@ -307,6 +307,25 @@ bool srv_gateway_handle(srv *s, srv_api api, const json_t *root, const srv_clien
         srv_reply_error(out, &e);
         return true;
     }
+    const json_t *lora = json_object_get(root, "lora");
+    if (lora && !json_is_null(lora) && !srv_key_all_models(c->key)) {
+        /* a route's target is what the key was given: a "lora" field could pick the
+         * base model or any adapter of a local target instead */
+        srv_gw_release(ref);
+        srv_error e;
+        srv_fail(&e, 403, "permission_error", "model_not_allowed", "lora",
+                 "This API key may not choose adapters on the route '%.200s'", name);
+        srv_reply_error(out, &e);
+        return true;
+    }
+    cfg_limits limits;
+    srv_policy_limits(s->policy, &limits);
+    srv_error le;
+    if (!srv_limits_check_json(&limits, root, &le)) { /* limits hold for routes as for models */
+        srv_gw_release(ref);
+        srv_reply_error(out, &le);
+        return true;
+    }
     gw_request req = {.api = api == SRV_API_CHAT ? GW_API_CHAT : GW_API_COMPLETION,
                       .model = name,
                       .body = root,

@@ -198,6 +198,11 @@ static enum MHD_Result queue(struct MHD_Connection *mc, conn *c, srv_reply *r) {
     c->prompt_tokens = r->prompt_tokens;
     c->completion_tokens = r->completion_tokens;
     memcpy(c->model, r->model, sizeof c->model);
+    if (c->admitted && !c->stream) { /* a whole reply is done work: its slot frees now, not once it is sent */
+        srv_key_done(c->key, (c->prompt_tokens > 0 ? c->prompt_tokens : 0) +
+                                 (c->completion_tokens > 0 ? c->completion_tokens : 0));
+        c->admitted = false;
+    }
     enum MHD_Result res = MHD_queue_response(mc, (unsigned)r->status, resp);
     MHD_destroy_response(resp);
     return res;

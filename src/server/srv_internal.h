@@ -53,6 +53,10 @@ typedef struct srv_client {
     srv_key *key;            /* the caller's API key (owned by the connection); NULL without keys */
 } srv_client;
 
+/* Whether key may use the model (or route) name; else false with e (403
+ * model_not_allowed) and the refusal counted. */
+bool srv_key_permits_model(srv *s, srv_key *key, const char *name, srv_error *e);
+
 /* True when the client hung up or the server is cancelling requests. */
 bool srv_client_gone(const srv_client *c);
 

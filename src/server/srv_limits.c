@@ -103,6 +103,31 @@ bool srv_limits_check(const cfg_limits *l, const srv_req *r, srv_error *e) {
     return true;
 }
 
+/* The integer field name of root clamped to int32 (0: absent, null or not an integer:
+ * the upstream judges those). */
+static int32_t int_field(const json_t *root, const char *name) {
+    const json_t *v = json_object_get(root, name);
+    if (!json_is_integer(v)) return 0;
+    json_int_t i = json_integer_value(v);
+    return i > INT32_MAX ? INT32_MAX : i < 0 ? 0 : (int32_t)i;
+}
+
+bool srv_limits_check_json(const cfg_limits *l, const json_t *root, srv_error *e) {
+    srv_req r = {0};
+    r.max_tokens = int_field(root, json_object_get(root, "max_completion_tokens") ? "max_completion_tokens" : "max_tokens");
+    r.n = int_field(root, "n");
+    const json_t *stop = json_object_get(root, "stop");
+    if (json_is_string(stop)) r.stop[r.n_stop++] = json_string_value(stop);
+    if (json_is_array(stop) && (int64_t)json_array_size(stop) > l->stop)
+        return srv_invalid(e, "stop", "'stop' holds %zu strings; this server allows at most %lld", json_array_size(stop),
+                           (long long)l->stop);
+    for (size_t i = 0; json_is_array(stop) && i < json_array_size(stop) && r.n_stop < STOP_MAX_STRINGS; i++)
+        if (json_is_string(json_array_get(stop, i))) r.stop[r.n_stop++] = json_string_value(json_array_get(stop, i));
+    const json_t *messages = json_object_get(root, "messages");
+    r.messages = json_is_array(messages) ? (json_t *)messages : NULL;
+    return srv_limits_check(l, &r, e);
+}
+
 bool srv_host_header_loopback(const char *host) {
     if (!host) return true;
     char name[64];

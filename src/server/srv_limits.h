@@ -23,6 +23,9 @@ bool srv_policy_origin_allowed(srv_policy *p, const char *origin);
 
 /* A parsed request against the limits: false with a 400 naming the field. */
 bool srv_limits_check(const cfg_limits *l, const srv_req *r, srv_error *e);
+/* The same caps read from a body that is not parsed here (a routed request's, sent on
+ * as it is): fields of the wrong type are left to whoever parses the body. */
+bool srv_limits_check_json(const cfg_limits *l, const json_t *root, srv_error *e);
 
 /* Whether a Host header names this machine's loopback: localhost, 127.x.x.x or [::1],
  * each with an optional :port. NULL (no header, HTTP/1.0) is accepted. */

@@ -73,6 +73,26 @@ bool srv_lora_select(const srv_model *m, const srv_lora_req *in, model_lora_use 
     return true;
 }
 
+bool srv_lora_key_allows(const srv_model *m, const srv_lora_req *in, srv_key *key, srv_error *e) {
+    if (!key || !in->given) return true;
+    char base[CFG_NAME_MAX + 1], id[2 * CFG_NAME_MAX + 2];
+    const char *name = srv_model_id(m), *colon = fleet_lease_lora(m).adapter ? strrchr(name, ':') : NULL;
+    size_t n = colon ? (size_t)(colon - name) : strlen(name); /* adapter names never hold ':' */
+    snprintf(base, sizeof base, "%.*s", (int)n, name);
+    if (in->n == 0 && !srv_key_model_allowed(key, base))
+        return srv_fail(e, 403, "permission_error", "model_not_allowed", "lora",
+                        "This API key may not use the model '%s' without an adapter", base);
+    for (size_t i = 0; i < in->n; i++) {
+        snprintf(id, sizeof id, "%s:%s", base, in->name[i]);
+        if (srv_key_model_allowed(key, id)) continue;
+        char param[32];
+        snprintf(param, sizeof param, "lora[%zu]", i);
+        return srv_fail(e, 403, "permission_error", "model_not_allowed", param,
+                        "This API key may not use the adapter '%.120s' of the model '%s'", in->name[i], base);
+    }
+    return true;
+}
+
 static bool usable(const fleet_adapter_info *a) { return strcmp(a->state, "failed") != 0; }
 
 bool srv_lora_is_model_id(const fleet_info *in, const char *id) {

@@ -12,6 +12,7 @@
 
 #include "engine/sched.h"
 #include "fleet/fleet.h"
+#include "server/srv_auth.h"
 #include "server/srv_error.h"
 #include "server/srv_model.h"
 
@@ -33,6 +34,10 @@ bool srv_lora_parse(const json_t *root, srv_lora_req *out, srv_error *e);
  * uses[0..*n) (release them with srv_lora_release). */
 bool srv_lora_select(const srv_model *m, const srv_lora_req *in, model_lora_use *uses, int32_t *n, srv_error *e);
 void srv_lora_release(model_lora_use *uses, int32_t n);
+/* Whether key may run what in selects on m (true without a key or a "lora" field): each
+ * adapter as the id "base:adapter", an empty list as the base model; else 403 naming
+ * the element. The model name alone does not open the others a "lora" field can pick. */
+bool srv_lora_key_allows(const srv_model *m, const srv_lora_req *in, srv_key *key, srv_error *e);
 
 /* True when the model in lists an adapter id "base:adapter" equal to id. */
 bool srv_lora_is_model_id(const fleet_info *in, const char *id);

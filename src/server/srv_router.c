@@ -130,7 +130,11 @@ static json_t *model_list(srv *s, const char *only, srv_key *key, bool *found, s
             json_decref(adapters);
             break;
         }
-        if (!match || !srv_key_model_allowed(key, only ? only : in->cfg.name)) continue;
+        if (!match) continue;
+        if (!srv_key_model_allowed(key, only ? only : in->cfg.name)) {
+            if (!only) srv_lora_model_objects(in, created, NULL, data); /* the key may hold an adapter id */
+            continue;
+        }
         json_t *o = srv_model_object(in->cfg.name, in->ready_unix ? in->ready_unix : s->started_unix);
         json_t *aliases = json_array();
         for (size_t k = 0; aliases && k < in->cfg.n_aliases; k++) json_array_append_new(aliases, json_string(in->cfg.aliases[k]));

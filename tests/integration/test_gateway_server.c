@@ -345,6 +345,67 @@ static void test_route_name_clash_refused(void **state) {
     assert_int_equal(cfg_build_text(yaml, strlen(yaml), "t.yaml", false, NULL, 0, &c, &errs, &err), HEARTH_ERR_INVALID);
     if (!strstr(err.msg, "t.yaml:5:") || !strstr(err.msg, "routes[0].targets[1]") || !strstr(err.msg, "nope"))
         fail_msg("unexpected message: %s", err.msg);
+    /* "tiny:ad" is the id of tiny's adapter: a route of that name would shadow it, and
+     * with the target local:tiny:ad call itself without end */
+    snprintf(yaml, sizeof yaml,
+             "models:\n  - name: tiny\n    path: /nowhere.gguf\n    aliases: [fast]\n"
+             "    adapters: [{name: ad, path: /nowhere-ad.gguf}]\n"
+             "routes:\n  - {name: \"tiny:ad\", targets: [\"local:tiny:ad\"]}\n  - {name: \"fast:x\", targets: [local:tiny]}\n");
+    assert_int_equal(cfg_build_text(yaml, strlen(yaml), "t.yaml", false, NULL, 0, &c, &errs, &err), HEARTH_ERR_INVALID);
+    if (!strstr(err.msg, "routes[0].name") || !strstr(err.msg, "'tiny:ad'"))
+        fail_msg("unexpected message: %s", err.msg);
+    bool second = false;
+    for (size_t i = 0; i < errs.n; i++) second |= strstr(errs.msg[i], "routes[1].name") != NULL;
+    if (!second) fail_msg("route 'fast:x' (an alias's adapter id) was not refused: %s", err.msg);
+}
+
+/* limits: hold for a request on a route as for one on a model: refused with 400 naming the
+ * field, before any upstream sees it. */
+static void test_route_limits(void **state) {
+    (void)state;
+    fu_server *up = fu_start(&(fu_reply){.kind = FU_OK});
+    assert_non_null(up);
+    char yaml[1024];
+    snprintf(yaml, sizeof yaml,
+             "server: {port: 0, shutdown_grace: 1s}\n"
+             "limits: {max_tokens: 16, n: 2, stop: 1, messages: 2}\n"
+             "models:\n  - {name: tiny, path: /nowhere.gguf}\n"
+             "providers:\n  - {name: up, base_url: 'http://127.0.0.1:%d/v1', max_attempts: 1}\n"
+             "routes:\n  - {name: remote, targets: [up/m]}\n",
+             fu_port(up));
+    srv *s = start_server(yaml, false);
+    int port = srv_port(s);
+    resp *r = malloc(sizeof *r);
+    static const struct {
+        const char *extra, *param;
+    } cases[] = {
+        {"\"max_tokens\":17,", "max_tokens"},
+        {"\"max_completion_tokens\":1000,", "max_tokens"},
+        {"\"n\":3,", "n"},
+        {"\"stop\":[\"a\",\"b\"],", "stop"},
+        {"\"messages\":[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"user\",\"content\":\"b\"},"
+         "{\"role\":\"user\",\"content\":\"c\"}],", "messages"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char body[512];
+        snprintf(body, sizeof body, "{%s\"model\":\"remote\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+                 cases[i].extra);
+        if (strstr(cases[i].extra, "messages")) /* the case's own messages, not a duplicate key */
+            snprintf(body, sizeof body, "{%s\"model\":\"remote\"}", cases[i].extra);
+        http(port, "POST", "/v1/chat/completions", body, r);
+        json_t *j = json_loads(r->body, 0, NULL);
+        const char *param = json_string_value(json_object_get(json_object_get(j, "error"), "param"));
+        if (r->status != 400 || !param || strcmp(param, cases[i].param) != 0)
+            fail_msg("case %zu: status %ld, expected 400 with param %s: %s", i, r->status, cases[i].param, r->body);
+        json_decref(j);
+    }
+    if (fu_requests(up) != 0) fail_msg("the upstream saw %d requests over the limits, expected 0", fu_requests(up));
+    chat(port, "remote", false, r);
+    if (r->status != 200) fail_msg("a request within the limits: status %ld: %s", r->status, r->body);
+    assert_int_equal(fu_requests(up), 1);
+    free(r);
+    srv_free(s);
+    fu_stop(up);
 }
 
 static void test_config_dump_round_trip(void **state) {
@@ -540,6 +601,7 @@ int main(void) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_route_name_clash_refused),
+        cmocka_unit_test(test_route_limits),
         cmocka_unit_test(test_config_dump_round_trip),
         cmocka_unit_test(test_reload_swaps_routes),
         cmocka_unit_test(test_fallback_400_admin_metrics),

@@ -298,11 +298,41 @@ static void test_request_limits(void **state) {
     }
 }
 
+/* "base:adapter" is allowed with its base, but a model, alias or route whose own name
+ * has a colon is a name of its own: listing "a" must not open "a:big", nor listing the
+ * route "assistant" the route "assistant:premium". */
+static void test_key_colon_names(void **state) {
+    char hex[65], yaml[1024];
+    sha256_hex("hk-colon-secret-00000", hex);
+    snprintf(yaml, sizeof yaml,
+             "keys:\n  - {name: k, sha256: %s, models: [a, assistant]}\n"
+             "models:\n  - {name: a, path: /a.gguf}\n  - {name: \"a:big\", path: /b.gguf, aliases: [\"a:large\"]}\n"
+             "routes:\n  - {name: assistant, targets: [local:a]}\n  - {name: \"assistant:premium\", targets: [local:a]}\n",
+             hex);
+    cfg_config *c = build_ok(yaml);
+    srv_auth *a = NULL;
+    hearth_err err = {0};
+    assert_int_equal(srv_auth_new(c, &a, &err), HEARTH_OK);
+    srv_error e;
+    const char *reason = NULL;
+    srv_key *k = srv_auth_check(a, "Bearer hk-colon-secret-00000", &e, &reason);
+    assert_non_null(k);
+    assert_true(srv_key_model_allowed(k, "a"));
+    assert_true(srv_key_model_allowed(k, "a:my-adapter"));
+    const char *closed[] = {"a:big", "a:large", "assistant:premium"};
+    for (size_t i = 0; i < 3; i++)
+        if (srv_key_model_allowed(k, closed[i])) fail_msg("a key for [a] may use '%s'", closed[i]);
+    srv_key_release(k);
+    srv_auth_free(a);
+    cfg_free(c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bucket),         cmocka_unit_test(test_ct_equal),
         cmocka_unit_test(test_host_header),    cmocka_unit_test(test_config_keys),
         cmocka_unit_test(test_config_refusals), cmocka_unit_test(test_request_limits),
+        cmocka_unit_test(test_key_colon_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
