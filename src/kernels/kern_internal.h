@@ -222,6 +222,9 @@ void kern_panels_mul_avx512(uint32_t wtype, const void *panels, int64_t rows, in
 void kern_silu_mul_scalar(const float *gate, const float *up, int64_t n, float *out);
 void kern_silu_mul_avx2(const float *gate, const float *up, int64_t n, float *out);
 void kern_silu_mul_avx512(const float *gate, const float *up, int64_t n, float *out);
+void kern_gelu_scalar(float *x, int64_t n);
+void kern_gelu_avx2(float *x, int64_t n);
+void kern_gelu_avx512(float *x, int64_t n);
 void kern_rmsnorm_avx512(const float *x, const float *weight, int64_t n, float eps, float *out);
 
 /* ---- attention (attn.c, attn_avx2.c, attn_avx512.c) ------------------------ */

@@ -105,11 +105,19 @@ void kern_silu_mul(const float *gate, const float *up, int64_t n, float *out) {
     }
 }
 
-void kern_gelu(float *x, int64_t n) {
+void kern_gelu_scalar(float *x, int64_t n) {
     const float k = 0.7978845608028654f;   /* sqrt(2/pi) */
     for (int64_t i = 0; i < n; i++) {
         float v = x[i];
         x[i] = 0.5f * v * (1.0f + tanhf(k * (v + 0.044715f * v * v * v)));
+    }
+}
+
+void kern_gelu(float *x, int64_t n) {
+    switch (kern_cpu_level_active()) {
+    case KERN_CPU_AVX512: kern_gelu_avx512(x, n); break;
+    case KERN_CPU_AVX2: kern_gelu_avx2(x, n); break;
+    default: kern_gelu_scalar(x, n); break;
     }
 }
 

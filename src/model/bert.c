@@ -173,11 +173,7 @@ typedef struct gelu_job {
 static void gelu_worker(void *ctx, int ith, int nth) {
     const gelu_job *j = ctx;
     int64_t per = (j->n + nth - 1) / nth, lo = per * ith, hi = lo + per < j->n ? lo + per : j->n;
-    const float k = 2.0f * 0.7978845608028654f; /* 2 sqrt(2/pi) */
-    for (int64_t i = lo; i < hi; i++) {
-        float v = j->x[i];
-        j->x[i] = v / (1.0f + expf(-k * (v + 0.044715f * v * v * v)));
-    }
+    if (lo < hi) kern_gelu(j->x + lo, hi - lo);
 }
 
 /* Per-token work split over the pool: each thread takes a contiguous range of tokens. */

@@ -203,6 +203,20 @@ static void test_silu_mul_gelu_add(void **state) {
     /* the tanh approximation's values at +-1 (exact erf GELU: 0.841345, -0.158655) */
     assert_true(fabsf(x[0] - 0.8411920f) < 1e-6f);
     assert_true(fabsf(x[1] + 0.1588080f) < 1e-6f);
+    /* long rows reach the active level's vector loop and its tail */
+    static float lx[N];
+    kt_fill_normal(&r, lx, N, 4.0f);
+    for (int i = 0; i < N; i++) {
+        double v = lx[i];
+        lw[i] = 0.5 * v * (1 + tanh(sqrt(2 / M_PI) * (v + 0.044715 * v * v * v)));
+    }
+    lx[0] = -100.0f, lw[0] = 0; /* saturated ends */
+    lx[1] = 100.0f, lw[1] = 100;
+    for (int n = N - 13; n <= N; n += 13) {
+        memcpy(lo, lx, sizeof lx);
+        kern_gelu(lo, n);
+        expect_near("gelu long", lo, lw, n, 2e-6);
+    }
 
     float a[3] = {1, 2, 3}, b[3] = {0.5f, -2, 10};
     kern_add(a, b, 3);
