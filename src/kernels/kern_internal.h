@@ -223,6 +223,16 @@ void kern_silu_mul_scalar(const float *gate, const float *up, int64_t n, float *
 void kern_silu_mul_avx2(const float *gate, const float *up, int64_t n, float *out);
 void kern_silu_mul_avx512(const float *gate, const float *up, int64_t n, float *out);
 void kern_gelu_scalar(float *x, int64_t n);
+void kern_dot_rows_scalar(const float *q, const float *rows, size_t stride, int64_t n_rows, int64_t n, float scale,
+                          float *out);
+void kern_dot_rows_avx2(const float *q, const float *rows, size_t stride, int64_t n_rows, int64_t n, float scale,
+                        float *out);
+void kern_dot_rows_avx512(const float *q, const float *rows, size_t stride, int64_t n_rows, int64_t n, float scale,
+                          float *out);
+void kern_weighted_rows_scalar(const float *w, const float *rows, size_t stride, int64_t n_rows, int64_t n, float *out);
+void kern_weighted_rows_avx2(const float *w, const float *rows, size_t stride, int64_t n_rows, int64_t n, float *out);
+void kern_weighted_rows_avx512(const float *w, const float *rows, size_t stride, int64_t n_rows, int64_t n,
+                               float *out);
 void kern_gelu_avx2(float *x, int64_t n);
 void kern_gelu_avx512(float *x, int64_t n);
 void kern_rmsnorm_avx512(const float *x, const float *weight, int64_t n, float eps, float *out);

@@ -169,5 +169,10 @@ void kern_softmax(float *x, int64_t n);
 void kern_silu_mul(const float *gate, const float *up, int64_t n, float *out);
 void kern_gelu(float *x, int64_t n);               /* tanh approximation, in place */
 void kern_add(float *x, const float *y, int64_t n); /* x += y */
+/* Float32 attention pieces for inputs without a cache: out[j] = scale * (q . rows[j]) for
+ * n_rows rows of n floats, stride floats apart; and out = sum_j w[j] * rows[j]. */
+void kern_dot_rows(const float *q, const float *rows, size_t stride, int64_t n_rows, int64_t n, float scale,
+                   float *out);
+void kern_weighted_rows(const float *w, const float *rows, size_t stride, int64_t n_rows, int64_t n, float *out);
 
 #endif

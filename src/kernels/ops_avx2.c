@@ -15,6 +15,41 @@ void kern_silu_mul_avx2(const float *gate, const float *up, int64_t n, float *ou
     kern_silu_mul_scalar(gate + i, up + i, n - i, out + i);
 }
 
+static inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+void kern_dot_rows_avx2(const float *q, const float *rows, size_t stride, int64_t n_rows, int64_t n, float scale,
+                        float *out) {
+    for (int64_t j = 0; j < n_rows; j++) {
+        const float *r = rows + (size_t)j * stride;
+        __m256 acc = _mm256_setzero_ps();
+        int64_t i = 0;
+        for (; i + 8 <= n; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(r + i), acc);
+        float s = hsum8(acc);
+        for (; i < n; i++) s += q[i] * r[i];
+        out[j] = scale * s;
+    }
+}
+
+void kern_weighted_rows_avx2(const float *w, const float *rows, size_t stride, int64_t n_rows, int64_t n, float *out) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 acc = _mm256_setzero_ps();
+        for (int64_t j = 0; j < n_rows; j++)
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(w[j]), _mm256_loadu_ps(rows + (size_t)j * stride + (size_t)i), acc);
+        _mm256_storeu_ps(out + i, acc);
+    }
+    for (; i < n; i++) {
+        float s = 0;
+        for (int64_t j = 0; j < n_rows; j++) s += w[j] * rows[(size_t)j * stride + (size_t)i];
+        out[i] = s;
+    }
+}
+
 /* GELU, tanh form, as 0.5 v (1 + tanh z) = v / (1 + e^(-2z)), z = sqrt(2/pi) (v + 0.044715 v^3). */
 void kern_gelu_avx2(float *x, int64_t n) {
     const __m256 one = _mm256_set1_ps(1.0f), c = _mm256_set1_ps(0.044715f);

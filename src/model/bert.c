@@ -114,24 +114,6 @@ typedef struct enc_attn_job {
     const model_batch *b;
 } enc_attn_job;
 
-/* Eight independent partial sums, so the compiler keeps them in one vector register. */
-static float dot(const float *a, const float *b, int64_t n) {
-    float acc[8] = {0};
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++) acc[k] += a[i + k] * b[i + k];
-    float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for (; i < n; i++) s += a[i] * b[i];
-    return s;
-}
-
-static void axpy(float *restrict out, float a, const float *restrict x, int64_t n) {
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++) out[i + k] += a * x[i + k];
-    for (; i < n; i++) out[i] += a * x[i];
-}
-
 /* One (token, head): softmax(q·K / sqrt(d)) · V over the tokens of t's input (those up
  * to t when causal). The input starts pos[t] tokens before t and ends before the next
  * token at position 0 (check_batch made inputs contiguous). */
@@ -146,13 +128,12 @@ static void attend_one(const enc_attn_job *job, int32_t t, int64_t h, float *sco
         while (end < b->n && b->pos[end] != 0) end++;
     const float *q = c->q + (size_t)t * (size_t)q_dim + (size_t)(h * dk);
     float scale = 1.0f / sqrtf((float)dk);
-    for (int32_t j = start; j < end; j++)
-        scores[j - start] = scale * dot(q, c->k + (size_t)j * (size_t)k_dim + (size_t)(kvh * dk), dk);
+    kern_dot_rows(q, c->k + (size_t)start * (size_t)k_dim + (size_t)(kvh * dk), (size_t)k_dim, end - start, dk, scale,
+                  scores);
     kern_softmax(scores, end - start);
     float *out = c->att + (size_t)t * (size_t)(hp->n_head * dv) + (size_t)(h * dv);
-    memset(out, 0, (size_t)dv * sizeof(float));
-    for (int32_t j = start; j < end; j++)
-        axpy(out, scores[j - start], c->v + (size_t)j * (size_t)v_dim + (size_t)(kvh * dv), dv);
+    kern_weighted_rows(scores, c->v + (size_t)start * (size_t)v_dim + (size_t)(kvh * dv), (size_t)v_dim, end - start,
+                       dv, out);
 }
 
 static void attn_worker(void *ctx, int ith, int nth) {

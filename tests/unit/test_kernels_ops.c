@@ -218,6 +218,31 @@ static void test_silu_mul_gelu_add(void **state) {
         expect_near("gelu long", lo, lw, n, 2e-6);
     }
 
+    /* float attention pieces over strided rows, for widths around the vector sizes */
+    enum { ROWS = 9, STRIDE = 70 };
+    static float q[STRIDE], rows[ROWS * STRIDE], sc[ROWS], wsum[STRIDE];
+    kt_fill_normal(&r, q, STRIDE, 1.0f);
+    kt_fill_normal(&r, rows, ROWS * STRIDE, 1.0f);
+    for (int n = 1; n <= 40; n += 3) {
+        double want_s[ROWS], want_w[STRIDE];
+        for (int j = 0; j < ROWS; j++) {
+            double s = 0;
+            for (int i = 0; i < n; i++) s += (double)q[i] * rows[j * STRIDE + i];
+            want_s[j] = 0.25 * s;
+        }
+        kern_dot_rows(q, rows, STRIDE, ROWS, n, 0.25f, sc);
+        expect_near("dot_rows", sc, want_s, ROWS, 1e-5);
+        for (int i = 0; i < n; i++) {
+            double s = 0;
+            for (int j = 0; j < ROWS; j++) s += (double)sc[j] * rows[j * STRIDE + i];
+            want_w[i] = s;
+        }
+        wsum[n] = 12345.0f; /* past the width: untouched */
+        kern_weighted_rows(sc, rows, STRIDE, ROWS, n, wsum);
+        expect_near("weighted_rows", wsum, want_w, n, 1e-5);
+        assert_true(wsum[n] == 12345.0f);
+    }
+
     float a[3] = {1, 2, 3}, b[3] = {0.5f, -2, 10};
     kern_add(a, b, 3);
     double wa[3] = {1.5, 0, 13};
