@@ -187,7 +187,7 @@ static enum MHD_Result queue(struct MHD_Connection *mc, conn *c, srv_reply *r) {
         MHD_add_response_header(resp, "Access-Control-Expose-Headers", "X-Request-Id, Retry-After");
     }
     if (c->preflight) {
-        MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+        MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
         MHD_add_response_header(resp, "Access-Control-Allow-Headers", "Authorization, Content-Type, X-Request-Id");
         MHD_add_response_header(resp, "Access-Control-Max-Age", CORS_MAX_AGE);
     }

@@ -225,8 +225,8 @@ static void still_serving(const char *after) {
     const char *body = "{\"model\":\"" MODEL_ID "\",\"prompt\":\"Hello\",\"max_tokens\":2,\"temperature\":0}";
     bool ok = srvtest_http(&server, "POST", "/v1/completions", body, NULL, &r);
     if (!ok || r.status != 200)
-        fail_msg("after case '%s' a normal completion got %ld (transfer %s): %.200s", after, r.status,
-                 ok ? "ok" : "failed", r.body ? r.body : "");
+        fail_msg("after case '%s' a normal completion got %ld (transfer %s%s): %.200s", after, r.status,
+                 ok ? "ok" : "failed: ", r.error, r.body ? r.body : "");
     srvtest_resp_free(&r);
 }
 

@@ -585,6 +585,7 @@ static void test_canaries_and_cors(void **state) {
     expect(&r, 204, NULL, "a preflight from the listed origin");
     assert_string_equal(r.acao, "https://app.example.com");
     assert_non_null(strstr(r.allow_methods, "POST"));
+    assert_non_null(strstr(r.allow_methods, "DELETE")); /* removing an adapter */
     done(&r);
     r = http(&t, "OPTIONS", "/v1/chat/completions", NULL, NULL, unlisted);
     expect(&r, 403, "origin_not_allowed", "a preflight from another origin");

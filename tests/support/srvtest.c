@@ -155,6 +155,7 @@ static bool perform(const srvtest *t, const char *method, const char *path, cons
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 300L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     CURLcode rc = curl_easy_perform(c);
+    if (rc != CURLE_OK) snprintf(r->error, sizeof r->error, "%s", curl_easy_strerror(rc));
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
     curl_slist_free_all(h);
     curl_easy_cleanup(c);

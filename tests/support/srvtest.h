@@ -29,6 +29,7 @@ typedef struct srvtest_resp {
     size_t len;
     char retry_after[32];/* the Retry-After header or "" */
     char content_type[64];
+    char error[128];     /* why the transfer failed (libcurl's words), or "" */
 } srvtest_resp;
 
 /* One request. body NULL: no body. content_type NULL: application/json when a body is given. */
