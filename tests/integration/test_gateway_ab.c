@@ -8,6 +8,7 @@
  * prompt and completion tokens, TTFT), and a routed stream whose client hangs up
  * cancels its local attempt and frees the slot. A remote target's stream (the fault
  * upstream) is accounted from its events: one token per content chunk, TTFT. */
+#include "logcap.h"
 #include "testutil.h"
 
 #include <curl/curl.h>
@@ -33,40 +34,13 @@
 
 /* ---- captured log ---------------------------------------------------------------------- */
 
-static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
-static char *log_text;
-static size_t log_len;
-
-static void capture_log(void *ud, const char *line) {
-    (void)ud;
-    pthread_mutex_lock(&log_mu);
-    size_t n = strlen(line);
-    char *grown = realloc(log_text, log_len + n + 2);
-    if (grown) {
-        log_text = grown;
-        memcpy(log_text + log_len, line, n);
-        log_len += n;
-        log_text[log_len++] = '\n';
-        log_text[log_len] = '\0';
-    }
-    pthread_mutex_unlock(&log_mu);
-}
-
 /* The request log line of request id rid, waiting for it (a line is written when the
  * connection is completed, which may come just after the client got its last byte). */
 static json_t *request_line(const char *rid) {
     char pat[128];
     snprintf(pat, sizeof pat, "\"request_id\":\"%s\"", rid);
     for (int i = 0; i < 300; i++) { /* up to 30 s on a loaded machine; usually at once */
-        json_t *found = NULL;
-        pthread_mutex_lock(&log_mu);
-        const char *at = log_text ? strstr(log_text, pat) : NULL;
-        if (at) {
-            const char *start = at, *end = strchr(at, '\n');
-            while (start > log_text && start[-1] != '\n') start--;
-            found = json_loadb(start, (size_t)(end - start), 0, NULL);
-        }
-        pthread_mutex_unlock(&log_mu);
+        json_t *found = logcap_find(pat);
         if (found && !strcmp(json_string_value(json_object_get(found, "msg")), "request")) return found;
         json_decref(found);
         usleep(100000);
@@ -119,7 +93,7 @@ static int setup(void **state) {
         fprintf(stderr, "configuration refused: %s\n", err.msg);
         return -1;
     }
-    srv_config sc = {.config = c, .log = capture_log};
+    srv_config sc = {.config = c, .log = logcap_line};
     obs_config_default(&sc.obs);
     if (srv_new(&sc, &server, &err) != HEARTH_OK) {
         fprintf(stderr, "srv_new: %s\n", err.msg);
@@ -487,7 +461,7 @@ int main(void) {
     int rc = cmocka_run_group_tests(tests, setup, teardown);
     free(direct[0]);
     free(direct[1]);
-    free(log_text);
+    logcap_free();
     curl_global_cleanup();
     return rc;
 }

@@ -7,6 +7,7 @@
  * model second; B stops -> the next request falls back within itself and the breaker
  * opens; B returns on the same port -> after the cooldown the half-open probe succeeds
  * and traffic goes back to B. The provider key never appears in a log line. */
+#include "logcap.h"
 #include "testutil.h"
 
 #include <curl/curl.h>
@@ -24,34 +25,6 @@
 #define TINY "models/llama-2-tiny-random.gguf"
 #define KEY_VALUE "sk-gws-never-logged-7731"
 
-/* ---- captured log ---------------------------------------------------------------------- */
-
-static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
-static char *log_text;
-static size_t log_len;
-
-static void capture_log(void *ud, const char *line) {
-    (void)ud;
-    pthread_mutex_lock(&log_mu);
-    size_t n = strlen(line);
-    char *grown = realloc(log_text, log_len + n + 2);
-    if (grown) {
-        log_text = grown;
-        memcpy(log_text + log_len, line, n);
-        log_len += n;
-        log_text[log_len++] = '\n';
-        log_text[log_len] = '\0';
-    }
-    pthread_mutex_unlock(&log_mu);
-}
-
-static bool log_has(const char *s) {
-    pthread_mutex_lock(&log_mu);
-    bool found = log_text && strstr(log_text, s);
-    pthread_mutex_unlock(&log_mu);
-    return found;
-}
-
 /* ---- servers ------------------------------------------------------------------------------ */
 
 static srv *start_server(const char *yaml, bool capture) {
@@ -62,7 +35,7 @@ static srv *start_server(const char *yaml, bool capture) {
         fail_msg("configuration refused: %s\n%s", err.msg, yaml);
         return NULL;
     }
-    srv_config sc = {.config = c, .log = capture ? capture_log : NULL};
+    srv_config sc = {.config = c, .log = capture ? logcap_line : NULL};
     obs_config_default(&sc.obs);
     srv *s = NULL;
     if (srv_new(&sc, &s, &err) != HEARTH_OK) fail_msg("srv_new: %s", err.msg);
@@ -316,9 +289,9 @@ static void test_fallback_400_admin_metrics(void **state) {
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         if (!strstr(r->body, want[i])) fail_msg("/metrics lacks %s", want[i]);
-    assert_true(log_has("\"msg\":\"circuit breaker\""));
-    assert_true(log_has("\"msg\":\"gateway\""));
-    assert_true(log_has("\"target\":\"via-dead\"") || log_has("\"model\":\"via-dead\""));
+    assert_true(logcap_has("\"msg\":\"circuit breaker\""));
+    assert_true(logcap_has("\"msg\":\"gateway\""));
+    assert_true(logcap_has("\"target\":\"via-dead\"") || logcap_has("\"model\":\"via-dead\""));
 
     free(r);
     srv_free(s);
@@ -588,9 +561,9 @@ static void test_two_servers_fallback_and_recovery(void **state) {
     chat(port_a, "chat", true, r);
     expect_answer(r, true);
     expect_target(r, "chat", "peer/tiny", 1, 1);
-    assert_true(log_has("\"to\":\"half_open\""));
-    assert_true(log_has("\"to\":\"closed\""));
-    assert_false(log_has(KEY_VALUE));
+    assert_true(logcap_has("\"to\":\"half_open\""));
+    assert_true(logcap_has("\"to\":\"closed\""));
+    assert_false(logcap_has(KEY_VALUE));
 
     free(r);
     srv_free(a);
@@ -608,7 +581,7 @@ int main(void) {
         cmocka_unit_test(test_two_servers_fallback_and_recovery),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    free(log_text);
+    logcap_free();
     curl_global_cleanup();
     return rc;
 }
