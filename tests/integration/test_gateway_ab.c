@@ -144,16 +144,7 @@ static size_t on_body(char *p, size_t sz, size_t n, void *ud) {
 static size_t on_header(char *p, size_t sz, size_t n, void *ud) {
     resp *r = ud;
     size_t k = sz * n;
-    static const char name[] = "X-Hearth-Target:";
-    if (k > sizeof name && !strncasecmp(p, name, sizeof name - 1)) {
-        size_t from = sizeof name - 1;
-        while (from < k && p[from] == ' ') from++;
-        size_t to = k;
-        while (to > from && (p[to - 1] == '\r' || p[to - 1] == '\n')) to--;
-        size_t m = to - from < sizeof r->target - 1 ? to - from : sizeof r->target - 1;
-        memcpy(r->target, p + from, m);
-        r->target[m] = '\0';
-    }
+    srvtest_header_value(p, k, "X-Hearth-Target", r->target, sizeof r->target);
     return k;
 }
 

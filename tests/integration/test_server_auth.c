@@ -120,23 +120,13 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud) {
     return k;
 }
 
-static void header_value(const char *line, const char *name, char *out, size_t cap) {
-    size_t n = strlen(name);
-    if (strncasecmp(line, name, n) || line[n] != ':') return;
-    line += n + 1;
-    while (*line == ' ') line++;
-    snprintf(out, cap, "%.*s", (int)strcspn(line, "\r\n"), line);
-}
-
 static size_t on_header(char *p, size_t size, size_t n, void *ud) {
     resp *r = ud;
     size_t k = size * n;
-    char line[512];
-    snprintf(line, sizeof line, "%.*s", (int)(k < sizeof line - 1 ? k : sizeof line - 1), p);
-    header_value(line, "Retry-After", r->retry_after, sizeof r->retry_after);
-    header_value(line, "WWW-Authenticate", r->www_auth, sizeof r->www_auth);
-    header_value(line, "Access-Control-Allow-Origin", r->acao, sizeof r->acao);
-    header_value(line, "Access-Control-Allow-Methods", r->allow_methods, sizeof r->allow_methods);
+    srvtest_header_value(p, k, "Retry-After", r->retry_after, sizeof r->retry_after);
+    srvtest_header_value(p, k, "WWW-Authenticate", r->www_auth, sizeof r->www_auth);
+    srvtest_header_value(p, k, "Access-Control-Allow-Origin", r->acao, sizeof r->acao);
+    srvtest_header_value(p, k, "Access-Control-Allow-Methods", r->allow_methods, sizeof r->allow_methods);
     return k;
 }
 

@@ -110,16 +110,20 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud) {
     return k;
 }
 
+void srvtest_header_value(const char *p, size_t len, const char *name, char *out, size_t cap) {
+    size_t n = strlen(name);
+    if (len <= n || strncasecmp(p, name, n) || p[n] != ':') return;
+    size_t from = n + 1, to = len;
+    while (from < to && p[from] == ' ') from++;
+    while (to > from && (p[to - 1] == '\r' || p[to - 1] == '\n')) to--;
+    snprintf(out, cap, "%.*s", (int)(to - from), p + from);
+}
+
 static size_t on_header(char *p, size_t size, size_t n, void *ud) {
     srvtest_resp *r = ud;
     size_t k = size * n;
-    char line[256];
-    size_t m = k < sizeof line - 1 ? k : sizeof line - 1;
-    memcpy(line, p, m);
-    line[m] = '\0';
-    line[strcspn(line, "\r\n")] = '\0';
-    if (!strncasecmp(line, "Retry-After:", 12)) snprintf(r->retry_after, sizeof r->retry_after, "%s", line + 13);
-    if (!strncasecmp(line, "Content-Type:", 13)) snprintf(r->content_type, sizeof r->content_type, "%s", line + 14);
+    srvtest_header_value(p, k, "Retry-After", r->retry_after, sizeof r->retry_after);
+    srvtest_header_value(p, k, "Content-Type", r->content_type, sizeof r->content_type);
     return k;
 }
 

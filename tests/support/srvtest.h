@@ -32,6 +32,10 @@ typedef struct srvtest_resp {
     char error[128];     /* why the transfer failed (libcurl's words), or "" */
 } srvtest_resp;
 
+/* When the raw header line p[0..len) (as libcurl hands it over) is `name: value`, copies
+ * the value without leading spaces and the line end into out[cap]; else leaves out as is. */
+void srvtest_header_value(const char *p, size_t len, const char *name, char *out, size_t cap);
+
 /* One request. body NULL: no body. content_type NULL: application/json when a body is given. */
 bool srvtest_http(const srvtest *t, const char *method, const char *path, const char *body, const char *content_type,
                   srvtest_resp *r);
