@@ -83,8 +83,18 @@ static void mul_units(const mm_job *j, int i, int64_t u0, int64_t u1, int64_t t0
     }
 }
 
-/* Work items are (token block, unit) pairs, split evenly in order; the plain path takes
-   all tokens as one block. Each item's arithmetic is fixed, so the split never shows. */
+/* The first work item (in block-major order) that starts at or after `work`, where an
+   item's work is its block's token count: blocks of tb tokens, the last one shorter. */
+static int64_t item_at_work(int64_t work, int64_t units, int64_t tb, int64_t n_tok) {
+    int64_t full = n_tok / tb, full_work = full * tb * units, rest = n_tok - full * tb;
+    if (work < full_work) return work / (tb * units) * units + (work % (tb * units) + tb - 1) / tb;
+    if (rest == 0) return full * units;
+    return full * units + (work - full_work + rest - 1) / rest;
+}
+
+/* Work items are (token block, unit) pairs taken in order, each thread getting an equal
+   share of token x unit work (a short last block weighs less); the plain path takes all
+   tokens as one block. Each item's arithmetic is fixed, so the split never shows. */
 static void mul_part(void *ctx, int ith, int nth) {
     const mm_job *j = ctx;
     const uint8_t *act = j->act ? j->act : (const uint8_t *)j->x;
@@ -93,9 +103,9 @@ static void mul_part(void *ctx, int ith, int nth) {
         convert_rows(j, 0, j->n_tok, mine);
         act = mine;
     }
-    int64_t units = j->first[j->n], tb = j->panels ? TOKEN_BLOCK : j->n_tok;
-    int64_t items = (j->n_tok + tb - 1) / tb * units;
-    int64_t i0 = items * ith / nth, i1 = items * (ith + 1) / nth;
+    int64_t units = j->first[j->n], tb = j->panels ? TOKEN_BLOCK : j->n_tok, work = j->n_tok * units;
+    int64_t i0 = item_at_work(work * ith / nth, units, tb, j->n_tok);
+    int64_t i1 = item_at_work(work * (ith + 1) / nth, units, tb, j->n_tok);
     while (i0 < i1) {   /* runs of units within one token block and one matrix */
         int64_t blk = i0 / units, u = i0 % units;
         int m = 0;

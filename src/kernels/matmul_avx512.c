@@ -27,9 +27,11 @@ INLINE __m512 half_away(__m512 v) {   /* copysign(0.5 - 2^-25, v) */
     return _mm512_castsi512_ps(_mm512_or_si512(sign, _mm512_castps_si512(_mm512_set1_ps(0.49999997f))));
 }
 
-/* Part k of n of the next-but-one unit's lines into the cache: weights stream from
-   memory while a tile computes on them, and the hardware prefetcher alone falls
-   behind when 8 tokens make each line slow to consume. */
+/* Part k of n of the lines PREFETCH_AHEAD bytes past a unit into the cache: weights
+   stream from memory while a tile computes on them, and the hardware prefetcher alone
+   falls behind when 8 tokens make each line slow to consume. Only the first tile over a
+   panel asks (the panel's other tiles find its lines, and the next panel's first ones,
+   already fetched): the same coverage for an eighth of the prefetch instructions. */
 INLINE void prefetch_part(const void *unit, size_t unit_bytes, int k, int n) {
     const char *p = (const char *)unit + PREFETCH_AHEAD;
     for (size_t off = unit_bytes * (size_t)k / (size_t)n; off < unit_bytes * (size_t)(k + 1) / (size_t)n; off += 64)
@@ -105,7 +107,7 @@ INLINE __m512i q5_high(__m512i h, int s) {
 
 /* Q4_K, or Q5_K when H (the fifth bits, one line per sub-block) is not NULL. */
 INLINE void tile_q45_k(const kern_panel_q4_k *P, size_t stride, const uint8_t *H, int64_t nsb, const uint8_t *act, size_t arb, const int T,
-                      float *y, int64_t ldy, __mmask16 mask) {
+                      float *y, int64_t ldy, __mmask16 mask, bool pf) {
     const __m512i m4 = _mm512_set1_epi8(0x0f);
     __m512 accf[TILE_T];
 #pragma GCC unroll 8
@@ -117,7 +119,7 @@ INLINE void tile_q45_k(const kern_panel_q4_k *P, size_t stride, const uint8_t *H
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++) isum[t] = _mm512_setzero_si512();
         for (int j = 0; j < 8; j++) {
-            prefetch_part(p, stride, j, 8);
+            if (pf) prefetch_part(p, stride, j, 8);
             __m512i w[8];
 #pragma GCC unroll 4
             for (int c = 0; c < 4; c++) {
@@ -164,14 +166,14 @@ INLINE void tile_q45_k(const kern_panel_q4_k *P, size_t stride, const uint8_t *H
 }
 
 INLINE void tile_q4_k(const kern_panel_q4_k *P, int64_t nsb, const uint8_t *act, size_t arb, const int T,
-                      float *y, int64_t ldy, __mmask16 mask) {
-    tile_q45_k(P, sizeof *P, NULL, nsb, act, arb, T, y, ldy, mask);
+                      float *y, int64_t ldy, __mmask16 mask, bool pf) {
+    tile_q45_k(P, sizeof *P, NULL, nsb, act, arb, T, y, ldy, mask, pf);
 }
 
 INLINE void tile_q5_k(const kern_panel_q5_k *P, int64_t nsb, const uint8_t *act, size_t arb, const int T,
-                      float *y, int64_t ldy, __mmask16 mask) {
+                      float *y, int64_t ldy, __mmask16 mask, bool pf) {
     /* the Q4_K fields lead the Q5_K panel in the same order */
-    tile_q45_k((const kern_panel_q4_k *)(const void *)P, sizeof *P, P->qh[0], nsb, act, arb, T, y, ldy, mask);
+    tile_q45_k((const kern_panel_q4_k *)(const void *)P, sizeof *P, P->qh[0], nsb, act, arb, T, y, ldy, mask, pf);
 }
 
 /* bits 2k, 2k+1 of every byte of h moved to bits 4, 5 (then masked by the caller) */
@@ -185,7 +187,7 @@ INLINE __m512i q6_high(__m512i h, int k) {
 }
 
 INLINE void tile_q6_k(const kern_panel_q6_k *P, int64_t nsb, const uint8_t *act, size_t arb, const int T,
-                      float *y, int64_t ldy, __mmask16 mask) {
+                      float *y, int64_t ldy, __mmask16 mask, bool pf) {
     const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
     __m512 accf[TILE_T];
 #pragma GCC unroll 8
@@ -196,7 +198,7 @@ INLINE void tile_q6_k(const kern_panel_q6_k *P, int64_t nsb, const uint8_t *act,
 #pragma GCC unroll 8
         for (int t = 0; t < T; t++) isum[t] = _mm512_setzero_si512();
         for (int u = 0; u < 8; u++) {
-            prefetch_part(p, sizeof *p, u, 8);
+            if (pf) prefetch_part(p, sizeof *p, u, 8);
             __m512i w[8];
 #pragma GCC unroll 4
             for (int c = 0; c < 4; c++) {
@@ -238,13 +240,13 @@ INLINE void tile_q6_k(const kern_panel_q6_k *P, int64_t nsb, const uint8_t *act,
 }
 
 INLINE void tile_q8_0(const kern_panel_q8_0 *P, int64_t units, const uint8_t *act, size_t arb, const int T,
-                      float *y, int64_t ldy, __mmask16 mask) {
+                      float *y, int64_t ldy, __mmask16 mask, bool pf) {
     __m512 accf[TILE_T];
 #pragma GCC unroll 8
     for (int t = 0; t < T; t++) accf[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < 2 * units; b++) {
         const kern_panel_q8_0 *p = P + b / 2;
-        prefetch_part(p, sizeof *p, (int)(b % 2), 2);
+        if (pf) prefetch_part(p, sizeof *p, (int)(b % 2), 2);
         __m512i w[8];
 #pragma GCC unroll 8
         for (int c = 0; c < 8; c++) w[c] = _mm512_loadu_si512(p->qs[b % 2][c]);
@@ -268,14 +270,14 @@ INLINE void tile_q8_0(const kern_panel_q8_0 *P, int64_t units, const uint8_t *ac
 }
 
 INLINE void tile_q4_0(const kern_panel_q4_0 *P, int64_t units, const uint8_t *act, size_t arb, const int T,
-                      float *y, int64_t ldy, __mmask16 mask) {
+                      float *y, int64_t ldy, __mmask16 mask, bool pf) {
     const __m512i m4 = _mm512_set1_epi8(0x0f);
     __m512 accf[TILE_T];
 #pragma GCC unroll 8
     for (int t = 0; t < T; t++) accf[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < 2 * units; b++) {
         const kern_panel_q4_0 *p = P + b / 2;
-        prefetch_part(p, sizeof *p, (int)(b % 2), 2);
+        if (pf) prefetch_part(p, sizeof *p, (int)(b % 2), 2);
         __m512i w[8];
 #pragma GCC unroll 4
         for (int c = 0; c < 4; c++) {
@@ -307,17 +309,17 @@ INLINE void tile_q4_0(const kern_panel_q4_0 *P, int64_t units, const uint8_t *ac
 /* One function per (type, T) so every tile loop is unrolled with constant bounds. */
 #define TILE_FNS(name, ptype)                                                                   \
     static void name##_t(int T, const void *P, int64_t units, const uint8_t *act, size_t arb, \
-                         float *y, int64_t ldy, __mmask16 mask) {                              \
+                         float *y, int64_t ldy, __mmask16 mask, bool pf) {                    \
         const ptype *p = P;                                                                    \
         switch (T) {                                                                           \
-        case 1: name(p, units, act, arb, 1, y, ldy, mask); break;                              \
-        case 2: name(p, units, act, arb, 2, y, ldy, mask); break;                              \
-        case 3: name(p, units, act, arb, 3, y, ldy, mask); break;                              \
-        case 4: name(p, units, act, arb, 4, y, ldy, mask); break;                              \
-        case 5: name(p, units, act, arb, 5, y, ldy, mask); break;                              \
-        case 6: name(p, units, act, arb, 6, y, ldy, mask); break;                              \
-        case 7: name(p, units, act, arb, 7, y, ldy, mask); break;                              \
-        default: name(p, units, act, arb, 8, y, ldy, mask); break;                             \
+        case 1: name(p, units, act, arb, 1, y, ldy, mask, pf); break;                         \
+        case 2: name(p, units, act, arb, 2, y, ldy, mask, pf); break;                         \
+        case 3: name(p, units, act, arb, 3, y, ldy, mask, pf); break;                         \
+        case 4: name(p, units, act, arb, 4, y, ldy, mask, pf); break;                         \
+        case 5: name(p, units, act, arb, 5, y, ldy, mask, pf); break;                         \
+        case 6: name(p, units, act, arb, 6, y, ldy, mask, pf); break;                         \
+        case 7: name(p, units, act, arb, 7, y, ldy, mask, pf); break;                         \
+        default: name(p, units, act, arb, 8, y, ldy, mask, pf); break;                        \
         }                                                                                      \
     }
 TILE_FNS(tile_q4_k, kern_panel_q4_k)
@@ -329,7 +331,7 @@ TILE_FNS(tile_q4_0, kern_panel_q4_0)
 void kern_panels_mul_avx512(uint32_t wtype, const void *panels, int64_t rows, int64_t cols,
                             int64_t p0, int64_t p1, const uint8_t *act, size_t act_row_bytes,
                             int64_t t0, int64_t t1, float *y, int64_t ldy) {
-    void (*tile)(int, const void *, int64_t, const uint8_t *, size_t, float *, int64_t, __mmask16);
+    void (*tile)(int, const void *, int64_t, const uint8_t *, size_t, float *, int64_t, __mmask16, bool);
     size_t unit_bytes;
     int64_t units;
     switch (wtype) {
@@ -345,7 +347,8 @@ void kern_panels_mul_avx512(uint32_t wtype, const void *panels, int64_t rows, in
         __mmask16 mask = left >= KERN_PANEL ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
         for (int64_t t = t0; t < t1; t += TILE_T) {
             int T = t1 - t < TILE_T ? (int)(t1 - t) : TILE_T;
-            tile(T, P, units, act + (size_t)t * act_row_bytes, act_row_bytes, y + t * ldy + pn * KERN_PANEL, ldy, mask);
+            tile(T, P, units, act + (size_t)t * act_row_bytes, act_row_bytes, y + t * ldy + pn * KERN_PANEL, ldy, mask,
+                 t == t0);
         }
     }
 }
