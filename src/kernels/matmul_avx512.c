@@ -46,6 +46,19 @@ size_t kern_act_row_bytes(uint32_t wtype, int64_t cols) {
     return (size_t)(cols / KERN_QKK) * sizeof(kern_act_k);
 }
 
+/* Lane k = the sum of the 16 lanes of v[k]: a transpose-and-add tree, 45 instructions
+   where 16 separate reductions take about 160. */
+static __m512i sums16(const __m512i v[16]) {
+    __m512i t[8], u[4];
+    for (int i = 0; i < 8; i++)   /* per 128-bit lane: partial sums of v[2i], v[2i+1] interleaved */
+        t[i] = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]), _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]));
+    for (int i = 0; i < 4; i++)   /* per 128-bit lane: v[4i..4i+3], one each */
+        u[i] = _mm512_add_epi32(_mm512_unpacklo_epi64(t[2 * i], t[2 * i + 1]), _mm512_unpackhi_epi64(t[2 * i], t[2 * i + 1]));
+    __m512i w0 = _mm512_add_epi32(_mm512_shuffle_i32x4(u[0], u[1], 0x88), _mm512_shuffle_i32x4(u[0], u[1], 0xdd));
+    __m512i w1 = _mm512_add_epi32(_mm512_shuffle_i32x4(u[2], u[3], 0x88), _mm512_shuffle_i32x4(u[2], u[3], 0xdd));
+    return _mm512_add_epi32(_mm512_shuffle_i32x4(w0, w1, 0x88), _mm512_shuffle_i32x4(w0, w1, 0xdd));
+}
+
 /* As the scalar Q8_K quantizer: q = nearest(x * 127/amax) (ties to even), d = amax/127. */
 static void convert_k(const float *x, int64_t cols, kern_act_k *out) {
     const __m512i lim = _mm512_set1_epi32(127), nlim = _mm512_set1_epi32(-127);
@@ -67,7 +80,7 @@ static void convert_k(const float *x, int64_t cols, kern_act_k *out) {
             _mm_storeu_si128((__m128i *)(a->qs + 16 * k), _mm512_cvtepi32_epi8(q));
             s16[k] = q;
         }
-        for (int k = 0; k < 16; k++) a->bs16[k] = (int16_t)_mm512_reduce_add_epi32(s16[k]);
+        _mm256_storeu_si256((__m256i *)a->bs16, _mm512_cvtepi32_epi16(sums16(s16)));
         for (int k = 0; k < 8; k++) a->bs32[k] = (int16_t)(a->bs16[2 * k] + a->bs16[2 * k + 1]);
         a->d = 1.0f / iscale;
         a->pad = 0;
