@@ -11,7 +11,7 @@
 #include "base/mem.h"
 #include "kernels/kern_internal.h"
 
-#define TOKEN_BLOCK 64           /* panel path: tokens per work item, a multiple of the 8-token tile */
+#define TOKEN_BLOCK 64           /* panel path: most tokens per work item */
 #define SMALL_BATCH_ELEMS 32768  /* up to n_tok * cols this many, every thread converts the whole
                                     batch for itself (microseconds): one pool run instead of two */
 
@@ -83,18 +83,31 @@ static void mul_units(const mm_job *j, int i, int64_t u0, int64_t u1, int64_t t0
     }
 }
 
-/* The first work item (in block-major order) that starts at or after `work`, where an
-   item's work is its block's token count: blocks of tb tokens, the last one shorter. */
-static int64_t item_at_work(int64_t work, int64_t units, int64_t tb, int64_t n_tok) {
-    int64_t full = n_tok / tb, full_work = full * tb * units, rest = n_tok - full * tb;
-    if (work < full_work) return work / (tb * units) * units + (work % (tb * units) + tb - 1) / tb;
-    if (rest == 0) return full * units;
-    return full * units + (work - full_work + rest - 1) / rest;
+/* The token blocks of a job: the panel path cuts the batch into ceil(n_tok / TOKEN_BLOCK)
+   blocks of whole 8-token tiles, as even as possible (150 tokens: 56 + 48 + 46, not
+   64 + 64 + 22, whose short block streams the weights for few tokens); the plain path
+   takes all tokens as one block. */
+static int64_t n_blocks(const mm_job *j) { return j->panels ? (j->n_tok + TOKEN_BLOCK - 1) / TOKEN_BLOCK : 1; }
+
+static int64_t block_start(const mm_job *j, int64_t b) {
+    int64_t nb = n_blocks(j), tiles = (j->n_tok + 7) / 8, t = tiles * b / nb * 8;
+    return t < j->n_tok ? t : j->n_tok;
+}
+
+/* The first work item (in block-major order) that starts at or after `work`, an item's
+   work being its block's token count. */
+static int64_t item_at_work(const mm_job *j, int64_t work, int64_t units) {
+    int64_t nb = n_blocks(j);
+    for (int64_t b = 0; b < nb; b++) {
+        int64_t n = block_start(j, b + 1) - block_start(j, b);
+        if (work < n * units) return b * units + (work + n - 1) / n;
+        work -= n * units;
+    }
+    return nb * units;
 }
 
 /* Work items are (token block, unit) pairs taken in order, each thread getting an equal
-   share of token x unit work (a short last block weighs less); the plain path takes all
-   tokens as one block. Each item's arithmetic is fixed, so the split never shows. */
+   share of token x unit work. Each item's arithmetic is fixed, so the split never shows. */
 static void mul_part(void *ctx, int ith, int nth) {
     const mm_job *j = ctx;
     const uint8_t *act = j->act ? j->act : (const uint8_t *)j->x;
@@ -103,16 +116,14 @@ static void mul_part(void *ctx, int ith, int nth) {
         convert_rows(j, 0, j->n_tok, mine);
         act = mine;
     }
-    int64_t units = j->first[j->n], tb = j->panels ? TOKEN_BLOCK : j->n_tok, work = j->n_tok * units;
-    int64_t i0 = item_at_work(work * ith / nth, units, tb, j->n_tok);
-    int64_t i1 = item_at_work(work * (ith + 1) / nth, units, tb, j->n_tok);
+    int64_t units = j->first[j->n], work = j->n_tok * units;
+    int64_t i0 = item_at_work(j, work * ith / nth, units), i1 = item_at_work(j, work * (ith + 1) / nth, units);
     while (i0 < i1) {   /* runs of units within one token block and one matrix */
         int64_t blk = i0 / units, u = i0 % units;
         int m = 0;
         while (u >= j->first[m + 1]) m++;
         int64_t u_end = u + (i1 - i0) < j->first[m + 1] ? u + (i1 - i0) : j->first[m + 1];
-        int64_t t0 = blk * tb, t1 = t0 + tb < j->n_tok ? t0 + tb : j->n_tok;
-        mul_units(j, m, u - j->first[m], u_end - j->first[m], t0, t1, act);
+        mul_units(j, m, u - j->first[m], u_end - j->first[m], block_start(j, blk), block_start(j, blk + 1), act);
         i0 += u_end - u;
     }
 }
