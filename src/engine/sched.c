@@ -43,8 +43,9 @@ static hearth_status check_params(const model *m, sched_params *p, hearth_err *e
     return HEARTH_OK;
 }
 
-/* How a queued request ends before it gets a slot; NONE: it keeps waiting. */
-static sched_finish queued_end(const sched_seq *q, uint64_t now, hearth_err *e) {
+/* How a queued request ends before it gets a slot; NONE: it keeps waiting. The queue
+ * wait is only checked (waiting) for requests still without a slot after admission. */
+static sched_finish queued_end(const sched_seq *q, uint64_t now, bool waiting, hearth_err *e) {
     if (atomic_load(&q->cancel)) {
         err_set(e, HEARTH_ERR_CANCELLED, "cancelled by the caller while queued");
         return SCHED_FINISH_CANCELLED;
@@ -53,7 +54,7 @@ static sched_finish queued_end(const sched_seq *q, uint64_t now, hearth_err *e) 
         err_set(e, HEARTH_ERR_TIMEOUT, "the request's deadline passed while queued");
         return SCHED_FINISH_TIMEOUT;
     }
-    if (q->queue_deadline_ns && now >= q->queue_deadline_ns) {
+    if (waiting && q->queue_deadline_ns && now >= q->queue_deadline_ns) {
         err_set(e, HEARTH_ERR_BUSY, "waited %.3g s in the queue without getting a slot (max_queue_wait %.3g s)",
                 (double)(now - q->queued_ns) / 1e9, q->max_queue_wait_s);
         return SCHED_FINISH_ERROR;
@@ -61,16 +62,13 @@ static sched_finish queued_end(const sched_seq *q, uint64_t now, hearth_err *e) 
     return SCHED_FINISH_NONE;
 }
 
-/* Under mu: ends queued requests that were cancelled, passed their deadline or waited
- * longer than their max_queue_wait, then moves queued requests into free slots. Returns
- * how many were admitted into admitted[]. */
-static int32_t admit_locked(sched *s, int32_t *admitted) {
-    uint64_t now = clock_mono_ns();
+/* Under mu: ends the queued requests queued_end says must end. */
+static void drop_queued(sched *s, uint64_t now, bool waiting) {
     sched_seq **link = &s->queue_head, *last = NULL;
     while (*link) {
         sched_seq *q = *link;
         hearth_err e;
-        sched_finish why = queued_end(q, now, &e);
+        sched_finish why = queued_end(q, now, waiting, &e);
         if (why == SCHED_FINISH_NONE) {
             last = q;
             link = &q->next;
@@ -83,6 +81,16 @@ static int32_t admit_locked(sched *s, int32_t *admitted) {
         seq_finish(q, why, &e);
     }
     s->queue_tail = last;
+}
+
+/* Under mu: ends queued requests that were cancelled or passed their deadline, moves
+ * queued requests into free slots (FIFO), then ends those still waiting past their
+ * max_queue_wait: a request that finds a free slot when the scheduler looks takes it,
+ * even when its bound passed during the step just run (the check is between steps).
+ * Returns how many were admitted into admitted[]. */
+static int32_t admit_locked(sched *s, int32_t *admitted) {
+    uint64_t now = clock_mono_ns();
+    drop_queued(s, now, false);
     int32_t n = 0;
     for (int32_t i = 0; i < s->p.n_slots && s->queue_head; i++) {
         if (s->slots[i].q) continue;
@@ -98,6 +106,7 @@ static int32_t admit_locked(sched *s, int32_t *admitted) {
         s->slot_gen_left[i] = q->cap_tokens - q->n_prompt;
         admitted[n++] = i;
     }
+    if (s->queue_head) drop_queued(s, now, true);
     return n;
 }
 

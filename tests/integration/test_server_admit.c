@@ -33,11 +33,16 @@ typedef struct holder {
     const srvtest *t;
     atomic_bool started, stop, ended_by_itself;
     long status;
+    char head[512];  /* the start of the body, for failure messages */
+    size_t n_head;
     pthread_t th;
 } holder;
 
 static size_t holder_write(char *p, size_t size, size_t n, void *ud) {
     holder *h = ud;
+    size_t k = size * n < sizeof h->head - 1 - h->n_head ? size * n : sizeof h->head - 1 - h->n_head;
+    memcpy(h->head + h->n_head, p, k);
+    h->n_head += k;
     if (memmem(p, size * n, "data: ", 6)) atomic_store(&h->started, true);
     return atomic_load(&h->stop) ? 0 : size * n;
 }
@@ -64,6 +69,13 @@ static void *holder_run(void *ud) {
     return NULL;
 }
 
+/* What a failed test leaves running, stopped by its teardown. */
+static srvtest g_server;
+static bool g_server_up;
+static holder g_holder;
+static bool g_holder_running;
+static char g_config[64]; /* the config file of the reload test, or "" */
+
 static void holder_start(holder *h, const srvtest *t) {
     memset(h, 0, sizeof *h);
     h->t = t;
@@ -71,8 +83,9 @@ static void holder_start(holder *h, const srvtest *t) {
     atomic_init(&h->stop, false);
     atomic_init(&h->ended_by_itself, false);
     assert_int_equal(pthread_create(&h->th, NULL, holder_run, h), 0);
+    g_holder_running = true;
     for (int i = 0; i < WAIT_LOOPS && !atomic_load(&h->started); i++) sleep_ms(50);
-    if (!atomic_load(&h->started)) fail_msg("the holding stream produced nothing (status %ld)", h->status);
+    if (!atomic_load(&h->started)) fail_msg("the holding stream produced nothing (status %ld): %s", h->status, h->head);
 }
 
 /* The value of the metric line starting with `series ` in /metrics, or -1. */
@@ -83,6 +96,7 @@ static double metric(const srvtest *t, const char *series);
 static void holder_stop(holder *h) {
     atomic_store(&h->stop, true);
     pthread_join(h->th, NULL);
+    g_holder_running = false;
     const char *busy = "hearth_slots_busy{model=\"" MODEL_ID "\"}";
     for (int i = 0; i < WAIT_LOOPS && metric(h->t, busy) != 0; i++) sleep_ms(50);
     if (metric(h->t, busy) != 0) fail_msg("the slot stayed busy after the holder hung up");
@@ -136,25 +150,27 @@ static void expect_served(const srvtest *t) {
 
 static void test_flag_refuses_at_arrival(void **state) {
     if (!fixtures_available()) skip();
-    srvtest t;
-    assert_true(srvtest_start(&t, fixture_path(MODEL_FILE), "--slots 1 --max-queue 4 --ctx 2048 -t 1 --max-queue-wait 1"));
-    holder h;
-    holder_start(&h, &t);
-    expect_refused(&t, false);
-    expect_refused(&t, true);
-    if (atomic_load(&h.ended_by_itself)) fail_msg("the holding stream ended before the refusals");
-    double n = metric(&t, "hearth_requests_refused_total{model=\"" MODEL_ID "\",reason=\"queue_wait\"}");
+    srvtest *t = &g_server;
+    assert_true(g_server_up = srvtest_start(t, fixture_path(MODEL_FILE),
+                                            "--slots 1 --max-queue 4 --ctx 2048 -t 1 --max-queue-wait 1"));
+    holder *h = &g_holder;
+    holder_start(h, t);
+    expect_refused(t, false);
+    expect_refused(t, true);
+    if (atomic_load(&h->ended_by_itself)) fail_msg("the holding stream ended before the refusals");
+    double n = metric(t, "hearth_requests_refused_total{model=\"" MODEL_ID "\",reason=\"queue_wait\"}");
     if (n != 2) fail_msg("hearth_requests_refused_total{reason=queue_wait} is %g, expected 2", n);
-    double est = metric(&t, "hearth_queue_wait_estimate_seconds{model=\"" MODEL_ID "\"}");
+    double est = metric(t, "hearth_queue_wait_estimate_seconds{model=\"" MODEL_ID "\"}");
     if (!(est > 0.001)) fail_msg("hearth_queue_wait_estimate_seconds is %g with the slot held", est);
-    holder_stop(&h);
-    expect_served(&t); /* the slot is free: nothing to wait for */
-    char *log = read_file(t.log_path, NULL);
+    holder_stop(h);
+    expect_served(t); /* the slot is free: nothing to wait for */
+    char *log = read_file(t->log_path, NULL);
     assert_non_null(log);
     if (!strstr(log, "\"status\":503") || !strstr(log, "\"error\":\"queue_wait_exceeded\""))
         fail_msg("no request log line for the refusals in:\n%s", log);
     free(log);
-    assert_int_equal(srvtest_stop(&t), 0);
+    g_server_up = false;
+    assert_int_equal(srvtest_stop(t), 0);
 }
 
 typedef struct queued_arg {
@@ -178,48 +194,62 @@ static void write_config(const char *path, const char *extra) {
 
 static void test_off_queues_and_reload_sets_it(void **state) {
     if (!fixtures_available()) skip();
-    char path[] = "/tmp/hearth-admit-XXXXXX.yaml";
+    char *path = g_config;
+    snprintf(path, sizeof g_config, "/tmp/hearth-admit-XXXXXX.yaml");
     int fd = mkstemps(path, 5);
     assert_true(fd >= 0);
     close(fd);
     write_config(path, "");
     char args[256];
     snprintf(args, sizeof args, "-c '%s'", path);
-    srvtest t;
-    assert_true(srvtest_start_args(&t, args));
+    srvtest *t = &g_server;
+    assert_true(g_server_up = srvtest_start_args(t, args));
 
     /* off: the request queues behind the holder and completes once the slot frees */
-    holder h;
-    holder_start(&h, &t);
-    queued_arg qa = {&t};
+    holder *h = &g_holder;
+    holder_start(h, t);
+    queued_arg qa = {t};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, queued_request, &qa), 0);
     const char *depth = "hearth_queue_depth{model=\"" MODEL_ID "\"}";
-    for (int i = 0; i < WAIT_LOOPS && metric(&t, depth) != 1; i++) sleep_ms(50);
-    if (metric(&t, depth) != 1) fail_msg("the second request never queued (depth %g)", metric(&t, depth));
-    if (atomic_load(&h.ended_by_itself)) fail_msg("the holding stream ended before the second request queued");
-    holder_stop(&h);
+    for (int i = 0; i < WAIT_LOOPS && metric(t, depth) != 1; i++) sleep_ms(50);
+    if (metric(t, depth) != 1) fail_msg("the second request never queued (depth %g)", metric(t, depth));
+    if (atomic_load(&h->ended_by_itself)) fail_msg("the holding stream ended before the second request queued");
+    holder_stop(h);
     pthread_join(th, NULL);
 
     /* a reload turns the bound on for the next request, keeping the loaded model */
     write_config(path, "    max_queue_wait: 1ms\n");
     srvtest_resp r;
-    assert_true(srvtest_http(&t, "POST", "/admin/reload", NULL, NULL, &r));
+    assert_true(srvtest_http(t, "POST", "/admin/reload", NULL, NULL, &r));
     if (r.status != 200 || !strstr(r.body, "1 unchanged")) fail_msg("reload: %ld %s", r.status, r.body);
     srvtest_resp_free(&r);
-    holder_start(&h, &t);
-    expect_refused(&t, false);
-    if (atomic_load(&h.ended_by_itself)) fail_msg("the holding stream ended before the refusal");
-    holder_stop(&h);
-    assert_int_equal(srvtest_stop(&t), 0);
-    unlink(path);
+    holder_start(h, t);
+    expect_refused(t, false);
+    if (atomic_load(&h->ended_by_itself)) fail_msg("the holding stream ended before the refusal");
+    holder_stop(h);
+    g_server_up = false;
+    assert_int_equal(srvtest_stop(t), 0);
+}
+
+static int teardown(void **state) {
+    if (g_holder_running) {
+        atomic_store(&g_holder.stop, true);
+        pthread_join(g_holder.th, NULL);
+        g_holder_running = false;
+    }
+    if (g_server_up) srvtest_stop(&g_server);
+    g_server_up = false;
+    if (g_config[0]) unlink(g_config);
+    g_config[0] = '\0';
+    return 0;
 }
 
 int main(void) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_flag_refuses_at_arrival),
-        cmocka_unit_test(test_off_queues_and_reload_sets_it),
+        cmocka_unit_test_teardown(test_flag_refuses_at_arrival, teardown),
+        cmocka_unit_test_teardown(test_off_queues_and_reload_sets_it, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
