@@ -186,6 +186,24 @@ def loaded(port, model_id, a, label, n_clients):
             "rejections_without_retry_after": no_retry_after[0], "health_ms": summary(health), "other": other}
 
 
+def refused_by_reason(port):
+    """hearth_requests_refused_total from /metrics, by reason (the server's own count)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    s.sendall(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    buf = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        buf += d
+    s.close()
+    out = {}
+    for line in buf.decode(errors="replace").splitlines():
+        if line.startswith("hearth_requests_refused_total{") and 'reason="' in line:
+            out[line.split('reason="')[1].split('"')[0]] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--hearth", required=True)
@@ -215,6 +233,7 @@ def main():
     try:
         report["unloaded"] = unloaded(srv.port, model_id, a)
         report["loaded"] = loaded(srv.port, model_id, a, "loaded", a.clients)
+        report["refused_by_reason"] = refused_by_reason(srv.port)
         u, l = report["unloaded"]["ttft_ms"]["p99"], report["loaded"]["admitted_ttft_ms"]["p99"]
         if u and l:
             report["loaded_ttft_p99_vs_unloaded"] = round(l / u, 2)

@@ -80,8 +80,9 @@ typedef struct sched_request {
 
 /* Queue-wait admission (sched_admit.c). With max_queue_wait_s > 0, sched_submit estimates
  * how long the request would wait for a slot (sched_queue_wait_s) and answers BUSY at once
- * when that exceeds the bound; a request it queued that is still waiting max_queue_wait_s
- * after submission ends (finish ERROR, err.status BUSY) instead of being admitted late.
+ * when that exceeds the bound; a request it queued that is still without a slot when the
+ * scheduler looks (between steps, after filling free slots) max_queue_wait_s after
+ * submission ends (finish ERROR, err.status BUSY) instead of being admitted late.
  * The estimate replays the slots' and the queue's work in FIFO order: a slot frees after
  * its sequence's remaining token budget (cap - generated, an upper bound: it may stop
  * earlier) at the measured decode step time; every prompt still to prefill (in the slots
