@@ -1,6 +1,7 @@
 /* One scheduler step: end cancelled and expired sequences, batch one decode token per
  * running sequence and then prompt chunks (earliest admitted first, so prompts finish one
- * after another in arrival order) up to the step's prefill budget, run one forward pass,
+ * after another in arrival order) up to the step's prefill budget, cutting only prompts
+ * longer than what is left of it when nothing else was taken, run one forward pass,
  * and sample, detokenize, match stops and publish for every sequence that got logits.
  * Scheduler thread only; it never waits for a consumer. */
 #include <string.h>
@@ -89,11 +90,16 @@ static step_counts build_batch(sched *s) {
     int32_t i;
     int64_t cap = b->cap, budget = s->p.prefill_tokens;
     if (budget > 0 && b->n + budget < cap) cap = b->n + budget;
+    int64_t room = cap - b->n;
     while (b->n < cap && (i = next_prefill(s, after)) >= 0) {
         sched_seq *q = s->slots[i].q;
         after = s->slots[i].admitted;
         int64_t done = kv_seq_len(s->kv, i), left = q->n_prompt - done;
         int64_t chunk = left < cap - b->n ? left : cap - b->n;
+        /* A prompt that fits whole in a step waits for the next one rather than being cut:
+           cut, it would still wait for that step, and its tokens would delay the first token
+           of the prompts finishing in this one. */
+        if (chunk < left && c.prefill > 0 && left <= room) break;
         if (!reserve(s, i, chunk, &pages)) break;
         for (int64_t t = done; t < done + chunk; t++)
             model_batch_add(b, q->tokens[t], (int32_t)t, i, t == q->n_prompt - 1);
