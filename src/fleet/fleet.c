@@ -603,6 +603,9 @@ hearth_status fleet_new(const cfg_config *cfg, const fleet_hooks *hooks, const f
         if (!(*tail = entry_new(f, &cfg->models[i]))) st = err_set(err, HEARTH_ERR_NOMEM, "out of memory");
         else tail = &(*tail)->next;
     }
+    /* before the housekeeper can start a preload, whose "loading" must not be overtaken */
+    for (size_t i = 0; st == HEARTH_OK && i < cfg->n_models; i++)
+        emit_state(f, false, cfg->models[i].name, FLEET_AVAILABLE, NULL);
     if (st == HEARTH_OK && pthread_create(&f->housekeeper, NULL, housekeeper_main, f) != 0)
         st = err_set(err, HEARTH_ERR_NOMEM, "cannot start the fleet's housekeeping thread");
     if (st != HEARTH_OK) {
@@ -610,7 +613,6 @@ hearth_status fleet_new(const cfg_config *cfg, const fleet_hooks *hooks, const f
         return st;
     }
     f->housekeeper_started = true;
-    for (size_t i = 0; i < cfg->n_models; i++) emit_state(f, false, cfg->models[i].name, FLEET_AVAILABLE, NULL);
     *out = f;
     return HEARTH_OK;
 }
