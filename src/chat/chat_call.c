@@ -50,12 +50,6 @@ static const char *const list_methods[] = {"index", "count", "copy", NULL};
 static const char *const list_unsafe[] = {"append", "extend", "insert", "pop", "remove", "reverse", "sort", "clear", NULL};
 static const char *const loop_methods[] = {"cycle", "changed", NULL};
 
-static void check_safe(chat_ctx *c, cv obj, const char *name) {
-    if ((obj.t == CV_LIST && !obj.u.l->tuple && name_in(name, list_unsafe)) ||
-        (obj.t == CV_DICT && name_in(name, dict_unsafe)))
-        chat_fail(c, HEARTH_ERR_FORMAT, "SecurityError", "access to attribute '%s' of '%s' object is unsafe.", name,
-                  cv_pytype(obj));
-}
 
 static bool has_method(cv obj, const char *name) {
     switch (obj.t) {
@@ -67,8 +61,25 @@ static bool has_method(cv obj, const char *name) {
     }
 }
 
+/* An attribute the sandbox refuses is an undefined value that raises SecurityError
+ * when used (printing it gives nothing, `is defined` is false), as in Jinja2. */
+static cv unsafe_undefined(chat_ctx *c, cv obj, const char *name) {
+    cv u = cv_strf(c, "access to attribute '%s' of '%s' object is unsafe.", name, cv_pytype(obj));
+    u.t = CV_UNDEF;
+    u.hk = UH_UNSAFE;
+    return u;
+}
+
+static bool is_unsafe(cv obj, const char *name) {
+    return (obj.t == CV_LIST && !obj.u.l->tuple && name_in(name, list_unsafe)) ||
+           (obj.t == CV_DICT && name_in(name, dict_unsafe));
+}
+
 cv bound_method(chat_ctx *c, cv self, cstr *name, bool *found) {
-    check_safe(c, self, name->s);
+    if (is_unsafe(self, name->s)) {
+        *found = true;
+        return unsafe_undefined(c, self, name->s);
+    }
     *found = has_method(self, name->s);
     if (!*found) return cv_undef();
     cfunc *fn = chat_heap_new(c, CV_FUNC, sizeof(cfunc));
@@ -345,7 +356,7 @@ static cv dict_method(chat_ctx *c, cdict *d, const char *m, cargs *a) {
 }
 
 cv call_method(chat_ctx *c, cv self, cstr *name, cargs *a, bool *found) {
-    check_safe(c, self, name->s);
+    if (is_unsafe(self, name->s)) chat_fail_undef(c, unsafe_undefined(c, self, name->s));
     *found = has_method(self, name->s);
     if (!*found) return cv_undef();
     const char *m = name->s;
@@ -394,6 +405,20 @@ cv call_method(chat_ctx *c, cv self, cstr *name, cargs *a, bool *found) {
 static void merge_into(chat_ctx *c, cdict *d, cargs *a) {
     for (int i = 0; i < a->n; i++) {
         cv src = a->pos[i];
+        if (src.t == CV_LIST || src.t == CV_ITER) { /* dict([(k, v), ...]) */
+            clist *pairs = cv_iterate(c, src);
+            for (size_t k = 0; k < pairs->n; k++) {
+                cv p = pairs->v[k];
+                if ((p.t != CV_LIST && p.t != CV_STR) || (p.t == CV_LIST ? p.u.l->n : cs_cplen(p.u.s)) != 2)
+                    chat_fail(c, HEARTH_ERR_FORMAT, "ValueError",
+                              "dictionary update sequence element #%zu has the wrong length", k);
+                clist *kv = cv_iterate(c, p);
+                cd_set(c, d, cv_ref(kv->v[0]), cv_ref(kv->v[1]));
+                chat_obj_unref(c, &kv->h);
+            }
+            chat_obj_unref(c, &pairs->h);
+            continue;
+        }
         if (src.t != CV_DICT && src.t != CV_NS)
             chat_fail(c, HEARTH_ERR_FORMAT, "TypeError", "expected a mapping, got %s", cv_pytype(src));
         for (size_t k = 0; k < src.u.d->n; k++) cd_set(c, d, cv_ref(src.u.d->k[k]), cv_ref(src.u.d->v[k]));
@@ -404,16 +429,31 @@ static void merge_into(chat_ctx *c, cdict *d, cargs *a) {
 static cv do_strftime(chat_ctx *c, cv fmt) {
     if (fmt.t != CV_STR) chat_fail(c, HEARTH_ERR_FORMAT, "TypeError", "strftime_now() argument must be str");
     if (!fmt.u.s->len) return cv_str(c, "", 0);
-    for (size_t cap = 256; cap <= 65536; cap *= 4) {
+    /* Python formats a naive datetime: %Z and %z give nothing */
+    cbuf *f = cb_new(c);
+    for (size_t i = 0; i < fmt.u.s->len; i++) {
+        char ch = fmt.u.s->s[i];
+        if (ch == '%' && i + 1 < fmt.u.s->len) {
+            char nx = fmt.u.s->s[++i];
+            if (nx == 'Z' || nx == 'z') continue;
+            cb_putc(c, f, ch);
+            ch = nx;
+        }
+        cb_putc(c, f, ch);
+    }
+    cb_putc(c, f, 0);
+    for (size_t cap = 256; f->n > 1 && cap <= 65536; cap *= 4) {
         cbuf *b = cb_new(c);
         chat_heap_grow(c, &b->h, (void **)&b->p, &b->cap, cap, 1);
-        size_t n = strftime(b->p, cap, fmt.u.s->s, &c->now);
+        size_t n = strftime(b->p, cap, f->p, &c->now);
         if (n) {
             b->n = n;
+            chat_obj_unref(c, &f->h);
             return cb_take(c, b);
         }
         chat_obj_unref(c, &b->h);
     }
+    chat_obj_unref(c, &f->h);
     return cv_str(c, "", 0);
 }
 

@@ -32,7 +32,8 @@ enum {
 };
 
 /* Why an undefined value is undefined; the error raised when it is misused. */
-enum { UH_NONE, UH_NAME, UH_ATTR, UH_ELEM_INT, UH_MSG };
+enum { UH_NONE, UH_NAME, UH_ATTR, UH_ELEM_INT, UH_MSG,
+       UH_UNSAFE /* the sandbox refused an attribute: using it raises SecurityError */ };
 
 typedef struct chdr {
     struct chdr *prev, *next; /* render heap list; NULL for immortal objects */
@@ -226,7 +227,8 @@ static inline cv cv_bool(bool b) { cv v = {0}; v.t = CV_BOOL; v.u.b = b; return 
 static inline cv cv_int(int64_t i) { cv v = {0}; v.t = CV_INT; v.u.i = i; return v; }
 static inline cv cv_float(double f) { cv v = {0}; v.t = CV_FLOAT; v.u.f = f; return v; }
 static inline bool cv_is_heap(cv v) {
-    return v.t >= CV_STR || (v.t == CV_UNDEF && (v.hk == UH_NAME || v.hk == UH_ATTR || v.hk == UH_MSG) && v.u.s);
+    return v.t >= CV_STR ||
+           (v.t == CV_UNDEF && (v.hk == UH_NAME || v.hk == UH_ATTR || v.hk == UH_MSG || v.hk == UH_UNSAFE) && v.u.s);
 }
 
 void *chat_heap_new(chat_ctx *c, uint8_t kind, size_t size);
@@ -297,6 +299,11 @@ cv str_slice(chat_ctx *c, cstr *s, cv start, cv stop, cv step);
 cv str_index_cp(chat_ctx *c, cstr *s, int64_t i, bool *ok);
 int64_t str_find(cstr *s, cstr *sub, bool reverse); /* code point index or -1 */
 cv str_splitlines(chat_ctx *c, cstr *s); /* str.splitlines() */
+
+/* ---- Python numbers (chat_pynum.c) ------------------------------------------ */
+bool py_parse_int(const char *s, size_t n, int base, int64_t *out); /* int(s, base); base 0: by prefix */
+bool py_parse_float(const char *s, size_t n, double *out);          /* float(s) */
+double py_round(double x, int64_t ndigits);                          /* round(x, ndigits) */
 
 /* ---- JSON (chat_json.c) ------------------------------------------------------- */
 struct json_t;

@@ -63,6 +63,10 @@ _Noreturn void chat_fail_undef(chat_ctx *c, cv u) {
     case UH_MSG:
         if (u.u.s) cb_put(c, b, u.u.s->s, u.u.s->len);
         break;
+    case UH_UNSAFE:
+        cb_put(c, b, u.u.s->s, u.u.s->len);
+        cb_putc(c, b, 0);
+        chat_fail(c, HEARTH_ERR_FORMAT, "SecurityError", "%s", b->p);
     default:
         cb_puts(c, b, "undefined value");
     }
