@@ -364,6 +364,12 @@ cv env_getitem(chat_ctx *c, cv obj, cv key);      /* new ref: obj[key] */
 cv call_method(chat_ctx *c, cv self, cstr *name, cargs *a, bool *found);
 cv bound_method(chat_ctx *c, cv self, cstr *name, bool *found); /* obj.name without a call */
 cv call_global(chat_ctx *c, int id, cargs *a);
+cstr *want_str(chat_ctx *c, cv v, const char *what);                 /* TypeError unless a string */
+int64_t want_int(chat_ctx *c, cv v, int64_t dflt, const char *what); /* dflt for none/undefined */
+bool str_has_method(const char *name);                               /* chat_strmeth.c */
+cv str_method(chat_ctx *c, cstr *s, const char *name, cargs *a);
+cv str_format(chat_ctx *c, cstr *fmt, cargs *a);                    /* chat_pyfmt.c: str.format */
+cv percent_format(chat_ctx *c, cstr *fmt, cv args);                 /* chat_pyfmt.c: fmt % args */
 int chat_global_id(const char *name); /* -1 when not a global */
 cv global_value(chat_ctx *c, int id);
 

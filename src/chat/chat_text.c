@@ -156,14 +156,8 @@ static void split_ws(chat_ctx *c, cstr *s, int64_t maxsplit, clist *l) {
             i = j;
         }
         if (i >= s->len) return;
-        if (maxsplit >= 0 && done >= maxsplit) {
-            size_t z = s->len;   /* the rest, right-stripped */
-            while (z > i) {
-                size_t p = prev_cp_start(s->s, z), k = p;
-                if (!py_isspace(chat_next_cp(s->s, z, &k))) break;
-                z = p;
-            }
-            cl_push(c, l, cv_str(c, s->s + i, z - i));
+        if (maxsplit >= 0 && done >= maxsplit) { /* the rest, as it is */
+            cl_push(c, l, cv_str(c, s->s + i, s->len - i));
             return;
         }
         size_t start = i;
@@ -188,14 +182,8 @@ static void rsplit_ws(chat_ctx *c, cstr *s, int64_t maxsplit, clist *l) {
         }
         if (z == 0) break;
         size_t a = z;
-        if (maxsplit >= 0 && done >= maxsplit) {
-            a = 0;
-            while (a < z) {
-                size_t k = a;
-                if (!py_isspace(chat_next_cp(s->s, z, &k))) break;
-                a = k;
-            }
-        } else
+        if (maxsplit >= 0 && done >= maxsplit) a = 0; /* the rest, as it is */
+        else
             while (a > 0) {
                 size_t p = prev_cp_start(s->s, a), k = p;
                 if (py_isspace(chat_next_cp(s->s, z, &k))) break;
