@@ -146,6 +146,10 @@ cv env_getattr(chat_ctx *c, cv obj, cstr *name) {
         if (found) return v;
         break;
     }
+    case CV_LIST:
+        if (obj.u.l->group && (!strcmp(name->s, "grouper") || !strcmp(name->s, "list")))
+            return cv_ref(obj.u.l->v[name->s[0] == 'l']);
+        break;
     default: break;
     }
     cv m = bound_method(c, obj, name, &found);

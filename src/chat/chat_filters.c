@@ -40,7 +40,8 @@ static const char *const test_names[TS_COUNT_ALL] = {
 int chat_filter_id(const char *name) {
     for (int i = 0; i < FL_COUNT_ALL; i++)
         if (!strcmp(name, filter_names[i])) return i;
-    return -1;
+    int k = chat_filter_more_id(name);
+    return k < 0 ? -1 : FL_COUNT_ALL + k;
 }
 
 int chat_test_id(const char *name) {
@@ -71,7 +72,7 @@ static cv undef_msg(chat_ctx *c, const char *msg) {
 }
 
 /* Jinja's attribute getter: "a.b.0" looks up a, then b, then item 0. */
-static cv attr_path_dflt(chat_ctx *c, cv item, cv attribute, cv dflt) {
+cv chat_attr_path(chat_ctx *c, cv item, cv attribute, cv dflt) {
     if (attribute.t == CV_INT) {
         cv r = env_getitem(c, item, attribute);
         if (r.t == CV_UNDEF && dflt.t != CV_UNDEF) {
@@ -108,9 +109,9 @@ static cv attr_path_dflt(chat_ctx *c, cv item, cv attribute, cv dflt) {
     return cur;
 }
 
-static cv attr_path(chat_ctx *c, cv item, cv attribute) { return attr_path_dflt(c, item, attribute, cv_undef()); }
+static cv attr_path(chat_ctx *c, cv item, cv attribute) { return chat_attr_path(c, item, attribute, cv_undef()); }
 
-static cv lower_key(chat_ctx *c, cv v, bool case_sensitive) {
+cv chat_lower_key(chat_ctx *c, cv v, bool case_sensitive) {
     if (v.t == CV_STR && !case_sensitive) return str_case(c, v.u.s, CASE_LOWER);
     return cv_ref(v);
 }
@@ -133,7 +134,7 @@ static void sort_idx(chat_ctx *c, const cv *keys, size_t *idx, size_t *tmp, size
 }
 
 /* Sorted copy of items by keys (taken: freed here). */
-static clist *sorted_by(chat_ctx *c, clist *items, clist *keys, bool reverse) {
+clist *chat_sorted_by(chat_ctx *c, clist *items, clist *keys, bool reverse) {
     size_t n = items->n;
     cbuf *mem = cb_new(c);
     size_t bytes = n * 2 * sizeof(size_t) + 1;
@@ -192,7 +193,7 @@ static cv filter_map(chat_ctx *c, cv val, cargs *a) {
     for (size_t i = 0; i < items->n; i++) {
         chat_steps(c, 1);
         cv r;
-        if (attribute.t != CV_UNDEF) r = attr_path_dflt(c, items->v[i], attribute, dflt);
+        if (attribute.t != CV_UNDEF) r = chat_attr_path(c, items->v[i], attribute, dflt);
         else
             r = apply_filter_by_name(c, name.u.s, items->v[i], &rest);
         cl_push(c, out, r);
@@ -208,7 +209,7 @@ static cv filter_unique(chat_ctx *c, cv val, cargs *a) {
     clist *seen = cl_new(c, 0), *out = cl_new(c, 0);
     for (size_t i = 0; i < items->n; i++) {
         cv k0 = attribute.t != CV_UNDEF ? attr_path(c, items->v[i], attribute) : cv_ref(items->v[i]);
-        cv k = lower_key(c, k0, cs);
+        cv k = chat_lower_key(c, k0, cs);
         cv_unref(c, k0);
         bool dup = false;
         for (size_t j = 0; j < seen->n && !dup; j++) {
@@ -234,10 +235,10 @@ static cv filter_sort(chat_ctx *c, cv val, cargs *a) {
     clist *keys = cl_new(c, items->n);
     for (size_t i = 0; i < items->n; i++) {
         cv k0 = attribute.t != CV_UNDEF ? attr_path(c, items->v[i], attribute) : cv_ref(items->v[i]);
-        cl_push(c, keys, lower_key(c, k0, cs));
+        cl_push(c, keys, chat_lower_key(c, k0, cs));
         cv_unref(c, k0);
     }
-    clist *out = sorted_by(c, items, keys, reverse);
+    clist *out = chat_sorted_by(c, items, keys, reverse);
     chat_obj_unref(c, &items->h);
     return cv_list(out);
 }
@@ -254,9 +255,9 @@ static cv filter_dictsort(chat_ctx *c, cv val, cargs *a) {
     clist *items = cl_new(c, d->n), *keys = cl_new(c, d->n);
     for (size_t i = 0; i < d->n; i++) {
         cl_push(c, items, pair(c, d->k[i], d->v[i]));
-        cl_push(c, keys, lower_key(c, by_value ? d->v[i] : d->k[i], cs));
+        cl_push(c, keys, chat_lower_key(c, by_value ? d->v[i] : d->k[i], cs));
     }
-    clist *out = sorted_by(c, items, keys, reverse);
+    clist *out = chat_sorted_by(c, items, keys, reverse);
     chat_obj_unref(c, &items->h);
     return cv_list(out);
 }
@@ -405,7 +406,7 @@ static cv filter_minmax(chat_ctx *c, cv val, cargs *a, bool want_max) {
     cv best = cv_undef(), best_key = cv_undef();
     for (size_t i = 0; i < items->n; i++) {
         cv k0 = attribute.t != CV_UNDEF ? attr_path(c, items->v[i], attribute) : cv_ref(items->v[i]);
-        cv k = lower_key(c, k0, cs);
+        cv k = chat_lower_key(c, k0, cs);
         cv_unref(c, k0);
         if (best.t == CV_UNDEF || (want_max ? cv_cmp(c, k, best_key, ">") > 0 : cv_cmp(c, k, best_key, "<") < 0)) {
             cv_unref(c, best_key);
@@ -653,7 +654,9 @@ cv apply_filter(chat_ctx *c, int id, cv val, cargs *a) {
         cv_unref(c, s);
         return cv_int(n);
     }
-    default: chat_fail(c, HEARTH_ERR_INTERNAL, "InternalError", "unknown filter %d", id);
+    default:
+        if (id >= FL_COUNT_ALL) return apply_filter_more(c, id - FL_COUNT_ALL, val, a);
+        chat_fail(c, HEARTH_ERR_INTERNAL, "InternalError", "unknown filter %d", id);
     }
 }
 

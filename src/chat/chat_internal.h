@@ -74,6 +74,7 @@ typedef struct clist {
     size_t n, cap;
     cv *v;
     bool tuple;
+    bool group; /* a tuple from groupby: also has the attributes grouper and list */
 } clist;
 
 typedef struct cdict { /* insertion ordered; also the storage of a namespace */
@@ -379,6 +380,13 @@ cv apply_filter(chat_ctx *c, int id, cv val, cargs *a);
 bool apply_test(chat_ctx *c, int id, cv val, cargs *a);
 bool apply_test_by_name(chat_ctx *c, cstr *name, cv val, cargs *a);
 cv apply_filter_by_name(chat_ctx *c, cstr *name, cv val, cargs *a);
+
+/* Helpers shared by the filter files. */
+cv chat_attr_path(chat_ctx *c, cv item, cv attribute, cv dflt); /* Jinja's attrgetter ("a.b.0") */
+cv chat_lower_key(chat_ctx *c, cv v, bool case_sensitive);      /* sort key: lowercased strings */
+clist *chat_sorted_by(chat_ctx *c, clist *items, clist *keys, bool reverse); /* stable; takes keys */
+int chat_filter_more_id(const char *name);                      /* chat_filters_more.c, -1 unknown */
+cv apply_filter_more(chat_ctx *c, int id, cv val, cargs *a);
 
 cv value_binop(chat_ctx *c, int op, cv a, cv b);
 bool value_contains(chat_ctx *c, cv container, cv item);
