@@ -117,8 +117,8 @@ static cv loop_attr(chat_ctx *c, cloop *lp, const char *name, bool *found) {
     if (!strcmp(name, "first")) return cv_bool(i == 0);
     if (!strcmp(name, "last")) return cv_bool(i + 1 == n);
     if (!strcmp(name, "length")) return cv_int((int64_t)n);
-    if (!strcmp(name, "depth")) return cv_int(1);
-    if (!strcmp(name, "depth0")) return cv_int(0);
+    if (!strcmp(name, "depth")) return cv_int(lp->depth);
+    if (!strcmp(name, "depth0")) return cv_int(lp->depth - 1);
     if (!strcmp(name, "previtem"))
         return i > 0 ? cv_ref(lp->items->v[i - 1]) : undef_msg(c, "there is no previous item");
     if (!strcmp(name, "nextitem"))

@@ -677,7 +677,7 @@ bool apply_test(chat_ctx *c, int id, cv val, cargs *a) {
     cv x = arg_get(a, 0, NULL);
     switch (id) {
     case TS_BOOLEAN: return val.t == CV_BOOL;
-    case TS_CALLABLE: return val.t == CV_MACRO || val.t == CV_FUNC || val.t == CV_UNDEF;
+    case TS_CALLABLE: return val.t == CV_MACRO || val.t == CV_FUNC || val.t == CV_UNDEF || val.t == CV_LOOP;
     case TS_DEFINED: return val.t != CV_UNDEF;
     case TS_UNDEFINED: return val.t == CV_UNDEF;
     case TS_DIVISIBLEBY:

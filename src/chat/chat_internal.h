@@ -94,6 +94,9 @@ typedef struct cloop {
     chdr h;
     clist *items;
     size_t i;
+    int depth;               /* 1 for the outer loop; nested calls of a recursive loop add 1 */
+    const struct cnode *def; /* the N_FOR node (called as loop(items) when recursive) */
+    struct cframe *scope;    /* the frame the for statement runs in (a reference) */
     cv changed_last; /* for loop.changed() */
     bool changed_set;
 } cloop;
@@ -141,6 +144,8 @@ enum {
     N_FILTERBLOCK, N_WITH, N_BREAK, N_CONTINUE
 };
 
+enum { FOR_FILTER = 1, FOR_RECURSIVE = 2 };
+
 /* binary / comparison operators */
 enum {
     OP_ADD = 1, OP_SUB, OP_MUL, OP_DIV, OP_FLOORDIV, OP_MOD, OP_POW,
@@ -149,7 +154,7 @@ enum {
 
 typedef struct cnode {
     uint8_t kind;
-    uint8_t op;   /* operator; N_TEST: 1 when negated; N_FOR: 1 when it has a filter */
+    uint8_t op;   /* operator; N_TEST: 1 when negated; N_FOR: FOR_* flags */
     int line;
     int n;        /* number of kids */
     struct cnode **kid;
@@ -162,7 +167,7 @@ typedef struct cnode {
  *  N_CALL [callee, args...]         N_KWARG [value]       N_FILTER/N_TEST [operand?, args...]
  *  N_COMPARE [a, b, c...] with ops in the kid's `op` of each right operand
  *  N_COND [test, then, else?]       N_IF [test, body, else?]
- *  N_FOR [target, iter, body, else?, filter?]   N_SET [target, value]
+ *  N_FOR [target, iter, body, else?, filter?] (op: 1 filter, 2 recursive)   N_SET [target, value]
  *  N_SETBLOCK [target, body, filter chain?]     N_MACRO [body, param defaults...]
  *    (param names: kid i's lit for i>0 is the N_KWARG name; a NULL value kid = no default)
  *  N_CALLBLOCK [call, body, params like N_MACRO...] N_FILTERBLOCK [filter chain, body]
@@ -359,6 +364,7 @@ typedef struct cargs {
 cv eval_expr(chat_ctx *c, const cnode *n, cframe *f);
 void exec_body(chat_ctx *c, const cnode *n, cframe *f, cbuf *out);
 cv call_macro(chat_ctx *c, cmacro *m, cargs *a, cv caller);
+cv call_loop(chat_ctx *c, cloop *lp, cargs *a); /* loop(items) in a recursive for loop */
 cv arg_get(cargs *a, int idx, const char *name); /* borrowed; undefined when absent */
 cv env_getattr(chat_ctx *c, cv obj, cstr *name);  /* new ref: obj.name */
 cv env_getitem(chat_ctx *c, cv obj, cv key);      /* new ref: obj[key] */

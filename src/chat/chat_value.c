@@ -149,6 +149,7 @@ static void release_children(chat_ctx *c, chdr *h) {
     case CV_ITER: chat_obj_unref(c, &((citer *)h)->items->h); break;
     case CV_LOOP:
         chat_obj_unref(c, &((cloop *)h)->items->h);
+        chat_obj_unref(c, ((cloop *)h)->scope ? &((cloop *)h)->scope->h : NULL);
         cv_unref(c, ((cloop *)h)->changed_last);
         break;
     case CV_MACRO:
