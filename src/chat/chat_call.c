@@ -225,6 +225,7 @@ static cv dict_method(chat_ctx *c, cdict *d, const char *m, cargs *a) {
         return cv_dict(o);
     }
     clist *l = cl_new(c, d->n);
+    l->view = m[0] == 'k' ? VIEW_KEYS : m[0] == 'v' ? VIEW_VALUES : VIEW_ITEMS;
     for (size_t i = 0; i < d->n; i++) {
         if (m[0] == 'k') cl_push(c, l, cv_ref(d->k[i]));
         else if (m[0] == 'v') cl_push(c, l, cv_ref(d->v[i]));
@@ -489,7 +490,7 @@ cv value_binop(chat_ctx *c, int op, cv a, cv b) {
             r.u.s->safe = safe;
             return r;
         }
-        if (a.t == CV_LIST && b.t == CV_LIST && a.u.l->tuple == b.u.l->tuple) {
+        if (a.t == CV_LIST && b.t == CV_LIST && a.u.l->tuple == b.u.l->tuple && !a.u.l->view && !b.u.l->view) {
             clist *l = cl_new(c, a.u.l->n + b.u.l->n);
             l->tuple = a.u.l->tuple;
             for (size_t i = 0; i < a.u.l->n; i++) cl_push(c, l, cv_ref(a.u.l->v[i]));
@@ -497,7 +498,7 @@ cv value_binop(chat_ctx *c, int op, cv a, cv b) {
             chat_steps(c, l->n);
             return cv_list(l);
         }
-        if (a.t == CV_STR || a.t == CV_LIST)
+        if (a.t == CV_STR || (a.t == CV_LIST && !a.u.l->view))
             chat_fail(c, HEARTH_ERR_FORMAT, "TypeError", "can only concatenate %s (not \"%s\") to %s", cv_pytype(a),
                       cv_pytype(b), cv_pytype(a));
     }

@@ -565,7 +565,7 @@ cv apply_filter(chat_ctx *c, int id, cv val, cargs *a) {
     case FL_JOIN: return filter_join(c, val, a);
     case FL_LIST: {
         clist *items = cv_iterate(c, val);
-        if (!items->tuple) return cv_list(items);
+        if (!items->tuple && !items->view) return cv_list(items);
         clist *out = cl_new(c, items->n);
         for (size_t i = 0; i < items->n; i++) cl_push(c, out, cv_ref(items->v[i]));
         chat_obj_unref(c, &items->h);

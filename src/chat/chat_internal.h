@@ -74,8 +74,10 @@ typedef struct clist {
     size_t n, cap;
     cv *v;
     bool tuple;
-    bool group; /* a tuple from groupby: also has the attributes grouper and list */
+    bool group;   /* a tuple from groupby: also has the attributes grouper and list */
+    uint8_t view; /* VIEW_*: what dict.keys()/values()/items() gave (named so in Python) */
 } clist;
+enum { VIEW_NONE, VIEW_KEYS, VIEW_VALUES, VIEW_ITEMS };
 
 typedef struct cdict { /* insertion ordered; also the storage of a namespace */
     chdr h;

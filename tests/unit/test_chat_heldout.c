@@ -1,7 +1,8 @@
 /* Chat templates: constructs found by checking real models' templates (held out from
  * the fixtures) against Jinja2 3.1 as Hugging Face configures it: printf-style and
  * str.format formatting, more str methods, Python number parsing and rounding, tests
- * and attribute lookup in the sandbox, the less common filters, recursive loops.
+ * and attribute lookup in the sandbox, the less common filters, recursive loops, full
+ * case mappings and dict views.
  * Expected texts are what Jinja2 renders for the same template and context. */
 #include "chat_check.h"
 
@@ -90,6 +91,15 @@ static void test_recursive_loops(void **state) {
                  "1<2<3>>");
 }
 
+static void test_case_and_views(void **state) {
+    (void)state;
+    check_render("{{ 'stra\xc3""\x9f""e'|upper }}|{{ '\xc3""\x9f""a'|capitalize }}|{{ '\xc3""\x9f""a \xef""\xac""\x81""x'|title }}|{{ '\xc3""\x9f""a \xef""\xac""\x81""x'.title() }}|{{ '\xc4""\xb0""'|lower|length }}|{{ '\xef""\xac""\x83""'.upper() }}",
+                 "STRASSE|Ssa|SSa FIx|Ssa Fix|2|FFI");
+    check_render_ctx("{{ d.values() }}|{{ d.keys() }}|{{ d.items() }}|{{ d.items()|list }}|{{ d.keys()|join(',') }}|{{ 'a' in d.keys() }}|{{ d.values()|string }}",
+                     "{\"d\": {\"b\": 1, \"a\": 2}}",
+                     "dict_values([1, 2])|dict_keys(['b', 'a'])|dict_items([('b', 1), ('a', 2)])|[('b', 1), ('a', 2)]|b,a|True|dict_values([1, 2])");
+}
+
 static void test_errors_match_jinja(void **state) {
     (void)state;
     check_error("{{ [{}]|map(attribute='a.b')|list }}", HEARTH_ERR_FORMAT, "UndefinedError: 'dict object' has no attribute 'a'");
@@ -102,6 +112,7 @@ static void test_errors_match_jinja(void **state) {
                     "TypeError: The loop must have the 'recursive' marker to be called recursively.");
     check_error("{{ '{}{}'.format(1) }}", HEARTH_ERR_FORMAT, "IndexError: tuple index out of range");
     check_error("{{ '%d' % 'x' }}", HEARTH_ERR_FORMAT, "TypeError: %d format: a real number is required, not str");
+    check_error("{{ {'a': 1}.keys()|tojson }}", HEARTH_ERR_FORMAT, "TypeError: Object of type dict_keys is not JSON serializable");
     /* a recursive loop is bounded by the macro depth limit */
     check_error("{% for x in [1] recursive %}{{ loop([x]) }}{% endfor %}", HEARTH_ERR_RANGE, "recursive loop nested deeper");
 }
@@ -111,7 +122,8 @@ int main(void) {
         cmocka_unit_test(test_percent_format),       cmocka_unit_test(test_str_format_specs),
         cmocka_unit_test(test_more_string_methods),  cmocka_unit_test(test_number_conversions),
         cmocka_unit_test(test_tests_and_attributes), cmocka_unit_test(test_more_filters),
-        cmocka_unit_test(test_recursive_loops),      cmocka_unit_test(test_errors_match_jinja),
+        cmocka_unit_test(test_recursive_loops),      cmocka_unit_test(test_case_and_views),
+        cmocka_unit_test(test_errors_match_jinja),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
