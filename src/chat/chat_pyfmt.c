@@ -110,6 +110,9 @@ cv percent_format(chat_ctx *c, cstr *fmt, cv args) {
         }
         bool left = strchr(flags, '-') != NULL;
         char spec[32], num[1024];
+        if ((width > 900 || prec > 300) && strchr("diuoxXeEfFgG", type))
+            chat_fail(c, HEARTH_ERR_FORMAT, "ValueError",
+                      "a width over 900 or a precision over 300 in a numeric %% format is not supported");
         switch (type) {
         case 's':
         case 'r':
@@ -188,11 +191,9 @@ cv percent_format(chat_ctx *c, cstr *fmt, cv args) {
         case 'e': case 'E': case 'f': case 'F': case 'g': case 'G': {
             if (!is_num(v))
                 chat_fail(c, HEARTH_ERR_FORMAT, "TypeError", "must be real number, not %s", cv_pytype(v));
-            if (prec > 300) prec = 300;
             snprintf(spec, sizeof spec, "%%%s*.*%c", flags, type);
-            snprintf(num, sizeof num, spec, (int)(width > 350 ? 0 : width), (int)(prec < 0 ? 6 : prec), as_f(v));
-            if (width > 350) put_aligned(c, b, "", num, strlen(num), width, left ? '<' : '>', " ", 1);
-            else cb_puts(c, b, num);
+            snprintf(num, sizeof num, spec, (int)width, (int)(prec < 0 ? 6 : prec), as_f(v));
+            cb_puts(c, b, num);
             break;
         }
         default:
@@ -278,7 +279,9 @@ static void format_number(chat_ctx *c, cbuf *b, cv v, fspec *f) {
         double x = as_f(v);
         neg = signbit(x) && !isnan(x);
         x = fabs(x);
-        int64_t prec = f->prec < 0 ? 6 : f->prec > 300 ? 300 : f->prec;
+        if (f->prec > 300)
+            chat_fail(c, HEARTH_ERR_FORMAT, "ValueError", "a precision over 300 in a float format is not supported");
+        int64_t prec = f->prec < 0 ? 6 : f->prec;
         if (type == '%') {
             snprintf(body, sizeof body, "%.*f%%", (int)prec, x * 100);
         } else if (type == 'n' || !type) {
@@ -300,6 +303,7 @@ static void format_number(chat_ctx *c, cbuf *b, cv v, fspec *f) {
         neg = x < 0;
         uint64_t u = neg ? (uint64_t)0 - (uint64_t)x : (uint64_t)x;
         if (type == 'c') {
+            if (neg || u > 0x10FFFF) chat_fail(c, HEARTH_ERR_FORMAT, "OverflowError", "%%c arg not in range(0x110000)");
             cbuf *t = cb_new(c);
             chat_put_cp(c, t, (uint32_t)u);
             put_aligned(c, b, "", t->p, t->n, f->width, f->align ? f->align : '<', f->fill, f->fill_len);
