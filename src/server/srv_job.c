@@ -161,6 +161,10 @@ bool srv_job_all_done(const srv_job *j) {
     return true;
 }
 
+bool srv_job_reads_tool_calls(const srv_job *j) {
+    return j->req->api == SRV_API_CHAT && j->req->tools && srv_prompter_tool_calls(srv_model_prompter(j->model));
+}
+
 void srv_job_cancel(srv_job *j) {
     for (size_t i = 0; i < j->n_choices; i++)
         if (j->ch[i].q && !j->ch[i].done) sched_cancel(j->ch[i].q);
@@ -191,6 +195,7 @@ void srv_job_free(srv_job *j) {
         if (j->ch[i].q) sched_release(j->ch[i].q);
         srv_buf_free(&j->ch[i].text);
         json_decref(j->ch[i].logprobs);
+        srv_tool_stream_free(&j->ch[i].tools);
     }
     for (size_t i = 0; i < SRV_MAX_CHOICES; i++) mem_free(j->prompt_ids[i]);
     for (int32_t i = 0; i < j->n_lora; i++) model_lora_release(j->lora[i].adapter);

@@ -21,6 +21,7 @@
 #include "server/srv_json.h"
 #include "server/srv_model.h"
 #include "server/srv_request.h"
+#include "server/srv_tools.h"
 
 typedef struct srv_choice {
     sched_seq *q;
@@ -32,6 +33,7 @@ typedef struct srv_choice {
     srv_buf text;               /* everything released so far (non-streamed replies) */
     json_t *logprobs;           /* accumulated logprobs (non-streamed replies), or NULL */
     int64_t text_offset;        /* completions logprobs: bytes of token pieces so far */
+    srv_tool_stream tools;      /* streamed chat with tool calls read: text held back */
 } srv_choice;
 
 typedef struct srv_job {
@@ -66,6 +68,9 @@ bool srv_job_next(srv_job *j, size_t *which, sched_event *ev, int timeout_ms);
 bool srv_job_record(srv_job *j, size_t which, const sched_event *ev, bool keep);
 
 bool srv_job_all_done(const srv_job *j);
+/* A chat request with tools on a template whose <tool_call> form is known: its replies
+ * are read for tool calls (srv_tools.h). */
+bool srv_job_reads_tool_calls(const srv_job *j);
 void srv_job_cancel(srv_job *j);
 int64_t srv_job_prompt_tokens(const srv_job *j);
 int64_t srv_job_completion_tokens(const srv_job *j);

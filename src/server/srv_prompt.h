@@ -28,7 +28,8 @@
 #include "tokenizer/tokenizer.h"
 
 /* The template used when the model file has none: ChatML
- * ("<|im_start|>ROLE\nCONTENT<|im_end|>\n" per message, then "<|im_start|>assistant\n"). */
+ * ("<|im_start|>ROLE\nCONTENT<|im_end|>\n" per message, then "<|im_start|>assistant\n"), plus
+ * a system turn listing the tools and the <tool_call> form when the request has tools. */
 extern const char srv_builtin_chat_template[];
 
 typedef struct srv_prompter srv_prompter;
@@ -39,6 +40,8 @@ hearth_status srv_prompter_new(const tok_vocab *v, const char *template_src, siz
                                hearth_err *err);
 void srv_prompter_free(srv_prompter *p);
 bool srv_prompter_builtin(const srv_prompter *p);
+/* The template teaches the <tool_call> form (srv_tools.h): replies are read for tool calls. */
+bool srv_prompter_tool_calls(const srv_prompter *p);
 
 /* Renders messages (and tools, may be NULL) with add_generation_prompt true and
  * tokenizes them. *ids is mem_alloc'd. Errors: 400 for a template's raise_exception

@@ -41,7 +41,7 @@ typedef struct srv_req {
     const char *model;
     /* chat */
     json_t *messages;             /* normalised copy: roles checked, content as a string; owned */
-    json_t *tools;                /* borrowed from root, or NULL */
+    json_t *tools;                /* borrowed from root; NULL when none or tool_choice "none" */
     /* completions */
     srv_prompt_in prompts[SRV_MAX_CHOICES];
     size_t n_prompts;

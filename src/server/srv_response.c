@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "server/srv_json.h"
+#include "server/srv_tools.h"
 
 const char *srv_finish_reason(sched_finish f) {
     return f == SCHED_FINISH_STOP ? "stop" : f == SCHED_FINISH_LENGTH ? "length" : NULL;
@@ -104,9 +105,23 @@ json_t *srv_reply_full(const srv_job *j) {
         json_t *choice;
         if (chat) {
             if (c->logprobs) lp = json_pack("{s:o, s:n}", "content", lp, "refusal");
+            json_t *content = NULL;
+            json_t *calls = srv_job_reads_tool_calls(j) && text
+                                ? srv_tools_extract(json_string_value(text), json_string_length(text), &content)
+                                : NULL;
+            if (calls) {
+                json_decref(text);
+                text = content;
+            }
             choice = json_pack("{s:I, s:{s:s, s:o, s:n}, s:o, s:o}", "index", (json_int_t)i, "message", "role",
                                "assistant", "content", text, "refusal", "logprobs", lp, "finish_reason",
-                               finish_json(srv_finish_reason(c->finish)));
+                               calls ? json_string("tool_calls") : finish_json(srv_finish_reason(c->finish)));
+            if (calls && choice && json_object_set_new(json_object_get(choice, "message"), "tool_calls", calls) != 0) {
+                json_decref(choice);
+                choice = NULL;
+            } else if (calls && !choice) {
+                json_decref(calls);
+            }
         } else {
             choice = json_pack("{s:I, s:o, s:o, s:o}", "index", (json_int_t)i, "text", text, "logprobs", lp,
                                "finish_reason", finish_json(srv_finish_reason(c->finish)));
@@ -160,6 +175,17 @@ json_t *srv_chunk(const srv_job *j, size_t choice, const char *text, size_t len,
                       srv_json_text(text ? text : "", text ? len : 0), "logprobs", lp, "finish_reason",
                       finish_json(finish));
     }
+    if (!root || !c || json_object_set_new(root, "choices", json_pack("[o]", c)) != 0) {
+        json_decref(root);
+        return NULL;
+    }
+    return usage_placeholder(j, root);
+}
+
+json_t *srv_chunk_tool_calls(const srv_job *j, size_t choice, json_t *calls) {
+    json_t *root = envelope(j, "chat.completion.chunk");
+    json_t *c = json_pack("{s:I, s:{s:o}, s:n, s:n}", "index", (json_int_t)choice, "delta", "tool_calls", calls,
+                          "logprobs", "finish_reason");
     if (!root || !c || json_object_set_new(root, "choices", json_pack("[o]", c)) != 0) {
         json_decref(root);
         return NULL;

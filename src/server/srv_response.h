@@ -23,13 +23,17 @@ json_t *srv_logprobs_chat(const tok_vocab *v, const sched_event *ev, int n_top);
  * *offset advances by each token's piece length. */
 bool srv_logprobs_completion(json_t **obj, const tok_vocab *v, const sched_event *ev, int n_top, int64_t *offset);
 
-/* The whole reply of a finished job. */
+/* The whole reply of a finished job. A chat reply read for tool calls that holds some
+ * has message.tool_calls, the rest of its text as content (null when none) and
+ * finish_reason "tool_calls". */
 json_t *srv_reply_full(const srv_job *j);
 
 /* Streamed chunks. text may be NULL (no content); logprobs is stolen (may be NULL);
  * finish NULL while the choice runs. */
 json_t *srv_chunk_role(const srv_job *j, size_t choice);
 json_t *srv_chunk(const srv_job *j, size_t choice, const char *text, size_t len, json_t *logprobs, const char *finish);
+/* A chat chunk whose delta carries tool calls (calls stolen; each with its "index"). */
+json_t *srv_chunk_tool_calls(const srv_job *j, size_t choice, json_t *calls);
 json_t *srv_chunk_usage(const srv_job *j);
 
 json_t *srv_usage(const srv_job *j);

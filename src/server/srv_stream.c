@@ -64,10 +64,25 @@ static void failure(srv_stream *st, hearth_status why, const char *msg) {
     error_frame(st, &e);
 }
 
-/* Frames of one event; ends the stream after the last choice finishes. */
-static bool on_event(srv_stream *st, size_t which, const sched_event *ev) {
+/* With tool calls read, text that may open a <tool_call> block is held back; at the
+ * choice's end the held text goes out as content, or as one tool_calls delta. */
+static bool tool_text(srv_stream *st, size_t which, const sched_event *ev, srv_buf *release, const char **finish) {
+    srv_choice *ch = &st->job.ch[which];
+    if (!srv_tool_stream_feed(&ch->tools, ev->text, ev->len, release)) return false;
+    if (ev->finish != SCHED_FINISH_STOP && ev->finish != SCHED_FINISH_LENGTH) return true;
+    bool nomem = false;
+    json_t *calls = srv_tool_stream_finish(&ch->tools, release, &nomem);
+    if (nomem) return false;
+    if (!calls) return true;
+    *finish = "tool_calls";
+    json_t *text = release->len ? srv_chunk(&st->job, which, release->data, release->len, NULL, NULL) : NULL;
+    srv_buf_consume(release, release->len);
+    return (!text || frame(st, text)) && frame(st, srv_chunk_tool_calls(&st->job, which, calls));
+}
+
+/* The frames of one event whose text is ev->text (after any holding back). */
+static bool emit(srv_stream *st, size_t which, const sched_event *ev, const char *finish) {
     srv_job *j = &st->job;
-    if (!srv_job_record(j, which, ev, false)) return false;
     if (ev->len > 0 || (st->req.n_logprobs >= 0 && ev->n_tokens > 0)) {
         json_t *lp = NULL;
         if (st->req.n_logprobs >= 0 && ev->n_tokens > 0) {
@@ -87,7 +102,7 @@ static bool on_event(srv_stream *st, size_t which, const sched_event *ev) {
         return true;
     case SCHED_FINISH_STOP:
     case SCHED_FINISH_LENGTH:
-        if (!frame(st, srv_chunk(j, which, NULL, 0, NULL, srv_finish_reason(ev->finish)))) return false;
+        if (!frame(st, srv_chunk(j, which, NULL, 0, NULL, finish))) return false;
         break;
     case SCHED_FINISH_TIMEOUT:
         failure(st, HEARTH_ERR_TIMEOUT, "");
@@ -103,6 +118,27 @@ static bool on_event(srv_stream *st, size_t which, const sched_event *ev) {
     if (st->req.include_usage && !frame(st, srv_chunk_usage(j))) return false;
     st->ended = true;
     return srv_buf_add(&st->out, "data: [DONE]\n\n", 14);
+}
+
+/* Frames of one event; ends the stream after the last choice finishes. */
+static bool on_event(srv_stream *st, size_t which, const sched_event *ev) {
+    srv_job *j = &st->job;
+    if (!srv_job_record(j, which, ev, false)) return false;
+    const char *finish = srv_finish_reason(ev->finish);
+    srv_buf held = {.max = OUT_MAX};
+    sched_event shown = *ev;
+    if (srv_job_reads_tool_calls(j)) {
+        bool ok = tool_text(st, which, ev, &held, &finish);
+        shown.text = held.data;
+        shown.len = held.len;
+        if (!ok) {
+            srv_buf_free(&held);
+            return false;
+        }
+    }
+    bool ok = emit(st, which, &shown, finish);
+    srv_buf_free(&held);
+    return ok;
 }
 
 bool srv_stream_start(srv_stream *st, srv_error *e) {

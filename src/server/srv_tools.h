@@ -1,0 +1,52 @@
+/* OpenAI tool calling on chat completions: validation of the request's `tools`,
+ * `tool_choice` and `parallel_tool_calls` (and refusal of the legacy `functions` /
+ * `function_call`), and the reading of tool calls out of generated text.
+ *
+ * Tool calls are read in the tagged form that ChatML-family templates (Qwen2.5, Qwen3,
+ * Hermes 2/3, and the built-in template) teach their models:
+ *   <tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>
+ * Each block becomes one OpenAI tool call {"id","type":"function","function":{"name",
+ * "arguments": a JSON string}}; text outside the blocks stays the message content. Text
+ * holding a block that does not parse stays content, whole: a reply is never half
+ * reinterpreted. The stream filter releases content as it comes and holds back only what
+ * may still turn into a block. Values and buffers only; never touches a connection. */
+#ifndef SERVER_SRV_TOOLS_H
+#define SERVER_SRV_TOOLS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "server/srv_error.h"
+#include "server/srv_json.h"
+
+#define SRV_TOOL_CALL_OPEN "<tool_call>"
+#define SRV_TOOL_CALL_CLOSE "</tool_call>"
+
+/* Checks the tool fields of a chat body. *tools is the request's tool list (borrowed
+ * from root) to give the template, or NULL when there is none or tool_choice is "none".
+ * tool_choice "required" and a named function are refused (400, param tool_choice):
+ * this server cannot force a call without constrained decoding. */
+bool srv_tools_parse_request(const json_t *root, const json_t **tools, srv_error *e);
+
+/* The tool calls in text[0..len), or NULL when it holds none or a block does not parse
+ * (NULL on NOMEM too). When calls are found, *content is the text outside the blocks,
+ * trimmed (a JSON string, or JSON null when empty). */
+json_t *srv_tools_extract(const char *text, size_t len, json_t **content);
+
+/* Per-choice stream state: text not yet released as content. */
+typedef struct srv_tool_stream {
+    srv_buf held;
+    bool in_call; /* an opening tag was seen: everything from it waits for the end */
+} srv_tool_stream;
+
+/* Adds generated text; appends to *release what can go out as content now. */
+bool srv_tool_stream_feed(srv_tool_stream *ts, const char *text, size_t len, srv_buf *release);
+
+/* At the end of the choice: the tool calls of what was held (each with its "index" for
+ * a streamed delta), or NULL with every held byte appended to *release. */
+json_t *srv_tool_stream_finish(srv_tool_stream *ts, srv_buf *release, bool *nomem);
+
+void srv_tool_stream_free(srv_tool_stream *ts);
+
+#endif
