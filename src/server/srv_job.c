@@ -41,6 +41,21 @@ static bool tokenize_prompts(srv_job *j, srv_error *e) {
     return true;
 }
 
+/* Characters of completions prompt i, where OpenAI's text_offset of the first generated
+ * token points: its text, or the text its token ids stand for. */
+static int64_t prompt_chars(const srv_job *j, size_t i) {
+    const srv_prompt_in *in = &j->req->prompts[i];
+    if (!in->ids) return (int64_t)srv_utf8_chars(in->text, in->len);
+    const tok_vocab *v = srv_model_vocab(j->model);
+    int64_t n = 0;
+    char buf[256];
+    for (size_t k = 0; k < in->n_ids; k++) {
+        size_t len = tok_piece(v, in->ids[k], false, buf, sizeof buf);
+        n += (int64_t)srv_utf8_chars(buf, len < sizeof buf ? len : sizeof buf);
+    }
+    return n;
+}
+
 bool srv_job_prepare(srv_job *j, srv_model *m, const srv_req *r, double timeout_s, srv_error *e) {
     *j = (srv_job){.model = m, .req = r, .created = clock_unix_s()};
     random_id(j->id, sizeof j->id, r->api == SRV_API_CHAT ? "chatcmpl-" : "cmpl-");
@@ -61,6 +76,7 @@ bool srv_job_prepare(srv_job *j, srv_model *m, const srv_req *r, double timeout_
             srv_choice *c = &j->ch[j->n_choices++];
             c->prompt = pi;
             c->text.max = TEXT_MAX;
+            if (r->api == SRV_API_COMPLETION) c->text_offset = prompt_chars(j, pi);
         }
     return true;
 }

@@ -71,13 +71,20 @@ bool srv_logprobs_completion(json_t **obj, const tok_vocab *v, const sched_event
             }
             json_decref(key);
         }
+        int64_t chars = tok ? (int64_t)srv_utf8_chars(json_string_value(tok), json_string_length(tok)) : 0;
         bool ok = json_array_append_new(toks, tok) == 0 &&
                   json_array_append_new(lps, lp_number(ev->logprobs ? ev->logprobs[i] : 0.0f)) == 0 &&
                   json_array_append_new(tops, top) == 0 && json_array_append_new(offs, json_integer(*offset)) == 0;
         if (!ok) return false;
-        *offset += (int64_t)tok_piece(v, ev->tokens[i], true, NULL, 0);
+        *offset += chars;
     }
     return true;
+}
+
+size_t srv_utf8_chars(const char *s, size_t n) {
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++) c += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return c;
 }
 
 json_t *srv_usage(const srv_job *j) {
