@@ -287,6 +287,7 @@ static bool parse_chat(const json_t *root, srv_req *r, srv_error *e) {
             return srv_invalid(e, "modalities", "only the 'text' modality is supported");
     }
     if (field(root, "audio")) return srv_invalid(e, "audio", "audio output is not supported");
+    if (field(root, "web_search_options")) return srv_invalid(e, "web_search_options", "web search is not supported");
     bool lp = false;
     if (!get_bool(root, "logprobs", &lp, e)) return false;
     json_int_t top = 0;

@@ -2,7 +2,8 @@
  * request. Every field is type- and range-checked; the first problem becomes a 400 error
  * naming the field (param). Unknown fields are ignored, as OpenAI does, except the ones
  * whose silent omission would change the answer (echo, suffix, best_of > n, non-text
- * response_format, non-text content parts). This file knows no model internals beyond
+ * response_format, non-text content parts, modalities other than text, audio,
+ * web_search_options, and the tool fields srv_tools.h refuses). This file knows no model internals beyond
  * the vocabulary size and never touches a connection.
  *
  * Extensions beyond OpenAI's fields: top_k, min_p, repetition_penalty (alias

@@ -213,6 +213,27 @@ test('completions: streamed equal to plain, n, logprobs shape, echo and suffix r
     (e) => e instanceof OpenAI.BadRequestError && e.param === 'suffix');
 });
 
+test('a request deadline reached mid-stream ends the SDK iteration with an APIError', async () => {
+  // `timeout` (seconds) is the server's per-request deadline extension
+  const stream = await client.chat.completions.create({
+    model, messages, max_tokens: 2000, ignore_eos: true, stream: true, timeout: 0.3,
+  }).catch((e) => e);
+  let err = stream;
+  let chunks = 0;
+  if (!(stream instanceof Error)) {
+    try {
+      for await (const _ of stream) chunks++;
+      err = null;
+    } catch (e) {
+      err = e;
+    }
+  }
+  // a slow first token gives a 504 before any byte instead: the same error, earlier
+  assert.ok(err instanceof OpenAI.APIError, `${err} after ${chunks} chunks`);
+  assert.equal(err.code, 'timeout');
+  assert.ok(chunks < 2000);
+});
+
 test('response_format other than text is refused, never ignored', async () => {
   const ok = await client.chat.completions.create({ model, messages, max_tokens: 2, response_format: { type: 'text' } });
   assert.equal(ok.choices.length, 1);
