@@ -22,9 +22,32 @@ static void random_id(char *out, size_t cap, const char *prefix) {
     out[n] = '\0';
 }
 
+/* A forced tool call: the prompt ends with the call's opening and generation stops at
+ * its end (srv_tools.h); only templates with the tagged form can be forced. */
+static bool forced_call_prompt(srv_job *j, srv_error *e) {
+    const srv_req *r = j->req;
+    const srv_prompter *p = srv_model_prompter(j->model);
+    if (!srv_prompter_tool_calls(p))
+        return srv_invalid(e, "tool_choice",
+                           "forcing a tool call needs a chat template with the <tool_call> form; the template of "
+                           "'%.100s' has another one: use \"auto\"",
+                           srv_model_id(j->model));
+    if (j->n_stop >= STOP_MAX_STRINGS)
+        return srv_invalid(e, "stop", "a forced tool call takes one stop string: at most %d others", STOP_MAX_STRINGS - 1);
+    j->stop[j->n_stop++] = SRV_TOOL_CALL_CLOSE;
+    srv_buf prefill = {.max = 4096};
+    bool ok = srv_tools_prefill(r->forced_tool, &prefill) &&
+              srv_prompt_chat_prefill(p, r->messages, r->tools, prefill.data, prefill.len, &j->prompt_ids[0],
+                                      &j->n_prompt_ids[0], e);
+    if (!ok && !prefill.data) srv_fail(e, 500, "server_error", NULL, NULL, "out of memory");
+    srv_buf_free(&prefill);
+    return ok;
+}
+
 static bool tokenize_prompts(srv_job *j, srv_error *e) {
     const srv_req *r = j->req;
     const srv_prompter *p = srv_model_prompter(j->model);
+    if (r->api == SRV_API_CHAT && r->forced_tool) return forced_call_prompt(j, e);
     if (r->api == SRV_API_CHAT) return srv_prompt_chat(p, r->messages, r->tools, &j->prompt_ids[0], &j->n_prompt_ids[0], e);
     for (size_t i = 0; i < r->n_prompts; i++) {
         const srv_prompt_in *in = &r->prompts[i];
@@ -60,6 +83,7 @@ bool srv_job_prepare(srv_job *j, srv_model *m, const srv_req *r, double timeout_
     *j = (srv_job){.model = m, .req = r, .created = clock_unix_s()};
     random_id(j->id, sizeof j->id, r->api == SRV_API_CHAT ? "chatcmpl-" : "cmpl-");
     if (timeout_s > 0) j->deadline_ns = clock_mono_ns() + (uint64_t)(timeout_s * 1e9);
+    for (size_t i = 0; i < r->n_stop; i++) j->stop[j->n_stop++] = r->stop[i];
     if (!tokenize_prompts(j, e)) return false;
     size_t n_prompts = r->api == SRV_API_CHAT ? 1 : r->n_prompts;
     int64_t n_ctx = srv_model_n_ctx(m);
@@ -97,8 +121,8 @@ bool srv_job_submit(srv_job *j, srv_error *e) {
                                                                           : srv_model_n_ctx(j->model)),
             .ignore_eos = r->ignore_eos,
             .sampling = r->sampling,
-            .stop = r->stop,
-            .n_stop = r->n_stop,
+            .stop = j->stop,
+            .n_stop = j->n_stop,
             .n_logprobs = r->n_logprobs,
             .deadline_ns = j->deadline_ns,
             .lora = {j->n_lora, j->lora},
@@ -178,7 +202,8 @@ bool srv_job_all_done(const srv_job *j) {
 }
 
 bool srv_job_reads_tool_calls(const srv_job *j) {
-    return j->req->api == SRV_API_CHAT && j->req->tools && srv_prompter_tool_calls(srv_model_prompter(j->model));
+    return j->req->api == SRV_API_CHAT && j->req->tools && !j->req->forced_tool &&
+           srv_prompter_tool_calls(srv_model_prompter(j->model));
 }
 
 void srv_job_cancel(srv_job *j) {

@@ -48,6 +48,8 @@ typedef struct srv_job {
     srv_choice ch[SRV_MAX_CHOICES];
     size_t rr;                  /* round-robin cursor of srv_job_next */
     model_lora_use lora[SCHED_MAX_LORA]; /* adapters of every choice, one reference each */
+    const char *stop[STOP_MAX_STRINGS];  /* the request's, plus the call's end for a forced call */
+    size_t n_stop;
     int32_t n_lora;
 } srv_job;
 
@@ -68,8 +70,9 @@ bool srv_job_next(srv_job *j, size_t *which, sched_event *ev, int timeout_ms);
 bool srv_job_record(srv_job *j, size_t which, const sched_event *ev, bool keep);
 
 bool srv_job_all_done(const srv_job *j);
-/* A chat request with tools on a template whose <tool_call> form is known: its replies
- * are read for tool calls (srv_tools.h). */
+/* A chat request with tools (tool_choice "auto") on a template whose <tool_call> form is
+ * known: its replies are read for tool calls (srv_tools.h). A forced call is not read:
+ * its whole reply is the call's arguments. */
 bool srv_job_reads_tool_calls(const srv_job *j);
 void srv_job_cancel(srv_job *j);
 int64_t srv_job_prompt_tokens(const srv_job *j);

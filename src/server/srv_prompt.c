@@ -344,6 +344,11 @@ static bool tokenize_rendered(const srv_prompter *p, const char *text, size_t le
 
 bool srv_prompt_chat(const srv_prompter *p, const json_t *messages, const json_t *tools, int32_t **ids, size_t *n,
                      srv_error *e) {
+    return srv_prompt_chat_prefill(p, messages, tools, NULL, 0, ids, n, e);
+}
+
+bool srv_prompt_chat_prefill(const srv_prompter *p, const json_t *messages, const json_t *tools, const char *prefill,
+                             size_t prefill_len, int32_t **ids, size_t *n, srv_error *e) {
     json_t *ctx = json_object();
     json_t *mm = masked_copy(p, messages);
     json_t *mt = tools ? masked_copy(p, tools) : NULL;
@@ -371,6 +376,17 @@ bool srv_prompt_chat(const srv_prompter *p, const json_t *messages, const json_t
         return srv_fail(e, 400, "invalid_request_error", "chat_template_error", "messages",
                         "the model's chat template could not render these messages: %s", err.msg);
     if (st != HEARTH_OK) return srv_fail(e, 500, "server_error", NULL, NULL, "out of memory rendering the chat template");
+    if (prefill_len) {
+        char *longer = mem_realloc(text, len + prefill_len + 1);
+        if (!longer) {
+            mem_free(text);
+            return srv_fail(e, 500, "server_error", NULL, NULL, "out of memory building the prompt");
+        }
+        text = longer;
+        memcpy(text + len, prefill, prefill_len);
+        len += prefill_len;
+        text[len] = '\0';
+    }
     bool ok = tokenize_rendered(p, text, len, ids, n);
     mem_free(text);
     return ok ? true : srv_fail(e, 500, "server_error", NULL, NULL, "out of memory tokenizing the prompt");

@@ -49,6 +49,11 @@ bool srv_prompter_tool_calls(const srv_prompter *p);
 bool srv_prompt_chat(const srv_prompter *p, const json_t *messages, const json_t *tools, int32_t **ids, size_t *n,
                      srv_error *e);
 
+/* As srv_prompt_chat, with prefill[0..prefill_len) (server-written text, which may hold
+ * control-token texts) after the rendered prompt: the start of the assistant's reply. */
+bool srv_prompt_chat_prefill(const srv_prompter *p, const json_t *messages, const json_t *tools, const char *prefill,
+                             size_t prefill_len, int32_t **ids, size_t *n, srv_error *e);
+
 /* Tokenizes a completions prompt (special-token text parsed). *ids is mem_alloc'd. */
 bool srv_prompt_text(const srv_prompter *p, const char *text, size_t len, int32_t **ids, size_t *n, srv_error *e);
 

@@ -43,6 +43,7 @@ typedef struct srv_req {
     /* chat */
     json_t *messages;             /* normalised copy: roles checked, content as a string; owned */
     json_t *tools;                /* borrowed from root; NULL when none or tool_choice "none" */
+    const char *forced_tool;      /* tool_choice forces a call to this function (borrowed), or NULL */
     /* completions */
     srv_prompt_in prompts[SRV_MAX_CHOICES];
     size_t n_prompts;

@@ -113,16 +113,23 @@ json_t *srv_reply_full(const srv_job *j) {
         if (chat) {
             if (c->logprobs) lp = json_pack("{s:o, s:n}", "content", lp, "refusal");
             json_t *content = NULL;
-            json_t *calls = srv_job_reads_tool_calls(j) && text
-                                ? srv_tools_extract(json_string_value(text), json_string_length(text), &content)
-                                : NULL;
+            json_t *calls = NULL;
+            if (j->req->forced_tool) {
+                json_t *call = srv_tools_forced_call(j->req->forced_tool, c->text.data, c->text.len,
+                                                     c->finish == SCHED_FINISH_STOP);
+                calls = call ? json_pack("[o]", call) : NULL;
+                content = calls ? json_null() : NULL;
+            } else if (srv_job_reads_tool_calls(j) && text) {
+                calls = srv_tools_extract(json_string_value(text), json_string_length(text), &content);
+            }
             if (calls) {
                 json_decref(text);
                 text = content;
             }
             choice = json_pack("{s:I, s:{s:s, s:o, s:n}, s:o, s:o}", "index", (json_int_t)i, "message", "role",
                                "assistant", "content", text, "refusal", "logprobs", lp, "finish_reason",
-                               calls ? json_string("tool_calls") : finish_json(srv_finish_reason(c->finish)));
+                               calls && c->finish != SCHED_FINISH_LENGTH ? json_string("tool_calls")
+                                                                         : finish_json(srv_finish_reason(c->finish)));
             if (calls && choice && json_object_set_new(json_object_get(choice, "message"), "tool_calls", calls) != 0) {
                 json_decref(choice);
                 choice = NULL;

@@ -120,6 +120,31 @@ static bool emit(srv_stream *st, size_t which, const sched_event *ev, const char
     return srv_buf_add(&st->out, "data: [DONE]\n\n", 14);
 }
 
+/* A forced call streams as OpenAI streams calls: one delta with its id, type and name,
+ * then its arguments in pieces; the events' text goes out only there. */
+static bool forced_text(srv_stream *st, size_t which, const sched_event *ev, const char **finish) {
+    srv_choice *ch = &st->job.ch[which];
+    const char *name = st->req.forced_tool;
+    if (!ch->tools.in_call) {
+        ch->tools.in_call = true;
+        char id[40];
+        srv_tools_call_id(id, sizeof id);
+        json_t *call = json_pack("[{s:i, s:s, s:s, s:{s:s, s:s}}]", "index", 0, "id", id, "type", "function", "function",
+                                 "name", name, "arguments", "");
+        if (!call || !frame(st, srv_chunk_tool_calls(&st->job, which, call))) return false;
+    }
+    bool end = ev->finish == SCHED_FINISH_STOP || ev->finish == SCHED_FINISH_LENGTH;
+    srv_buf args = {.max = OUT_MAX};
+    bool ok = srv_tool_stream_forced(&ch->tools, ev->text, ev->len, end, ev->finish == SCHED_FINISH_STOP, &args);
+    if (ok && args.len) {
+        json_t *piece = json_pack("[{s:i, s:{s:o}}]", "index", 0, "function", "arguments", srv_json_text(args.data, args.len));
+        ok = piece && frame(st, srv_chunk_tool_calls(&st->job, which, piece));
+    }
+    srv_buf_free(&args);
+    if (ev->finish == SCHED_FINISH_STOP) *finish = "tool_calls";
+    return ok;
+}
+
 /* Frames of one event; ends the stream after the last choice finishes. */
 static bool on_event(srv_stream *st, size_t which, const sched_event *ev) {
     srv_job *j = &st->job;
@@ -127,7 +152,11 @@ static bool on_event(srv_stream *st, size_t which, const sched_event *ev) {
     const char *finish = srv_finish_reason(ev->finish);
     srv_buf held = {.max = OUT_MAX};
     sched_event shown = *ev;
-    if (srv_job_reads_tool_calls(j)) {
+    if (st->req.api == SRV_API_CHAT && st->req.forced_tool) {
+        if (!forced_text(st, which, ev, &finish)) return false;
+        shown.text = NULL;
+        shown.len = 0;
+    } else if (srv_job_reads_tool_calls(j)) {
         bool ok = tool_text(st, which, ev, &held, &finish);
         shown.text = held.data;
         shown.len = held.len;

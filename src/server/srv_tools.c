@@ -63,9 +63,10 @@ static bool has_tool(const json_t *tools, const char *name) {
     return false;
 }
 
-/* tool_choice: "auto" and "none" are served; forcing a call is refused. */
-static bool check_choice(const json_t *choice, const json_t *tools, bool *none, srv_error *e) {
+/* tool_choice: "auto", "none", a named function and "required" with one tool. */
+static bool check_choice(const json_t *choice, const json_t *tools, bool *none, const char **forced, srv_error *e) {
     *none = false;
+    *forced = NULL;
     if (!choice) return true;
     if (json_is_string(choice)) {
         const char *s = json_string_value(choice);
@@ -77,9 +78,13 @@ static bool check_choice(const json_t *choice, const json_t *tools, bool *none, 
         if (strcmp(s, "required") != 0)
             return srv_invalid(e, "tool_choice", "'tool_choice' must be \"none\", \"auto\", \"required\" or a named function");
         if (!tools) return srv_invalid(e, "tool_choice", "'tool_choice' \"required\" needs 'tools'");
+        if (json_array_size(tools) == 1) {
+            *forced = json_string_value(json_object_get(json_object_get(json_array_get(tools, 0), "function"), "name"));
+            return true;
+        }
         return srv_invalid(e, "tool_choice",
-                           "'tool_choice' \"required\" is not supported: this server cannot force a tool call "
-                           "(no constrained decoding); use \"auto\"");
+                           "'tool_choice' \"required\" with several tools is not supported: choosing among them "
+                           "needs constrained decoding; name the function to call, or use \"auto\"");
     }
     json_t *type = json_is_object(choice) ? json_object_get(choice, "type") : NULL;
     json_t *name = json_object_get(json_object_get(choice, "function"), "name");
@@ -90,13 +95,13 @@ static bool check_choice(const json_t *choice, const json_t *tools, bool *none, 
     if (!tools || !has_tool(tools, json_string_value(name)))
         return srv_invalid(e, "tool_choice", "'tool_choice' names the function '%.64s', which is not in 'tools'",
                            json_string_value(name));
-    return srv_invalid(e, "tool_choice",
-                       "'tool_choice' naming a function is not supported: this server cannot force a tool call "
-                       "(no constrained decoding); use \"auto\"");
+    *forced = json_string_value(name);
+    return true;
 }
 
-bool srv_tools_parse_request(const json_t *root, const json_t **tools, srv_error *e) {
+bool srv_tools_parse_request(const json_t *root, const json_t **tools, const char **forced, srv_error *e) {
     *tools = NULL;
+    *forced = NULL;
     if (field(root, "functions")) return srv_invalid(e, "functions", "'functions' is deprecated and not supported: send 'tools'");
     if (field(root, "function_call"))
         return srv_invalid(e, "function_call", "'function_call' is deprecated and not supported: send 'tool_choice'");
@@ -110,7 +115,7 @@ bool srv_tools_parse_request(const json_t *root, const json_t **tools, srv_error
     json_t *ptc = field(root, "parallel_tool_calls");
     if (ptc && !json_is_boolean(ptc)) return srv_invalid(e, "parallel_tool_calls", "'parallel_tool_calls' must be a boolean");
     bool none = false;
-    if (!check_choice(field(root, "tool_choice"), t, &none, e)) return false;
+    if (!check_choice(field(root, "tool_choice"), t, &none, forced, e)) return false;
     *tools = none ? NULL : t;
     return true;
 }
@@ -124,7 +129,7 @@ static void trim(const char **s, size_t *n) {
     while (*n && is_space((*s)[*n - 1])) (*n)--;
 }
 
-static void call_id(char *out, size_t cap) {
+void srv_tools_call_id(char *out, size_t cap) {
     static const char alnum[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     uint64_t a = sampler_random_seed(), b = sampler_random_seed();
     size_t n = (size_t)snprintf(out, cap, "call_");
@@ -151,7 +156,7 @@ static json_t *parse_call(const char *body, size_t n) {
         json_t *astr = json_is_string(args) ? json_incref(args) : !args ? json_string("{}") : text ? json_string(text) : NULL;
         free(text);
         char id[40];
-        call_id(id, sizeof id);
+        srv_tools_call_id(id, sizeof id);
         if (astr)
             call = json_pack("{s:s, s:s, s:{s:O, s:o}}", "id", id, "type", "function", "function", "name", name,
                              "arguments", astr);
@@ -194,7 +199,43 @@ json_t *srv_tools_extract(const char *text, size_t len, json_t **content) {
     return calls;
 }
 
+/* ---- forced calls ------------------------------------------------------------------ */
+
+bool srv_tools_prefill(const char *name, srv_buf *out) {
+    return srv_buf_addf(out, SRV_TOOL_CALL_OPEN "\n{\"name\": \"%s\", \"arguments\": ", name);
+}
+
+/* Length of text without trailing spaces and, when closed, the brace after them. */
+static size_t forced_args_len(const char *text, size_t len, bool closed) {
+    while (len && is_space(text[len - 1])) len--;
+    if (closed && len && text[len - 1] == '}') len--;
+    while (len && is_space(text[len - 1])) len--;
+    return len;
+}
+
+json_t *srv_tools_forced_call(const char *name, const char *text, size_t len, bool closed) {
+    char id[40];
+    srv_tools_call_id(id, sizeof id);
+    json_t *args = srv_json_text(text ? text : "", text ? forced_args_len(text, len, closed) : 0);
+    return json_pack("{s:s, s:s, s:{s:s, s:o}}", "id", id, "type", "function", "function", "name", name, "arguments",
+                     args);
+}
+
 /* ---- streaming --------------------------------------------------------------------- */
+
+bool srv_tool_stream_forced(srv_tool_stream *ts, const char *text, size_t len, bool end, bool closed, srv_buf *release) {
+    if (!ts->held.max) ts->held.max = HELD_MAX;
+    if (!srv_buf_add(&ts->held, text, len)) return false;
+    size_t n = ts->held.len, out = n;
+    if (end) {
+        out = forced_args_len(ts->held.data, n, closed);
+    } else {
+        while (out && (is_space(ts->held.data[out - 1]) || ts->held.data[out - 1] == '}')) out--;
+    }
+    if (!srv_buf_add(release, ts->held.data, out)) return false;
+    srv_buf_consume(&ts->held, end ? n : out);
+    return true;
+}
 
 bool srv_tool_stream_feed(srv_tool_stream *ts, const char *text, size_t len, srv_buf *release) {
     if (!ts->held.max) ts->held.max = HELD_MAX;

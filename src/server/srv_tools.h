@@ -25,9 +25,20 @@
 
 /* Checks the tool fields of a chat body. *tools is the request's tool list (borrowed
  * from root) to give the template, or NULL when there is none or tool_choice is "none".
- * tool_choice "required" and a named function are refused (400, param tool_choice):
- * this server cannot force a call without constrained decoding. */
-bool srv_tools_parse_request(const json_t *root, const json_t **tools, srv_error *e);
+ * *forced is the function a call must be made to (borrowed): tool_choice naming it, or
+ * "required" with exactly one tool; NULL otherwise. "required" with several tools is
+ * refused (400, param tool_choice): choosing among them needs constrained decoding. */
+bool srv_tools_parse_request(const json_t *root, const json_t **tools, const char **forced, srv_error *e);
+
+/* A forced call: the prompt ends with the opening of the call to `name` in the tagged
+ * form, up to and including `"arguments": `, so the model writes only the arguments;
+ * generation stops at SRV_TOOL_CALL_CLOSE. The arguments are the text as generated, less
+ * the brace closing the call's object when the model closed it (closed): as OpenAI warns
+ * of its own, they are the model's text and may not be valid JSON. */
+bool srv_tools_prefill(const char *name, srv_buf *out);
+/* A fresh call id: "call_" and 24 letters and digits. */
+void srv_tools_call_id(char *out, size_t cap);
+json_t *srv_tools_forced_call(const char *name, const char *text, size_t len, bool closed);
 
 /* The tool calls in text[0..len), or NULL when it holds none or a block does not parse
  * (NULL on NOMEM too). When calls are found, *content is the text outside the blocks,
@@ -46,6 +57,11 @@ bool srv_tool_stream_feed(srv_tool_stream *ts, const char *text, size_t len, srv
 /* At the end of the choice: the tool calls of what was held (each with its "index" for
  * a streamed delta), or NULL with every held byte appended to *release. */
 json_t *srv_tool_stream_finish(srv_tool_stream *ts, srv_buf *release, bool *nomem);
+
+/* Streamed arguments of a forced call: releases text as it comes except a tail of
+ * closing braces and spaces; at the end (end set) drops the call's closing brace when
+ * closed and releases the rest. */
+bool srv_tool_stream_forced(srv_tool_stream *ts, const char *text, size_t len, bool end, bool closed, srv_buf *release);
 
 void srv_tool_stream_free(srv_tool_stream *ts);
 

@@ -243,7 +243,7 @@ test('response_format other than text is refused, never ignored', async () => {
   }
 });
 
-test('tools: rendered for auto, left out for none, forcing refused, history accepted, streamed equal', async () => {
+test('tools: rendered for auto, left out for none, history accepted, streamed equal', async () => {
   const base = { model, messages, max_tokens: 6, temperature: 0 };
   const without = await client.chat.completions.create(base);
   const auto = await client.chat.completions.create({ ...base, tools: [weatherTool], tool_choice: 'auto', parallel_tool_calls: false });
@@ -261,10 +261,9 @@ test('tools: rendered for auto, left out for none, forcing refused, history acce
   for await (const chunk of stream) for (const c of chunk.choices) text += c.delta.content ?? '';
   assert.equal(text, msg.content ?? '');
 
-  for (const choice of ['required', { type: 'function', function: { name: 'get_weather' } }]) {
-    await assert.rejects(client.chat.completions.create({ ...base, tools: [weatherTool], tool_choice: choice }),
-      (e) => e instanceof OpenAI.BadRequestError && e.param === 'tool_choice' && /not supported/.test(e.message));
-  }
+  const otherTool = { type: 'function', function: { name: 'get_time', parameters: { type: 'object' } } };
+  await assert.rejects(client.chat.completions.create({ ...base, tools: [weatherTool, otherTool], tool_choice: 'required' }),
+    (e) => e instanceof OpenAI.BadRequestError && e.param === 'tool_choice' && /not supported/.test(e.message));
   await assert.rejects(
     client.chat.completions.create({ ...base, tools: [weatherTool], tool_choice: { type: 'function', function: { name: 'nope' } } }),
     (e) => e instanceof OpenAI.BadRequestError && e.param === 'tool_choice');
@@ -282,6 +281,51 @@ test('tools: rendered for auto, left out for none, forcing refused, history acce
   assert.equal(after.choices[0].message.role, 'assistant');
   const noCall = await client.chat.completions.create({ model, messages: [history[0], history[2]], tools: [weatherTool], max_tokens: 4, temperature: 0 });
   assert.ok(after.usage.prompt_tokens > noCall.usage.prompt_tokens, 'the earlier tool call is part of the prompt');
+});
+
+test('tool_choice naming a function: the reply is a call to it, plain, streamed and through the helper', async () => {
+  const otherTool = { type: 'function', function: { name: 'get_time', parameters: { type: 'object' } } };
+  const req = {
+    model, messages: [{ role: 'user', content: 'Weather in Oslo?' }], max_tokens: 8, temperature: 0,
+    tools: [otherTool, weatherTool], tool_choice: { type: 'function', function: { name: 'get_weather' } },
+  };
+  const plain = await client.chat.completions.create(req);
+  const msg = plain.choices[0].message;
+  assert.equal(msg.content, null);
+  assert.equal(msg.tool_calls.length, 1);
+  const call = msg.tool_calls[0];
+  assert.match(call.id, /^call_[A-Za-z0-9]{24}$/);
+  assert.equal(call.type, 'function');
+  assert.equal(call.function.name, 'get_weather');
+  assert.equal(typeof call.function.arguments, 'string'); // the model's text: a random model's is not JSON
+  // a random model never closes the call: cut by max_tokens (a closed call finishes with "tool_calls")
+  assert.equal(plain.choices[0].finish_reason, 'length');
+  assert.equal(plain.usage.completion_tokens, 8);
+
+  const stream = await client.chat.completions.create({ ...req, stream: true });
+  let head = null;
+  let args = '';
+  for await (const chunk of stream) {
+    for (const c of chunk.choices) {
+      assert.ok(!c.delta.content, `content ${c.delta.content}`);
+      for (const t of c.delta.tool_calls ?? []) {
+        assert.equal(t.index, 0);
+        if (t.id) head = t;
+        args += t.function?.arguments ?? '';
+      }
+    }
+  }
+  assert.equal(head.function.name, 'get_weather');
+  assert.equal(head.type, 'function');
+  assert.equal(args, call.function.arguments);
+
+  const final = await client.chat.completions.stream(req).finalChatCompletion();
+  assert.equal(final.choices[0].message.tool_calls[0].function.name, 'get_weather');
+  assert.equal(final.choices[0].message.tool_calls[0].function.arguments, call.function.arguments);
+
+  // "required" with one tool calls that tool
+  const required = await client.chat.completions.create({ ...req, tools: [weatherTool], tool_choice: 'required' });
+  assert.equal(required.choices[0].message.tool_calls[0].function.name, 'get_weather');
 });
 
 test('malformed fields: BadRequestError naming each one, never a server error', async () => {

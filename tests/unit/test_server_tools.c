@@ -19,7 +19,10 @@
 
 static const char *TOOL = "{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"parameters\":{\"type\":\"object\"}}}";
 
-/* Parses the tool fields of body; returns the param of the refusal ("" when accepted). */
+static const char *forced;
+
+/* Parses the tool fields of body; returns the param of the refusal ("" when accepted).
+ * The forced function, if any, is left in `forced`. */
 static const char *check(const char *body, const json_t **tools_out) {
     static srv_error e;
     static json_t *root;
@@ -28,7 +31,7 @@ static const char *check(const char *body, const json_t **tools_out) {
     assert_non_null(root);
     const json_t *tools = NULL;
     memset(&e, 0, sizeof e);
-    bool ok = srv_tools_parse_request(root, &tools, &e);
+    bool ok = srv_tools_parse_request(root, &tools, &forced, &e);
     if (tools_out) *tools_out = tools;
     if (ok) return "";
     assert_int_equal(e.status, 400);
@@ -47,10 +50,18 @@ static void test_request_fields(void **state) {
     assert_null(tools); /* "none": the template is not told about the tools */
     assert_string_equal(check("{\"tool_choice\":\"auto\"}", &tools), "");
     assert_null(tools);
+    assert_null(forced);
     snprintf(body, sizeof body, "{\"tools\":[%s],\"tool_choice\":\"required\"}", TOOL);
-    assert_string_equal(check(body, NULL), "tool_choice");
+    assert_string_equal(check(body, NULL), "");
+    assert_string_equal(forced, "get_weather"); /* one tool: "required" calls it */
+    snprintf(body, sizeof body, "{\"tools\":[%s,%s],\"tool_choice\":\"required\"}", TOOL, TOOL);
+    assert_string_equal(check(body, NULL), "tool_choice"); /* choosing among several is not possible */
     snprintf(body, sizeof body, "{\"tools\":[%s],\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"get_weather\"}}}", TOOL);
+    assert_string_equal(check(body, NULL), "");
+    assert_string_equal(forced, "get_weather");
+    snprintf(body, sizeof body, "{\"tools\":[%s],\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"other\"}}}", TOOL);
     assert_string_equal(check(body, NULL), "tool_choice");
+    assert_string_equal(check("{\"tool_choice\":\"required\"}", NULL), "tool_choice");
     snprintf(body, sizeof body, "{\"tools\":[%s],\"tool_choice\":\"sometimes\"}", TOOL);
     assert_string_equal(check(body, NULL), "tool_choice");
     snprintf(body, sizeof body, "{\"tools\":[%s],\"parallel_tool_calls\":\"yes\"}", TOOL);
@@ -167,6 +178,37 @@ static void test_stream_filter(void **state) {
     srv_buf_free(&rel);
 }
 
+static void test_forced_call(void **state) {
+    (void)state;
+    srv_buf b = {.max = 4096};
+    assert_true(srv_tools_prefill("get_weather", &b));
+    assert_int_equal(b.len, strlen("<tool_call>\n{\"name\": \"get_weather\", \"arguments\": "));
+    assert_memory_equal(b.data, "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": ", b.len);
+    srv_buf_free(&b);
+    /* the model closed the call: its closing brace is not part of the arguments */
+    const char *text = "{\"city\": \"Oslo\"}}\n";
+    json_t *call = srv_tools_forced_call("get_weather", text, strlen(text), true);
+    assert_string_equal(call_name(call), "get_weather");
+    assert_string_equal(call_args(call), "{\"city\": \"Oslo\"}");
+    assert_true(!strncmp(json_string_value(json_object_get(call, "id")), "call_", 5));
+    json_decref(call);
+    /* cut by length: the text as generated */
+    call = srv_tools_forced_call("get_weather", "{\"city\": \"Os", 12, false);
+    assert_string_equal(call_args(call), "{\"city\": \"Os");
+    json_decref(call);
+    /* streamed: closing braces and spaces wait until it is known whether they end the call */
+    srv_buf rel = {.max = 1 << 20};
+    srv_tool_stream ts = {0};
+    assert_true(srv_tool_stream_forced(&ts, "{\"a\": {\"b\": 1}", strlen("{\"a\": {\"b\": 1}"), false, false, &rel));
+    assert_string_equal(released(&rel), "{\"a\": {\"b\": 1");
+    assert_true(srv_tool_stream_forced(&ts, "}} ", 3, false, false, &rel));
+    assert_string_equal(released(&rel), "");
+    assert_true(srv_tool_stream_forced(&ts, "\n", 1, true, true, &rel));
+    assert_string_equal(released(&rel), "}}");
+    srv_tool_stream_free(&ts);
+    srv_buf_free(&rel);
+}
+
 static char *render_builtin(const char *context) {
     chat_template *t = NULL;
     hearth_err err;
@@ -212,6 +254,7 @@ int main(void) {
         cmocka_unit_test(test_request_fields),
         cmocka_unit_test(test_extract),
         cmocka_unit_test(test_stream_filter),
+        cmocka_unit_test(test_forced_call),
         cmocka_unit_test(test_builtin_template),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
