@@ -278,6 +278,7 @@ static bool parse_chat(const json_t *root, srv_req *r, srv_error *e) {
         if (!parse_message(json_array_get(msgs, i), i, r->messages, e)) return false;
     const json_t *tools = NULL;
     if (!srv_tools_parse_request(root, &tools, &r->forced_tool, e)) return false;
+    r->one_tool_call = json_is_false(json_object_get(root, "parallel_tool_calls"));
     r->tools = (json_t *)tools;
     json_t *mod = field(root, "modalities");
     if (mod && !json_is_array(mod)) return srv_invalid(e, "modalities", "'modalities' must be an array of strings");

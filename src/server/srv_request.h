@@ -44,6 +44,7 @@ typedef struct srv_req {
     json_t *messages;             /* normalised copy: roles checked, content as a string; owned */
     json_t *tools;                /* borrowed from root; NULL when none or tool_choice "none" */
     const char *forced_tool;      /* tool_choice forces a call to this function (borrowed), or NULL */
+    bool one_tool_call;           /* parallel_tool_calls: false: a reply keeps its first call only */
     /* completions */
     srv_prompt_in prompts[SRV_MAX_CHOICES];
     size_t n_prompts;

@@ -120,7 +120,8 @@ json_t *srv_reply_full(const srv_job *j) {
                 calls = call ? json_pack("[o]", call) : NULL;
                 content = calls ? json_null() : NULL;
             } else if (srv_job_reads_tool_calls(j) && text) {
-                calls = srv_tools_extract(json_string_value(text), json_string_length(text), &content);
+                calls = srv_tools_extract(json_string_value(text), json_string_length(text), j->req->one_tool_call,
+                                          &content);
             }
             if (calls) {
                 json_decref(text);

@@ -71,7 +71,7 @@ static bool tool_text(srv_stream *st, size_t which, const sched_event *ev, srv_b
     if (!srv_tool_stream_feed(&ch->tools, ev->text, ev->len, release)) return false;
     if (ev->finish != SCHED_FINISH_STOP && ev->finish != SCHED_FINISH_LENGTH) return true;
     bool nomem = false;
-    json_t *calls = srv_tool_stream_finish(&ch->tools, release, &nomem);
+    json_t *calls = srv_tool_stream_finish(&ch->tools, st->req.one_tool_call, release, &nomem);
     if (nomem) return false;
     if (!calls) return true;
     *finish = "tool_calls";

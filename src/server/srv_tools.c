@@ -165,7 +165,7 @@ static json_t *parse_call(const char *body, size_t n) {
     return call;
 }
 
-json_t *srv_tools_extract(const char *text, size_t len, json_t **content) {
+json_t *srv_tools_extract(const char *text, size_t len, bool first_only, json_t **content) {
     *content = NULL;
     const size_t lo = strlen(SRV_TOOL_CALL_OPEN), lc = strlen(SRV_TOOL_CALL_CLOSE);
     json_t *calls = json_array();
@@ -192,6 +192,7 @@ json_t *srv_tools_extract(const char *text, size_t len, json_t **content) {
         ok = *content != NULL;
     }
     srv_buf_free(&outside);
+    while (ok && first_only && json_array_size(calls) > 1) json_array_remove(calls, json_array_size(calls) - 1);
     if (!ok || json_array_size(calls) == 0) {
         json_decref(calls);
         return NULL;
@@ -261,10 +262,10 @@ bool srv_tool_stream_feed(srv_tool_stream *ts, const char *text, size_t len, srv
     return true;
 }
 
-json_t *srv_tool_stream_finish(srv_tool_stream *ts, srv_buf *release, bool *nomem) {
+json_t *srv_tool_stream_finish(srv_tool_stream *ts, bool first_only, srv_buf *release, bool *nomem) {
     *nomem = false;
     json_t *content = NULL;
-    json_t *calls = ts->in_call ? srv_tools_extract(ts->held.data, ts->held.len, &content) : NULL;
+    json_t *calls = ts->in_call ? srv_tools_extract(ts->held.data, ts->held.len, first_only, &content) : NULL;
     if (calls) {
         /* content around the blocks was held too: it goes out before the calls */
         if (json_is_string(content) && !srv_buf_add(release, json_string_value(content), json_string_length(content)))

@@ -42,8 +42,9 @@ json_t *srv_tools_forced_call(const char *name, const char *text, size_t len, bo
 
 /* The tool calls in text[0..len), or NULL when it holds none or a block does not parse
  * (NULL on NOMEM too). When calls are found, *content is the text outside the blocks,
- * trimmed (a JSON string, or JSON null when empty). */
-json_t *srv_tools_extract(const char *text, size_t len, json_t **content);
+ * trimmed (a JSON string, or JSON null when empty). With first_only (the request's
+ * parallel_tool_calls: false) only the first call is kept. */
+json_t *srv_tools_extract(const char *text, size_t len, bool first_only, json_t **content);
 
 /* Per-choice stream state: text not yet released as content. */
 typedef struct srv_tool_stream {
@@ -55,8 +56,9 @@ typedef struct srv_tool_stream {
 bool srv_tool_stream_feed(srv_tool_stream *ts, const char *text, size_t len, srv_buf *release);
 
 /* At the end of the choice: the tool calls of what was held (each with its "index" for
- * a streamed delta), or NULL with every held byte appended to *release. */
-json_t *srv_tool_stream_finish(srv_tool_stream *ts, srv_buf *release, bool *nomem);
+ * a streamed delta; the first only with first_only), or NULL with every held byte
+ * appended to *release. */
+json_t *srv_tool_stream_finish(srv_tool_stream *ts, bool first_only, srv_buf *release, bool *nomem);
 
 /* Streamed arguments of a forced call: releases text as it comes except a tail of
  * closing braces and spaces; at the end (end set) drops the call's closing brace when

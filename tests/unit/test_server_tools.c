@@ -89,10 +89,10 @@ static void test_extract(void **state) {
     (void)state;
     json_t *content = NULL;
     const char *plain = "No tools needed: it is sunny.";
-    assert_null(srv_tools_extract(plain, strlen(plain), &content));
+    assert_null(srv_tools_extract(plain, strlen(plain), false, &content));
 
     const char *one = "Let me look.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Oslo\", \"days\": 2}}\n</tool_call>\n";
-    json_t *calls = srv_tools_extract(one, strlen(one), &content);
+    json_t *calls = srv_tools_extract(one, strlen(one), false, &content);
     assert_non_null(calls);
     assert_int_equal(json_array_size(calls), 1);
     json_t *c0 = json_array_get(calls, 0);
@@ -106,7 +106,12 @@ static void test_extract(void **state) {
 
     const char *two = "<tool_call>{\"name\":\"a\",\"arguments\":\"{\\\"x\\\":1}\"}</tool_call>\n"
                       "<tool_call>{\"name\":\"b\",\"parameters\":{}}</tool_call>";
-    calls = srv_tools_extract(two, strlen(two), &content);
+    calls = srv_tools_extract(two, strlen(two), true, &content); /* parallel_tool_calls: false */
+    assert_int_equal(json_array_size(calls), 1);
+    assert_string_equal(call_name(json_array_get(calls, 0)), "a");
+    json_decref(calls);
+    json_decref(content);
+    calls = srv_tools_extract(two, strlen(two), false, &content);
     assert_int_equal(json_array_size(calls), 2);
     assert_string_equal(call_args(json_array_get(calls, 0)), "{\"x\":1}"); /* a string stays as written */
     assert_string_equal(call_name(json_array_get(calls, 1)), "b");
@@ -125,7 +130,7 @@ static void test_extract(void **state) {
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         content = NULL;
-        if (srv_tools_extract(bad[i], strlen(bad[i]), &content)) fail_msg("case %zu: read as a tool call: %s", i, bad[i]);
+        if (srv_tools_extract(bad[i], strlen(bad[i]), false, &content)) fail_msg("case %zu: read as a tool call: %s", i, bad[i]);
         assert_null(content);
     }
 }
@@ -148,7 +153,7 @@ static void test_stream_filter(void **state) {
     assert_true(srv_tool_stream_feed(&ts, "ol_call>\n{\"name\": \"get_weather\", ", strlen("ol_call>\n{\"name\": \"get_weather\", "), &rel));
     assert_string_equal(released(&rel), "");
     assert_true(srv_tool_stream_feed(&ts, "\"arguments\": {\"city\": \"Oslo\"}}\n</tool_call>", strlen("\"arguments\": {\"city\": \"Oslo\"}}\n</tool_call>"), &rel));
-    json_t *calls = srv_tool_stream_finish(&ts, &rel, &nomem);
+    json_t *calls = srv_tool_stream_finish(&ts, false, &rel, &nomem);
     assert_false(nomem);
     assert_int_equal(json_array_size(calls), 1);
     assert_int_equal(json_integer_value(json_object_get(json_array_get(calls, 0), "index")), 0);
@@ -163,7 +168,7 @@ static void test_stream_filter(void **state) {
     assert_true(srv_tool_stream_feed(&ts, "box> b", strlen("box> b"), &rel));
     assert_string_equal(released(&rel), "<toolbox> b");
     assert_true(srv_tool_stream_feed(&ts, " <", strlen(" <"), &rel));
-    assert_null(srv_tool_stream_finish(&ts, &rel, &nomem));
+    assert_null(srv_tool_stream_finish(&ts, false, &rel, &nomem));
     assert_string_equal(released(&rel), " <");
     srv_tool_stream_free(&ts);
 
@@ -171,7 +176,7 @@ static void test_stream_filter(void **state) {
     const char *broken = "<tool_call>{\"name\": nope}</tool_call>";
     assert_true(srv_tool_stream_feed(&ts, broken, strlen(broken), &rel));
     assert_string_equal(released(&rel), "");
-    assert_null(srv_tool_stream_finish(&ts, &rel, &nomem));
+    assert_null(srv_tool_stream_finish(&ts, false, &rel, &nomem));
     assert_false(nomem);
     assert_string_equal(released(&rel), broken);
     srv_tool_stream_free(&ts);
