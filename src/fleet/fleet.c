@@ -92,6 +92,7 @@ struct fleet_lease {
     fleet_entry *e;
     fleet_inst *inst;
     cfg_sampling sampling;
+    double max_queue_wait_s;      /* the model's max_queue_wait when acquired; 0: off */
     double keep_alive_s;          /* < 0: none (CFG_FOREVER is forever) */
     bool has_keep_alive;
     int64_t created;
@@ -344,6 +345,7 @@ static hearth_status acquire_locked(fleet *f, fleet_entry **ep, const char *name
             l->e = e;
             l->inst = e->inst;
             l->sampling = e->mc.sampling;
+            l->max_queue_wait_s = e->mc.max_queue_wait_s;
             l->created = e->ready_unix;
             snprintf(l->name, sizeof l->name, "%s", e->mc.name);
             return HEARTH_OK;
@@ -457,6 +459,7 @@ sched *fleet_lease_sched(const fleet_lease *l) { return l->inst->sched; }
 int64_t fleet_lease_n_ctx(const fleet_lease *l) { return l->inst->n_ctx; }
 void *fleet_lease_attachment(const fleet_lease *l) { return l->inst->attachment; }
 const cfg_sampling *fleet_lease_sampling(const fleet_lease *l) { return &l->sampling; }
+double fleet_lease_max_queue_wait(const fleet_lease *l) { return l->max_queue_wait_s; }
 int64_t fleet_lease_created(const fleet_lease *l) { return l->created; }
 model_lora_use fleet_lease_lora(const fleet_lease *l) { return l->lora; }
 

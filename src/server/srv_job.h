@@ -51,6 +51,8 @@ typedef struct srv_job {
     const char *stop[STOP_MAX_STRINGS];  /* the request's, plus the call's end for a forced call */
     size_t n_stop;
     int32_t n_lora;
+    const char *refused;        /* set when submit was refused for load: the metric reason
+                                   (srv_admit.h), static */
 } srv_job;
 
 /* Tokenizes the prompts and checks them against the context. timeout_s > 0 sets the

@@ -59,6 +59,7 @@ keys:
 defaults: {threads: 1, slots: 2, ctx: 2048}
 models:
   - {name: llama-spm-f16, path: '$model', preload: true}
+  - {name: llama-wait, path: '$model', preload: true, slots: 1, max_queue_wait: 100ms}
 EOF
 serve keyed -c "$tmp/keys.yaml"
 

@@ -36,10 +36,10 @@ async function waitMetric(line, pred) {
 }
 
 // A long stream that holds a slot (and the key's concurrency) until aborted.
-async function holdStream(client) {
+async function holdStream(client, target = model, maxTokens = 2000) {
   const ac = new AbortController();
   const stream = await client.chat.completions.create(
-    { model, messages, max_tokens: 2000, ignore_eos: true, stream: true },
+    { model: target, messages, max_tokens: maxTokens, ignore_eos: true, stream: true },
     { signal: ac.signal },
   );
   const drained = (async () => {
@@ -141,4 +141,35 @@ test('the SDK timeout ends a request waiting for a slot; the server drops it fro
   await waitMetric(`hearth_slots_busy{model="${model}"}`, (v) => v === 0);
   const after = await admin.chat.completions.create({ model, messages, max_tokens: 2 });
   assert.equal(after.choices.length, 1);
+});
+
+test('a 503 for the queue wait: InternalServerError with maxRetries 0, retried after Retry-After with 2', async () => {
+  // llama-wait: one slot, max_queue_wait 100 ms; a running 600-token stream makes the wait longer
+  const wait = 'llama-wait';
+  const line = `hearth_requests_refused_total{model="${wait}",reason="queue_wait"}`;
+  const holder = await holdStream(admin, wait, 600);
+  let released = false;
+  try {
+    const before = await metric(line);
+    await assert.rejects(admin.chat.completions.create({ model: wait, messages, max_tokens: 2 }), (e) => {
+      assert.ok(e instanceof OpenAI.InternalServerError && e.status === 503, `${e.constructor.name} ${e.status} ${e.message}`);
+      assert.equal(e.code, 'queue_wait_exceeded');
+      const ra = Number(e.headers.get('retry-after'));
+      assert.ok(ra >= 1 && ra < 60, `retry-after ${ra}`);
+      assert.equal(e.headers.get('x-should-retry'), null);
+      return true;
+    });
+    assert.equal(await metric(line), before + 1, 'maxRetries 0: one attempt');
+    const started = Date.now();
+    const retried = keyed(process.env.HEARTH_SDK_ADMIN_KEY, { maxRetries: 2 })
+      .chat.completions.create({ model: wait, messages, max_tokens: 2 });
+    await waitMetric(line, (v) => v > before + 1); // refused again, then the SDK sleeps Retry-After
+    await holder.abort();
+    released = true;
+    const r = await retried;
+    assert.equal(r.choices.length, 1);
+    assert.ok(Date.now() - started >= 900, `retried after ${Date.now() - started} ms`);
+  } finally {
+    if (!released) await holder.abort();
+  }
 });
