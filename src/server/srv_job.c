@@ -205,6 +205,18 @@ bool srv_job_all_done(const srv_job *j) {
     return true;
 }
 
+bool srv_job_echo(const srv_job *j, size_t i, srv_buf *out) {
+    const srv_prompt_in *in = &j->req->prompts[j->ch[i].prompt];
+    if (!in->ids) return srv_buf_add(out, in->text, in->len);
+    const tok_vocab *v = srv_model_vocab(j->model);
+    char buf[256];
+    for (size_t k = 0; k < in->n_ids; k++) {
+        size_t len = tok_piece(v, in->ids[k], false, buf, sizeof buf);
+        if (!srv_buf_add(out, buf, len < sizeof buf ? len : sizeof buf)) return false;
+    }
+    return true;
+}
+
 bool srv_job_reads_tool_calls(const srv_job *j) {
     return j->req->api == SRV_API_CHAT && j->req->tools && !j->req->forced_tool &&
            srv_prompter_tool_calls(srv_model_prompter(j->model));

@@ -67,6 +67,10 @@ bool srv_job_submit(srv_job *j, srv_error *e);
  * The event is valid until the next call. False when none came (or all are done). */
 bool srv_job_next(srv_job *j, size_t *which, sched_event *ev, int timeout_ms);
 
+/* Completions with echo: appends the text of choice i's prompt (its text, or the text
+ * its token ids stand for) to out. */
+bool srv_job_echo(const srv_job *j, size_t i, srv_buf *out);
+
 /* Records an event into its choice: done/finish/usage always; text and logprobs
  * accumulated when keep is set (non-streamed replies). False on NOMEM. */
 bool srv_job_record(srv_job *j, size_t which, const sched_event *ev, bool keep);

@@ -352,9 +352,6 @@ static bool parse_completion(const json_t *root, int32_t n_vocab, srv_req *r, sr
     }
     if (r->n_prompts * (size_t)r->n > SRV_MAX_CHOICES)
         return srv_invalid(e, "n", "prompts x n must be at most %d", SRV_MAX_CHOICES);
-    json_t *echo = field(root, "echo");
-    if (echo && !json_is_boolean(echo)) return srv_invalid(e, "echo", "'echo' must be a boolean");
-    if (json_is_true(echo)) return srv_invalid(e, "echo", "'echo' is not supported");
     json_t *suffix = field(root, "suffix");
     if (suffix && !(json_is_string(suffix) && json_string_length(suffix) == 0))
         return srv_invalid(e, "suffix", "'suffix' is not supported");
@@ -362,6 +359,9 @@ static bool parse_completion(const json_t *root, int32_t n_vocab, srv_req *r, sr
     bool given = false;
     if (!get_int(root, "logprobs", 0, SAMPLER_MAX_TOP_LOGPROBS, &lp, &given, e)) return false;
     r->n_logprobs = given ? (int)lp : -1;
+    if (!get_bool(root, "echo", &r->echo, e)) return false;
+    if (r->echo && given)
+        return srv_invalid(e, "echo", "'echo' with 'logprobs' is not supported (it needs the prompt's log probabilities)");
     return true;
 }
 

@@ -1,7 +1,7 @@
 /* Parsing and validation of /v1/chat/completions and /v1/completions bodies into a typed
  * request. Every field is type- and range-checked; the first problem becomes a 400 error
  * naming the field (param). Unknown fields are ignored, as OpenAI does, except the ones
- * whose silent omission would change the answer (echo, suffix, best_of > n, non-text
+ * whose silent omission would change the answer (echo with logprobs, suffix, best_of > n, non-text
  * response_format, non-text content parts, modalities other than text, audio,
  * web_search_options, and the tool fields srv_tools.h refuses). This file knows no model internals beyond
  * the vocabulary size and never touches a connection.
@@ -59,6 +59,7 @@ typedef struct srv_req {
     const char *stop[STOP_MAX_STRINGS];
     size_t n_stop;
     int n_logprobs;               /* -1 none, else 0..20 top alternatives */
+    bool echo;                    /* completions: the prompt's text opens each choice's text */
     bool ignore_eos;
     double timeout_s;             /* 0: the server's */
 } srv_req;

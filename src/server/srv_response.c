@@ -107,7 +107,15 @@ json_t *srv_reply_full(const srv_job *j) {
     json_t *choices = json_array();
     for (size_t i = 0; root && choices && i < j->n_choices; i++) {
         const srv_choice *c = &j->ch[i];
-        json_t *text = srv_json_text(c->text.data ? c->text.data : "", c->text.len);
+        json_t *text = NULL;
+        if (!chat && j->req->echo) {
+            srv_buf both = {.max = (size_t)1 << 31};
+            if (srv_job_echo(j, i, &both) && (c->text.len == 0 || srv_buf_add(&both, c->text.data, c->text.len)))
+                text = srv_json_text(both.data ? both.data : "", both.len);
+            srv_buf_free(&both);
+        } else {
+            text = srv_json_text(c->text.data ? c->text.data : "", c->text.len);
+        }
         json_t *lp = c->logprobs ? json_incref(c->logprobs) : json_null();
         json_t *choice;
         if (chat) {

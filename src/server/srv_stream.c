@@ -198,6 +198,13 @@ bool srv_stream_start(srv_stream *st, srv_error *e) {
         for (size_t i = 0; i < st->job.n_choices; i++)
             if (!frame(st, srv_chunk_role(&st->job, i)))
                 return srv_fail(e, 500, "server_error", NULL, NULL, "out of memory");
+    for (size_t i = 0; st->req.api == SRV_API_COMPLETION && st->req.echo && i < st->job.n_choices; i++) {
+        srv_buf prompt = {.max = OUT_MAX};
+        bool ok = srv_job_echo(&st->job, i, &prompt) &&
+                  (prompt.len == 0 || frame(st, srv_chunk(&st->job, i, prompt.data, prompt.len, NULL, NULL)));
+        srv_buf_free(&prompt);
+        if (!ok) return srv_fail(e, 500, "server_error", NULL, NULL, "out of memory");
+    }
     if (!on_event(st, which, &ev)) return srv_fail(e, 500, "server_error", NULL, NULL, "out of memory");
     return true;
 }

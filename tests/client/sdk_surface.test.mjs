@@ -185,7 +185,7 @@ test('withResponse and asResponse: status, content type, request id', async () =
   assert.ok(body.endsWith('data: [DONE]\n\n'), body.slice(-40));
 });
 
-test('completions: streamed equal to plain, n, logprobs shape, echo and suffix refused', async () => {
+test('completions: streamed equal to plain, n, logprobs shape, echo, suffix refused', async () => {
   const req = { model, prompt: 'Once upon a time', max_tokens: 8, temperature: 0 };
   const plain = await client.completions.create({ ...req, logprobs: 2 });
   const lp = plain.choices[0].logprobs;
@@ -207,7 +207,17 @@ test('completions: streamed equal to plain, n, logprobs shape, echo and suffix r
   }
   assert.deepEqual(text, [plain.choices[0].text, plain.choices[0].text]);
   assert.equal(usage.completion_tokens, 16);
-  await assert.rejects(client.completions.create({ ...req, echo: true }),
+  // echo: the prompt opens the text, plain and streamed
+  const echoed = await client.completions.create({ ...req, echo: true });
+  assert.equal(echoed.choices[0].text, req.prompt + plain.choices[0].text);
+  const echoStream = await client.completions.create({ ...req, echo: true, stream: true });
+  let echoText = '';
+  for await (const chunk of echoStream) for (const c of chunk.choices) echoText += c.text;
+  assert.equal(echoText, req.prompt + plain.choices[0].text);
+  const idsEcho = await client.completions.create({ ...req, prompt: [1, 9038, 2501], echo: true, max_tokens: 2 });
+  assert.ok(idsEcho.choices[0].text.length > 2, idsEcho.choices[0].text);
+  // with logprobs it needs the prompt's log probabilities: refused
+  await assert.rejects(client.completions.create({ ...req, echo: true, logprobs: 1 }),
     (e) => e instanceof OpenAI.BadRequestError && e.param === 'echo');
   await assert.rejects(client.completions.create({ ...req, suffix: ' the end.' }),
     (e) => e instanceof OpenAI.BadRequestError && e.param === 'suffix');
