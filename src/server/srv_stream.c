@@ -81,7 +81,7 @@ static bool tool_text(srv_stream *st, size_t which, const sched_event *ev, srv_b
     json_t *calls = srv_tool_stream_finish(&ch->tools, st->req.one_tool_call, release, &nomem);
     if (nomem) return false;
     if (!calls) return true;
-    *finish = "tool_calls";
+    if (ev->finish == SCHED_FINISH_STOP) *finish = "tool_calls"; /* as a whole reply says */
     json_t *text = release->len ? srv_chunk(&st->job, which, release->data, release->len, NULL, NULL) : NULL;
     srv_buf_consume(release, release->len);
     return (!text || frame(st, text)) && frame(st, srv_chunk_tool_calls(&st->job, which, calls));
