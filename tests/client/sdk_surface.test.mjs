@@ -333,6 +333,17 @@ test('tool_choice naming a function: the reply is a call to it, plain, streamed 
   assert.equal(final.choices[0].message.tool_calls[0].function.name, 'get_weather');
   assert.equal(final.choices[0].message.tool_calls[0].function.arguments, call.function.arguments);
 
+  // a call that ends (here at a stop string) finishes with "tool_calls", plain and streamed
+  const stop = call.function.arguments.slice(5, 7);
+  const ended = await client.chat.completions.create({ ...req, stop: [stop] });
+  let expected = call.function.arguments.slice(0, call.function.arguments.indexOf(stop)).replace(/[ \n\r\t]+$/, '');
+  if (expected.endsWith('}')) expected = expected.slice(0, -1).replace(/[ \n\r\t]+$/, ''); // read as the call's close
+  assert.equal(ended.choices[0].finish_reason, 'tool_calls');
+  assert.equal(ended.choices[0].message.tool_calls[0].function.arguments, expected);
+  const endedStream = await client.chat.completions.stream({ ...req, stop: [stop] }).finalChatCompletion();
+  assert.equal(endedStream.choices[0].finish_reason, 'tool_calls');
+  assert.equal(endedStream.choices[0].message.tool_calls[0].function.arguments, expected);
+
   // "required" with one tool calls that tool
   const required = await client.chat.completions.create({ ...req, tools: [weatherTool], tool_choice: 'required' });
   assert.equal(required.choices[0].message.tool_calls[0].function.name, 'get_weather');
