@@ -236,6 +236,13 @@ void kern_weighted_rows_avx512(const float *w, const float *rows, size_t stride,
 void kern_gelu_avx2(float *x, int64_t n);
 void kern_gelu_avx512(float *x, int64_t n);
 void kern_rmsnorm_avx512(const float *x, const float *weight, int64_t n, float eps, float *out);
+/* Per-row ops of the encoder pass (ops.c: scalar reference; ops_rows_avx512.c). */
+void kern_layernorm_scalar(const float *x, const float *weight, const float *bias, int64_t n, float eps, float *out);
+void kern_layernorm_avx512(const float *x, const float *weight, const float *bias, int64_t n, float eps, float *out);
+void kern_softmax_scalar(float *x, int64_t n);
+void kern_softmax_avx512(float *x, int64_t n);
+void kern_add_scalar(float *x, const float *y, int64_t n);
+void kern_add_avx512(float *x, const float *y, int64_t n);
 
 /* ---- attention (attn.c, attn_avx2.c, attn_avx512.c) ------------------------ */
 #define KERN_ATTN_CHUNK 8   /* keys converted and scored together */

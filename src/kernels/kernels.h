@@ -115,6 +115,27 @@ hearth_status kern_matmul(kern_pool *p, const kern_matrix *w, const float *x, in
 hearth_status kern_matmul_group(kern_pool *p, int n, const kern_matrix *const *w, const float *x, int64_t n_tok,
                                 float *const *y, const int64_t *ldy);
 
+/* Work fused into one matmul pass, so a forward pass needs fewer pool runs:
+   - prepare(ctx, ith, t0, t1), when set, is called by pool thread ith for token rows
+     [t0, t1) of x right before it converts them, once per row over all threads; it may
+     write those rows of x (the caller's buffer) and any per-token state of its own. It
+     replaces a pool run of per-token work before the matmul (a norm, attention).
+   - bias[i] (rows floats, or NULL) is added to every output row of matrix i, and then,
+     with gelu, GELU (tanh form) is applied, by the thread that computed those outputs
+     while they are in its cache.
+   Results equal kern_matmul_group followed by the same per-row work, whatever the
+   thread count. */
+typedef struct kern_mm_fuse {
+    void (*prepare)(void *ctx, int ith, int64_t t0, int64_t t1);
+    void *ctx;
+    const float *bias[KERN_MATMUL_GROUP];
+    bool gelu;
+} kern_mm_fuse;
+/* kern_matmul_group with fused work (f may be NULL: none); errors as kern_matmul_group
+   (shape errors come before any work; a later failure may follow prepare). */
+hearth_status kern_matmul_fused(kern_pool *p, int n, const kern_matrix *const *w, const float *x, int64_t n_tok,
+                                float *const *y, const int64_t *ldy, const kern_mm_fuse *f);
+
 /* Dequantizes row r (< rows) of w into out[cols]; w->type must have kernels. */
 void kern_get_row(const kern_matrix *w, int64_t r, float *out);
 

@@ -1,7 +1,8 @@
 /* Elementwise and per-vector ops of the forward pass: RMS norm (AVX-512 variant),
  * layer norm, rotary embedding, softmax, SiLU-gated product (AVX2 and AVX-512 variants),
- * GELU, add. Reductions accumulate in double; angles are computed in double. Must
- * never read or write past n elements. */
+ * GELU, add (layer norm, softmax and add: AVX-512 variants in ops_rows_avx512.c).
+ * Reductions accumulate in double; angles are computed in double. Must never read or
+ * write past n elements. */
 #include <math.h>
 
 #include "kernels/kern_internal.h"
@@ -19,6 +20,12 @@ void kern_rmsnorm(const float *x, const float *weight, int64_t n, float eps, flo
 
 void kern_layernorm(const float *x, const float *weight, const float *bias, int64_t n,
                     float eps, float *out) {
+    if (kern_cpu_level_active() == KERN_CPU_AVX512) kern_layernorm_avx512(x, weight, bias, n, eps, out);
+    else kern_layernorm_scalar(x, weight, bias, n, eps, out);
+}
+
+void kern_layernorm_scalar(const float *x, const float *weight, const float *bias, int64_t n, float eps,
+                           float *out) {
     double sum = 0.0;
     for (int64_t i = 0; i < n; i++) sum += x[i];
     double mean = sum / (double)n;
@@ -75,6 +82,11 @@ void kern_rope(float *x, int n_heads, int head_dim, int n_rot, int64_t pos,
 }
 
 void kern_softmax(float *x, int64_t n) {
+    if (kern_cpu_level_active() == KERN_CPU_AVX512) kern_softmax_avx512(x, n);
+    else kern_softmax_scalar(x, n);
+}
+
+void kern_softmax_scalar(float *x, int64_t n) {
     float max = -INFINITY;
     for (int64_t i = 0; i < n; i++) max = fmaxf(max, x[i]);
     if (max == -INFINITY) {   /* everything masked: no preference, stay finite */
@@ -156,5 +168,10 @@ void kern_gelu(float *x, int64_t n) {
 }
 
 void kern_add(float *x, const float *y, int64_t n) {
+    if (kern_cpu_level_active() == KERN_CPU_AVX512) kern_add_avx512(x, y, n);
+    else kern_add_scalar(x, y, n);
+}
+
+void kern_add_scalar(float *x, const float *y, int64_t n) {
     for (int64_t i = 0; i < n; i++) x[i] += y[i];
 }
