@@ -223,12 +223,8 @@ void kern_silu_mul_scalar(const float *gate, const float *up, int64_t n, float *
 void kern_silu_mul_avx2(const float *gate, const float *up, int64_t n, float *out);
 void kern_silu_mul_avx512(const float *gate, const float *up, int64_t n, float *out);
 void kern_gelu_scalar(float *x, int64_t n);
-void kern_dot_rows_scalar(const float *q, const float *rows, size_t stride, int64_t n_rows, int64_t n, float scale,
-                          float *out);
-void kern_dot_rows_avx2(const float *q, const float *rows, size_t stride, int64_t n_rows, int64_t n, float scale,
+void kern_dot_cols_avx2(const float *q, const float *kt, size_t ld, int64_t dk, int64_t n_keys, float scale,
                         float *out);
-void kern_dot_rows_avx512(const float *q, const float *rows, size_t stride, int64_t n_rows, int64_t n, float scale,
-                          float *out);
 void kern_weighted_rows_scalar(const float *w, const float *rows, size_t stride, int64_t n_rows, int64_t n, float *out);
 void kern_weighted_rows_avx2(const float *w, const float *rows, size_t stride, int64_t n_rows, int64_t n, float *out);
 void kern_weighted_rows_avx512(const float *w, const float *rows, size_t stride, int64_t n_rows, int64_t n,
@@ -243,6 +239,10 @@ void kern_softmax_scalar(float *x, int64_t n);
 void kern_softmax_avx512(float *x, int64_t n);
 void kern_add_scalar(float *x, const float *y, int64_t n);
 void kern_add_avx512(float *x, const float *y, int64_t n);
+void kern_attend_cols_scalar(const float *q, const float *kt, size_t ld, int64_t dk, int64_t n_keys, float scale,
+                             const float *v, size_t v_stride, int64_t dv, float *scores, float *out);
+void kern_attend_cols_avx512(const float *q, const float *kt, size_t ld, int64_t dk, int64_t n_keys, float scale,
+                             const float *v, size_t v_stride, int64_t dv, float *scores, float *out);
 
 /* ---- attention (attn.c, attn_avx2.c, attn_avx512.c) ------------------------ */
 #define KERN_ATTN_CHUNK 8   /* keys converted and scored together */

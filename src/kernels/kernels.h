@@ -190,10 +190,13 @@ void kern_softmax(float *x, int64_t n);
 void kern_silu_mul(const float *gate, const float *up, int64_t n, float *out);
 void kern_gelu(float *x, int64_t n);               /* tanh approximation, in place */
 void kern_add(float *x, const float *y, int64_t n); /* x += y */
-/* Float32 attention pieces for inputs without a cache: out[j] = scale * (q . rows[j]) for
- * n_rows rows of n floats, stride floats apart; and out = sum_j w[j] * rows[j]. */
-void kern_dot_rows(const float *q, const float *rows, size_t stride, int64_t n_rows, int64_t n, float scale,
-                   float *out);
+/* Float32 attention for inputs without a cache: out = sum_j w[j] * rows[j] over n_rows
+ * rows of n floats, stride floats apart. */
 void kern_weighted_rows(const float *w, const float *rows, size_t stride, int64_t n_rows, int64_t n, float *out);
+/* One query's attention from keys stored transposed (kt[i * ld + j]: dimension i of key
+ * j, dk dims, n_keys >= 1 keys): out[dv] = softmax(scale * q·K) · V, value row j at
+ * v + j * v_stride; scores: n_keys floats of workspace. 16 keys per vector operation. */
+void kern_attend_cols(const float *q, const float *kt, size_t ld, int64_t dk, int64_t n_keys, float scale,
+                      const float *v, size_t v_stride, int64_t dv, float *scores, float *out);
 
 #endif

@@ -125,25 +125,6 @@ void kern_gelu_scalar(float *x, int64_t n) {
     }
 }
 
-void kern_dot_rows_scalar(const float *q, const float *rows, size_t stride, int64_t n_rows, int64_t n, float scale,
-                          float *out) {
-    for (int64_t j = 0; j < n_rows; j++) {
-        const float *r = rows + (size_t)j * stride;
-        float s = 0;
-        for (int64_t i = 0; i < n; i++) s += q[i] * r[i];
-        out[j] = scale * s;
-    }
-}
-
-void kern_dot_rows(const float *q, const float *rows, size_t stride, int64_t n_rows, int64_t n, float scale,
-                   float *out) {
-    switch (kern_cpu_level_active()) {
-    case KERN_CPU_AVX512: kern_dot_rows_avx512(q, rows, stride, n_rows, n, scale, out); break;
-    case KERN_CPU_AVX2: kern_dot_rows_avx2(q, rows, stride, n_rows, n, scale, out); break;
-    default: kern_dot_rows_scalar(q, rows, stride, n_rows, n, scale, out); break;
-    }
-}
-
 void kern_weighted_rows_scalar(const float *w, const float *rows, size_t stride, int64_t n_rows, int64_t n,
                                float *out) {
     memset(out, 0, (size_t)n * sizeof *out);

@@ -151,32 +151,41 @@ static void add_norm_rows(void *ctx, int ith, int64_t t0, int64_t t1) {
     }
 }
 
-/* One (token, head): softmax(q·K / sqrt(d)) · V over the tokens of t's input (those up
- * to t when causal). The input starts pos[t] tokens before t and ends before the next
- * token at position 0 (check_batch made inputs contiguous). */
-static void attend_one(const model_ctx *c, const model_batch *b, int32_t t, int64_t h, float *scores) {
-    const model_hparams *hp = &c->m->hp;
-    int64_t dk = hp->head_dim_k, dv = hp->head_dim_v, kvh = h / (hp->n_head / hp->n_head_kv);
-    int64_t q_dim = hp->n_head * dk, k_dim = hp->n_head_kv * dk, v_dim = hp->n_head_kv * dv;
-    int32_t start = t - b->pos[t], end = t + 1;
-    if (!hp->causal)
-        while (end < b->n && b->pos[end] != 0) end++;
-    const float *q = c->q + (size_t)t * (size_t)q_dim + (size_t)(h * dk);
-    float scale = 1.0f / sqrtf((float)dk);
-    kern_dot_rows(q, c->k + (size_t)start * (size_t)k_dim + (size_t)(kvh * dk), (size_t)k_dim, end - start, dk, scale,
-                  scores);
-    kern_softmax(scores, end - start);
-    float *out = c->att + (size_t)t * (size_t)(hp->n_head * dv) + (size_t)(h * dv);
-    kern_weighted_rows(scores, c->v + (size_t)start * (size_t)v_dim + (size_t)(kvh * dv), (size_t)v_dim, end - start,
-                       dv, out);
-}
-
-/* att[t] for every head of tokens [t0, t1), on thread ith's score row. */
+/* att[t] for every head of tokens [t0, t1). Per input and key head, thread ith
+ * transposes the input's keys into its workspace once, then each query of the range
+ * meets 16 keys per vector: softmax(q·K / sqrt(d)) · V over the tokens of its input
+ * (those up to t when causal). An input starts pos[t] tokens before t and ends before
+ * the next token at position 0 (check_batch made inputs contiguous). */
 static void attend_rows(void *ctx, int ith, int64_t t0, int64_t t1) {
-    const enc_step *s = ctx;
-    float *scores = s->c->scores + (size_t)ith * (size_t)s->c->p.n_ctx;
-    for (int64_t t = t0; t < t1; t++)
-        for (int64_t h = 0; h < s->c->m->hp.n_head; h++) attend_one(s->c, s->b, (int32_t)t, h, scores);
+    const enc_step *st = ctx;
+    const model_ctx *c = st->c;
+    const model_batch *b = st->b;
+    const model_hparams *hp = &c->m->hp;
+    int64_t dk = hp->head_dim_k, dv = hp->head_dim_v, group = hp->n_head / hp->n_head_kv;
+    int64_t q_dim = hp->n_head * dk, k_dim = hp->n_head_kv * dk, v_dim = hp->n_head_kv * dv;
+    float *scores = c->scores + (size_t)ith * (size_t)c->p.n_ctx * (size_t)(1 + dk), *kt = scores + c->p.n_ctx;
+    float scale = 1.0f / sqrtf((float)dk);
+    for (int64_t s0 = t0; s0 < t1;) {
+        int64_t start = s0 - b->pos[s0], end = s0 + 1;
+        while (end < b->n && b->pos[end] != 0) end++;
+        int64_t s1 = end < t1 ? end : t1, len = end - start;
+        for (int64_t h = 0, kvh = -1; h < hp->n_head; h++) {
+            if (h / group != kvh) {
+                kvh = h / group;
+                const float *k = c->k + (size_t)start * (size_t)k_dim + (size_t)(kvh * dk);
+                for (int64_t j = 0; j < len; j++)
+                    for (int64_t d = 0; d < dk; d++) kt[d * len + j] = k[j * k_dim + d];
+            }
+            const float *v = c->v + (size_t)start * (size_t)v_dim + (size_t)(kvh * dv);
+            for (int64_t t = s0; t < s1; t++) {
+                int64_t n_keys = hp->causal ? t + 1 - start : len;
+                kern_attend_cols(c->q + (size_t)t * (size_t)q_dim + (size_t)(h * dk), kt, (size_t)len, dk, n_keys,
+                                 scale, v, (size_t)v_dim, dv, scores,
+                                 c->att + (size_t)t * (size_t)(hp->n_head * dv) + (size_t)(h * dv));
+            }
+        }
+        s0 = s1;
+    }
 }
 
 static void final_norm_worker(void *ctx, int ith, int nth) {
