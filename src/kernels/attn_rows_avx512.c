@@ -1,9 +1,10 @@
-/* AVX-512 float32 attention of one query against transposed keys, in one pass over
- * registers: scores 16 keys per vector (four independent accumulators, 64 keys at a
- * time) with a running maximum, e^(s - max) on the shared vector exp, then the weighted
- * sum of value rows (independent chains over 32 outputs) scaled once by 1/sum.
- * Compiled with -mavx512f; must never run unless dispatch chose AVX-512, nor touch
- * memory past the rows and columns it is given (tails are masked). */
+/* AVX-512 float32 attention of up to KERN_ATTEND_QUERIES queries against transposed
+ * keys, in one pass over registers: each key vector (16 keys) loaded once serves every
+ * query, scores keep a running maximum, e^(s - max) uses the shared vector exp, and each
+ * value row loaded once feeds every query's weighted sum, scaled once by 1/sum. The
+ * queries give independent accumulator chains, so the loops run at FMA throughput, not
+ * latency. Compiled with -mavx512f; must never run unless dispatch chose AVX-512, nor
+ * touch memory past the rows and columns it is given (tails are masked). */
 #include <immintrin.h>
 #include <math.h>
 
@@ -14,62 +15,75 @@ static inline __mmask16 tail_mask(int64_t left) {
     return left >= 16 ? (__mmask16)0xFFFF : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
 }
 
-/* scores[j] = scale * q . kt[:, j]; returns their maximum. */
-static float scores16(const float *q, const float *kt, size_t ld, int64_t dk, int64_t n_keys, float scale,
-                      float *scores) {
+/* nq queries (a compile-time constant after inlining): scores, softmax, weighted sum. */
+static inline __attribute__((always_inline)) void attend(int nq, const float *q, size_t q_stride, const float *kt,
+                                                         size_t ld, int64_t dk, int64_t n_keys, float scale,
+                                                         const float *v, size_t v_stride, int64_t dv, float *scores,
+                                                         size_t s_stride, float *out, size_t out_stride) {
     const __m512 vs = _mm512_set1_ps(scale), ninf = _mm512_set1_ps(-INFINITY);
-    __m512 vmax = ninf;
-    for (int64_t j = 0; j < n_keys; j += 64) {
-        __mmask16 k0 = tail_mask(n_keys - j), k1 = tail_mask(n_keys - j - 16), k2 = tail_mask(n_keys - j - 32),
-                  k3 = tail_mask(n_keys - j - 48);
-        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    __m512 vmax[KERN_ATTEND_QUERIES], sum[KERN_ATTEND_QUERIES];
+    for (int r = 0; r < nq; r++) vmax[r] = ninf;
+    for (int64_t j = 0; j < n_keys; j += 32) {
+        __mmask16 k0 = tail_mask(n_keys - j), k1 = tail_mask(n_keys - j - 16);
+        __m512 a[KERN_ATTEND_QUERIES][2];
+        for (int r = 0; r < nq; r++) a[r][0] = a[r][1] = _mm512_setzero_ps();
         for (int64_t i = 0; i < dk; i++) {
-            const float *r = kt + (size_t)i * ld + (size_t)j;
-            __m512 qi = _mm512_set1_ps(q[i]);
-            a0 = _mm512_fmadd_ps(qi, _mm512_maskz_loadu_ps(k0, r), a0);
-            if (k1) a1 = _mm512_fmadd_ps(qi, _mm512_maskz_loadu_ps(k1, r + 16), a1);
-            if (k2) a2 = _mm512_fmadd_ps(qi, _mm512_maskz_loadu_ps(k2, r + 32), a2);
-            if (k3) a3 = _mm512_fmadd_ps(qi, _mm512_maskz_loadu_ps(k3, r + 48), a3);
+            const float *row = kt + (size_t)i * ld + (size_t)j;
+            __m512 c0 = _mm512_maskz_loadu_ps(k0, row), c1 = _mm512_maskz_loadu_ps(k1, row + 16);
+            for (int r = 0; r < nq; r++) {
+                __m512 qi = _mm512_set1_ps(q[(size_t)r * q_stride + (size_t)i]);
+                a[r][0] = _mm512_fmadd_ps(qi, c0, a[r][0]);
+                a[r][1] = _mm512_fmadd_ps(qi, c1, a[r][1]);
+            }
         }
-        __m512 s[4] = {_mm512_mul_ps(a0, vs), _mm512_mul_ps(a1, vs), _mm512_mul_ps(a2, vs), _mm512_mul_ps(a3, vs)};
-        __mmask16 k[4] = {k0, k1, k2, k3};
-        for (int c = 0; c < 4; c++) {
-            _mm512_mask_storeu_ps(scores + j + 16 * c, k[c], s[c]);
-            vmax = _mm512_mask_max_ps(vmax, k[c], vmax, s[c]);
+        for (int r = 0; r < nq; r++) {
+            __m512 s0 = _mm512_mul_ps(a[r][0], vs), s1 = _mm512_mul_ps(a[r][1], vs);
+            _mm512_mask_storeu_ps(scores + (size_t)r * s_stride + j, k0, s0);
+            _mm512_mask_storeu_ps(scores + (size_t)r * s_stride + j + 16, k1, s1);
+            vmax[r] = _mm512_mask_max_ps(vmax[r], k0, vmax[r], s0);
+            vmax[r] = _mm512_mask_max_ps(vmax[r], k1, vmax[r], s1);
         }
     }
-    return _mm512_reduce_max_ps(vmax);
-}
-
-void kern_attend_cols_avx512(const float *q, const float *kt, size_t ld, int64_t dk, int64_t n_keys, float scale,
-                             const float *v, size_t v_stride, int64_t dv, float *scores, float *out) {
-    __m512 vmx = _mm512_set1_ps(scores16(q, kt, ld, dk, n_keys, scale, scores)), sum = _mm512_setzero_ps();
-    for (int64_t j = 0; j < n_keys; j += 16) {
-        __mmask16 k = tail_mask(n_keys - j);
-        __m512 e = _mm512_maskz_mov_ps(k, kern_exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, scores + j), vmx)));
-        _mm512_mask_storeu_ps(scores + j, k, e);
-        sum = _mm512_add_ps(sum, e);
+    for (int r = 0; r < nq; r++) {
+        __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(vmax[r]));
+        float *s = scores + (size_t)r * s_stride;
+        sum[r] = _mm512_setzero_ps();
+        for (int64_t j = 0; j < n_keys; j += 16) {
+            __mmask16 k = tail_mask(n_keys - j);
+            __m512 e = _mm512_maskz_mov_ps(k, kern_exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, s + j), mx)));
+            _mm512_mask_storeu_ps(s + j, k, e);
+            sum[r] = _mm512_add_ps(sum[r], e);
+        }
+        sum[r] = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum[r]));
     }
-    __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
     for (int64_t i = 0; i < dv; i += 32) {
         __mmask16 m0 = tail_mask(dv - i), m1 = tail_mask(dv - i - 16);
-        __m512 a0 = _mm512_setzero_ps(), a1 = a0, b0 = a0, b1 = a0;
-        int64_t j = 0;
-        for (; j + 2 <= n_keys; j += 2) {
-            const float *r = v + (size_t)j * v_stride + (size_t)i, *r2 = r + v_stride;
-            __m512 w0 = _mm512_set1_ps(scores[j]), w1 = _mm512_set1_ps(scores[j + 1]);
-            a0 = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(m0, r), a0);
-            a1 = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(m1, r + 16), a1);
-            b0 = _mm512_fmadd_ps(w1, _mm512_maskz_loadu_ps(m0, r2), b0);
-            b1 = _mm512_fmadd_ps(w1, _mm512_maskz_loadu_ps(m1, r2 + 16), b1);
+        __m512 a[KERN_ATTEND_QUERIES][2];
+        for (int r = 0; r < nq; r++) a[r][0] = a[r][1] = _mm512_setzero_ps();
+        for (int64_t j = 0; j < n_keys; j++) {
+            const float *row = v + (size_t)j * v_stride + (size_t)i;
+            __m512 c0 = _mm512_maskz_loadu_ps(m0, row), c1 = _mm512_maskz_loadu_ps(m1, row + 16);
+            for (int r = 0; r < nq; r++) {
+                __m512 w = _mm512_set1_ps(scores[(size_t)r * s_stride + (size_t)j]);
+                a[r][0] = _mm512_fmadd_ps(w, c0, a[r][0]);
+                a[r][1] = _mm512_fmadd_ps(w, c1, a[r][1]);
+            }
         }
-        if (j < n_keys) {
-            const float *r = v + (size_t)j * v_stride + (size_t)i;
-            __m512 w0 = _mm512_set1_ps(scores[j]);
-            a0 = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(m0, r), a0);
-            a1 = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(m1, r + 16), a1);
+        for (int r = 0; r < nq; r++) {
+            _mm512_mask_storeu_ps(out + (size_t)r * out_stride + i, m0, _mm512_mul_ps(a[r][0], sum[r]));
+            _mm512_mask_storeu_ps(out + (size_t)r * out_stride + i + 16, m1, _mm512_mul_ps(a[r][1], sum[r]));
         }
-        _mm512_mask_storeu_ps(out + i, m0, _mm512_mul_ps(_mm512_add_ps(a0, b0), inv));
-        _mm512_mask_storeu_ps(out + i + 16, m1, _mm512_mul_ps(_mm512_add_ps(a1, b1), inv));
+    }
+}
+
+void kern_attend_cols_avx512(int n_q, const float *q, size_t q_stride, const float *kt, size_t ld, int64_t dk,
+                             int64_t n_keys, float scale, const float *v, size_t v_stride, int64_t dv, float *scores,
+                             float *out, size_t out_stride) {
+    size_t s_stride = (size_t)n_keys;
+    switch (n_q) {
+    case 4: attend(4, q, q_stride, kt, ld, dk, n_keys, scale, v, v_stride, dv, scores, s_stride, out, out_stride); break;
+    case 3: attend(3, q, q_stride, kt, ld, dk, n_keys, scale, v, v_stride, dv, scores, s_stride, out, out_stride); break;
+    case 2: attend(2, q, q_stride, kt, ld, dk, n_keys, scale, v, v_stride, dv, scores, s_stride, out, out_stride); break;
+    default: attend(1, q, q_stride, kt, ld, dk, n_keys, scale, v, v_stride, dv, scores, s_stride, out, out_stride); break;
     }
 }

@@ -239,10 +239,9 @@ void kern_softmax_scalar(float *x, int64_t n);
 void kern_softmax_avx512(float *x, int64_t n);
 void kern_add_scalar(float *x, const float *y, int64_t n);
 void kern_add_avx512(float *x, const float *y, int64_t n);
-void kern_attend_cols_scalar(const float *q, const float *kt, size_t ld, int64_t dk, int64_t n_keys, float scale,
-                             const float *v, size_t v_stride, int64_t dv, float *scores, float *out);
-void kern_attend_cols_avx512(const float *q, const float *kt, size_t ld, int64_t dk, int64_t n_keys, float scale,
-                             const float *v, size_t v_stride, int64_t dv, float *scores, float *out);
+void kern_attend_cols_avx512(int n_q, const float *q, size_t q_stride, const float *kt, size_t ld, int64_t dk,
+                             int64_t n_keys, float scale, const float *v, size_t v_stride, int64_t dv, float *scores,
+                             float *out, size_t out_stride);
 
 /* ---- attention (attn.c, attn_avx2.c, attn_avx512.c) ------------------------ */
 #define KERN_ATTN_CHUNK 8   /* keys converted and scored together */

@@ -193,10 +193,14 @@ void kern_add(float *x, const float *y, int64_t n); /* x += y */
 /* Float32 attention for inputs without a cache: out = sum_j w[j] * rows[j] over n_rows
  * rows of n floats, stride floats apart. */
 void kern_weighted_rows(const float *w, const float *rows, size_t stride, int64_t n_rows, int64_t n, float *out);
-/* One query's attention from keys stored transposed (kt[i * ld + j]: dimension i of key
- * j, dk dims, n_keys >= 1 keys): out[dv] = softmax(scale * q·K) · V, value row j at
- * v + j * v_stride; scores: n_keys floats of workspace. 16 keys per vector operation. */
-void kern_attend_cols(const float *q, const float *kt, size_t ld, int64_t dk, int64_t n_keys, float scale,
-                      const float *v, size_t v_stride, int64_t dv, float *scores, float *out);
+/* Attention of n_q (1..KERN_ATTEND_QUERIES) queries sharing their keys, from keys stored
+ * transposed (kt[i * ld + j]: dimension i of key j, dk dims, n_keys >= 1 keys): out row r
+ * = softmax(scale * q_r·K) · V, query r at q + r * q_stride, its output (dv floats) at
+ * out + r * out_stride, value row j at v + j * v_stride. scores: n_q * n_keys floats of
+ * workspace. Each query's result does not depend on n_q. */
+#define KERN_ATTEND_QUERIES 4
+void kern_attend_cols(int n_q, const float *q, size_t q_stride, const float *kt, size_t ld, int64_t dk,
+                      int64_t n_keys, float scale, const float *v, size_t v_stride, int64_t dv, float *scores,
+                      float *out, size_t out_stride);
 
 #endif

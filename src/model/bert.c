@@ -152,9 +152,9 @@ static void add_norm_rows(void *ctx, int ith, int64_t t0, int64_t t1) {
 }
 
 /* att[t] for every head of tokens [t0, t1). Per input and key head, thread ith
- * transposes the input's keys into its workspace once, then each query of the range
- * meets 16 keys per vector: softmax(q·K / sqrt(d)) · V over the tokens of its input
- * (those up to t when causal). An input starts pos[t] tokens before t and ends before
+ * transposes the input's keys into its workspace once, then the range's queries, a few
+ * at a time, meet 16 keys per vector: softmax(q·K / sqrt(d)) · V over the tokens of
+ * their input (one query at a time up to itself when causal). An input starts pos[t] tokens before t and ends before
  * the next token at position 0 (check_batch made inputs contiguous). */
 static void attend_rows(void *ctx, int ith, int64_t t0, int64_t t1) {
     const enc_step *st = ctx;
@@ -163,7 +163,8 @@ static void attend_rows(void *ctx, int ith, int64_t t0, int64_t t1) {
     const model_hparams *hp = &c->m->hp;
     int64_t dk = hp->head_dim_k, dv = hp->head_dim_v, group = hp->n_head / hp->n_head_kv;
     int64_t q_dim = hp->n_head * dk, k_dim = hp->n_head_kv * dk, v_dim = hp->n_head_kv * dv;
-    float *scores = c->scores + (size_t)ith * (size_t)c->p.n_ctx * (size_t)(1 + dk), *kt = scores + c->p.n_ctx;
+    float *scores = c->scores + (size_t)ith * (size_t)c->p.n_ctx * (size_t)(KERN_ATTEND_QUERIES + dk);
+    float *kt = scores + (size_t)c->p.n_ctx * KERN_ATTEND_QUERIES;
     float scale = 1.0f / sqrtf((float)dk);
     for (int64_t s0 = t0; s0 < t1;) {
         int64_t start = s0 - b->pos[s0], end = s0 + 1;
@@ -177,11 +178,13 @@ static void attend_rows(void *ctx, int ith, int64_t t0, int64_t t1) {
                     for (int64_t d = 0; d < dk; d++) kt[d * len + j] = k[j * k_dim + d];
             }
             const float *v = c->v + (size_t)start * (size_t)v_dim + (size_t)(kvh * dv);
-            for (int64_t t = s0; t < s1; t++) {
+            for (int64_t t = s0, nq; t < s1; t += nq) {
+                nq = hp->causal ? 1 : s1 - t < KERN_ATTEND_QUERIES ? s1 - t : KERN_ATTEND_QUERIES;
                 int64_t n_keys = hp->causal ? t + 1 - start : len;
-                kern_attend_cols(c->q + (size_t)t * (size_t)q_dim + (size_t)(h * dk), kt, (size_t)len, dk, n_keys,
-                                 scale, v, (size_t)v_dim, dv, scores,
-                                 c->att + (size_t)t * (size_t)(hp->n_head * dv) + (size_t)(h * dv));
+                kern_attend_cols((int)nq, c->q + (size_t)t * (size_t)q_dim + (size_t)(h * dk), (size_t)q_dim, kt,
+                                 (size_t)len, dk, n_keys, scale, v, (size_t)v_dim, dv, scores,
+                                 c->att + (size_t)t * (size_t)(hp->n_head * dv) + (size_t)(h * dv),
+                                 (size_t)(hp->n_head * dv));
             }
         }
         s0 = s1;

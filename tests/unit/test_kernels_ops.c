@@ -247,35 +247,40 @@ static void test_silu_mul_gelu_add(void **state) {
         assert_true(wsum[n] == 12345.0f);
     }
 
-    /* one query's attention from transposed keys: key counts around 8, 16 and 64, value
-       widths around the 32-output chunks */
-    enum { DK = 24, MAXK = 70, LD = 71, V_STRIDE = 50 };
-    static float kt[DK * LD], vals[MAXK * V_STRIDE], qa[DK], ws[MAXK], att[V_STRIDE + 1];
+    /* attention of 1-4 queries from transposed keys: key counts around 8, 16, 32 and 64,
+       value widths around the 32-output chunks; each query as computed alone in double */
+    enum { DK = 24, MAXK = 70, LD = 71, V_STRIDE = 50, NQ = KERN_ATTEND_QUERIES, Q_STRIDE = 30, O_STRIDE = 53 };
+    static float kt[DK * LD], vals[MAXK * V_STRIDE], qa[NQ * Q_STRIDE], ws[NQ * MAXK], att[NQ * O_STRIDE];
     kt_fill_normal(&r, kt, DK * LD, 1.0f);
     kt_fill_normal(&r, vals, MAXK * V_STRIDE, 1.0f);
-    kt_fill_normal(&r, qa, DK, 1.0f);
-    static const int key_counts[] = {1, 2, 7, 8, 9, 15, 16, 17, 33, 37, 63, 64, 65, 70};
+    kt_fill_normal(&r, qa, NQ * Q_STRIDE, 1.0f);
+    static const int key_counts[] = {1, 2, 7, 8, 9, 15, 16, 17, 31, 32, 33, 37, 63, 64, 65, 70};
     for (size_t c = 0; c < sizeof key_counts / sizeof key_counts[0]; c++)
-        for (int dv = 1; dv <= V_STRIDE; dv += 7) {
-            int nk = key_counts[c];
-            double p[MAXK], mx = -1e300, sum = 0, want_a[V_STRIDE];
-            for (int j = 0; j < nk; j++) {
-                double s = 0;
-                for (int i = 0; i < DK; i++) s += (double)qa[i] * kt[i * LD + j];
-                p[j] = 0.3 * s;
-                mx = fmax(mx, p[j]);
+        for (int dv = 1; dv <= V_STRIDE; dv += 7)
+            for (int nq = 1; nq <= NQ; nq++) {
+                int nk = key_counts[c];
+                for (int i = 0; i < NQ * O_STRIDE; i++) att[i] = 12345.0f;   /* outside the outputs: untouched */
+                kern_attend_cols(nq, qa, Q_STRIDE, kt, LD, DK, nk, 0.3f, vals, V_STRIDE, dv, ws, att, O_STRIDE);
+                for (int qi = 0; qi < nq; qi++) {
+                    double p[MAXK], mx = -1e300, sum = 0, want_a[V_STRIDE];
+                    for (int j = 0; j < nk; j++) {
+                        double s = 0;
+                        for (int i = 0; i < DK; i++) s += (double)qa[qi * Q_STRIDE + i] * kt[i * LD + j];
+                        p[j] = 0.3 * s;
+                        mx = fmax(mx, p[j]);
+                    }
+                    for (int j = 0; j < nk; j++) sum += (p[j] = exp(p[j] - mx));
+                    for (int i = 0; i < dv; i++) {
+                        double s = 0;
+                        for (int j = 0; j < nk; j++) s += p[j] / sum * vals[j * V_STRIDE + i];
+                        want_a[i] = s;
+                    }
+                    expect_near("attend_cols", att + qi * O_STRIDE, want_a, dv, 1e-5);
+                }
+                for (int i = 0; i < NQ * O_STRIDE; i++)
+                    if ((i / O_STRIDE >= nq || i % O_STRIDE >= dv) && att[i] != 12345.0f)
+                        fail_msg("attend_cols, %d queries, width %d: wrote out[%d]", nq, dv, i);
             }
-            for (int j = 0; j < nk; j++) sum += (p[j] = exp(p[j] - mx));
-            for (int i = 0; i < dv; i++) {
-                double s = 0;
-                for (int j = 0; j < nk; j++) s += p[j] / sum * vals[j * V_STRIDE + i];
-                want_a[i] = s;
-            }
-            att[dv] = 12345.0f; /* past the width: untouched */
-            kern_attend_cols(qa, kt, LD, DK, nk, 0.3f, vals, V_STRIDE, dv, ws, att);
-            expect_near("attend_cols", att, want_a, dv, 1e-5);
-            assert_true(att[dv] == 12345.0f);
-        }
 
     float a[3] = {1, 2, 3}, b[3] = {0.5f, -2, 10};
     kern_add(a, b, 3);
