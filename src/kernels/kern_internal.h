@@ -211,12 +211,14 @@ typedef struct {
 } kern_act_q8;          /* 40 B */
 
 /* AVX-512: converts n_tok rows of cols floats into activation rows (act_row_bytes
-   apart) for panel type wtype, and multiplies a range of panels by a range of tokens. */
+   apart) for panel type wtype, and multiplies a range of panels by a range of tokens,
+   adding bias (rows floats, or NULL) and then applying GELU (gelu) to each tile's
+   outputs right after computing them. */
 size_t kern_act_row_bytes(uint32_t wtype, int64_t cols);
 void kern_act_convert_avx512(uint32_t wtype, const float *x, int64_t cols, void *act);
 void kern_panels_mul_avx512(uint32_t wtype, const void *panels, int64_t rows, int64_t cols,
                             int64_t p0, int64_t p1, const uint8_t *act, size_t act_row_bytes,
-                            int64_t t0, int64_t t1, float *y, int64_t ldy);
+                            int64_t t0, int64_t t1, float *y, int64_t ldy, const float *bias, bool gelu);
 
 /* ---- elementwise ops (ops.c, ops_avx2.c, ops_avx512.c) --------------------- */
 void kern_silu_mul_scalar(const float *gate, const float *up, int64_t n, float *out);

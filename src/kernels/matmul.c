@@ -5,8 +5,8 @@
  * active level. Prepared matrices (kern_matrix_prepare, AVX-512): 16-row panels times
  * tiles of up to 8 tokens, work items being (64-token block, panel) pairs. Either way
  * the result is the same for any thread count. Fused work (kern_mm_fuse) rides along:
- * per-token preparation inside the conversion run, bias and GELU right after each chunk
- * of outputs is computed. Must never allocate per call when given
+ * per-token preparation inside the conversion run, bias and GELU right after each tile
+ * (panels) or chunk of rows (plain) is computed. Must never allocate per call when given
  * a pool whose scratch is already large enough, nor run a level's kernels dispatch did
  * not choose. */
 #include "base/checked.h"
@@ -36,7 +36,7 @@ typedef struct {
     const kern_mm_fuse *prep;     /* its prepare runs in this pass; NULL: none */
     const float *bias[KERN_MATMUL_GROUP];
     bool gelu;
-    bool finish;                  /* some bias, or gelu */
+    bool finish;                  /* plain rows with some bias, or gelu: finish_units */
 } mm_job;
 
 /* Rows [t0, t1) of x converted into act. Plain rows are contiguous and from_float works
@@ -81,7 +81,7 @@ static void mul_units(const mm_job *j, int i, int64_t u0, int64_t u1, int64_t t0
     const kern_matrix *w = j->w[i];
     if (j->panels) {
         kern_panels_mul_avx512(w->type, w->packed, w->rows, w->cols, u0, u1, act, j->act_row_bytes, t0, t1, j->y[i],
-                               j->ldy[i]);
+                               j->ldy[i], j->bias[i], j->gelu);   /* bias and GELU per tile */
         return;
     }
     const kern_type_traits *wt = kern_traits(w->type);
@@ -165,7 +165,7 @@ static hearth_status run_group(kern_pool *p, int n, const kern_matrix *const *w,
                                float *const *y, const int64_t *ldy, const float *const *bias, bool gelu,
                                const kern_mm_fuse *prep) {
     mm_job j = {.n = n, .x = x, .cols = w[0]->cols, .n_tok = n_tok, .panels = panels_usable(w[0]), .prep = prep,
-                .gelu = gelu, .finish = gelu};
+                .gelu = gelu};
     j.xt = kern_traits(kern_traits(w[0]->type)->vec_dot_type);
     j.first[0] = 0;
     for (int i = 0; i < n; i++) {
@@ -173,7 +173,7 @@ static hearth_status run_group(kern_pool *p, int n, const kern_matrix *const *w,
         j.y[i] = y[i];
         j.ldy[i] = ldy[i];
         j.bias[i] = bias[i];
-        j.finish = j.finish || bias[i];
+        j.finish = !j.panels && (gelu || bias[i] || j.finish);   /* panels finish each tile themselves */
         j.first[i + 1] = j.first[i] + (j.panels ? (w[i]->rows + KERN_PANEL - 1) / KERN_PANEL : w[i]->rows);
     }
     j.act_row_bytes = j.panels ? kern_act_row_bytes(w[0]->type, j.cols) : kern_row_bytes(j.xt->type, j.cols);
