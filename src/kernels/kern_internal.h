@@ -229,8 +229,6 @@ void kern_dot_cols_avx2(const float *q, const float *kt, size_t ld, int64_t dk, 
                         float *out);
 void kern_weighted_rows_scalar(const float *w, const float *rows, size_t stride, int64_t n_rows, int64_t n, float *out);
 void kern_weighted_rows_avx2(const float *w, const float *rows, size_t stride, int64_t n_rows, int64_t n, float *out);
-void kern_weighted_rows_avx512(const float *w, const float *rows, size_t stride, int64_t n_rows, int64_t n,
-                               float *out);
 void kern_gelu_avx2(float *x, int64_t n);
 void kern_gelu_avx512(float *x, int64_t n);
 void kern_rmsnorm_avx512(const float *x, const float *weight, int64_t n, float eps, float *out);

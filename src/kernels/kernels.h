@@ -190,9 +190,6 @@ void kern_softmax(float *x, int64_t n);
 void kern_silu_mul(const float *gate, const float *up, int64_t n, float *out);
 void kern_gelu(float *x, int64_t n);               /* tanh approximation, in place */
 void kern_add(float *x, const float *y, int64_t n); /* x += y */
-/* Float32 attention for inputs without a cache: out = sum_j w[j] * rows[j] over n_rows
- * rows of n floats, stride floats apart. */
-void kern_weighted_rows(const float *w, const float *rows, size_t stride, int64_t n_rows, int64_t n, float *out);
 /* Attention of n_q (1..KERN_ATTEND_QUERIES) queries sharing their keys, from keys stored
  * transposed (kt[i * ld + j]: dimension i of key j, dk dims, n_keys >= 1 keys): out row r
  * = softmax(scale * q_r·K) · V, query r at q + r * q_stride, its output (dv floats) at

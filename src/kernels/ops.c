@@ -132,14 +132,6 @@ void kern_weighted_rows_scalar(const float *w, const float *rows, size_t stride,
         for (int64_t i = 0; i < n; i++) out[i] += w[j] * rows[(size_t)j * stride + (size_t)i];
 }
 
-void kern_weighted_rows(const float *w, const float *rows, size_t stride, int64_t n_rows, int64_t n, float *out) {
-    switch (kern_cpu_level_active()) {
-    case KERN_CPU_AVX512: kern_weighted_rows_avx512(w, rows, stride, n_rows, n, out); break;
-    case KERN_CPU_AVX2: kern_weighted_rows_avx2(w, rows, stride, n_rows, n, out); break;
-    default: kern_weighted_rows_scalar(w, rows, stride, n_rows, n, out); break;
-    }
-}
-
 void kern_gelu(float *x, int64_t n) {
     switch (kern_cpu_level_active()) {
     case KERN_CPU_AVX512: kern_gelu_avx512(x, n); break;

@@ -23,34 +23,6 @@ void kern_silu_mul_avx512(const float *gate, const float *up, int64_t n, float *
     }
 }
 
-/* 32 outputs at a time, even and odd rows in separate accumulators: four independent
-   chains instead of one. */
-void kern_weighted_rows_avx512(const float *w, const float *rows, size_t stride, int64_t n_rows, int64_t n,
-                               float *out) {
-    for (int64_t i = 0; i < n; i += 32) {
-        __mmask16 m0 = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
-        __mmask16 m1 = n - i >= 32 ? (__mmask16)0xFFFF : n - i <= 16 ? 0 : (__mmask16)((1u << (n - i - 16)) - 1);
-        __m512 a0 = _mm512_setzero_ps(), a1 = a0, b0 = a0, b1 = a0;
-        int64_t j = 0;
-        for (; j + 2 <= n_rows; j += 2) {
-            const float *r = rows + (size_t)j * stride + (size_t)i, *r2 = r + stride;
-            __m512 w0 = _mm512_set1_ps(w[j]), w1 = _mm512_set1_ps(w[j + 1]);
-            a0 = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(m0, r), a0);
-            a1 = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(m1, r + 16), a1);
-            b0 = _mm512_fmadd_ps(w1, _mm512_maskz_loadu_ps(m0, r2), b0);
-            b1 = _mm512_fmadd_ps(w1, _mm512_maskz_loadu_ps(m1, r2 + 16), b1);
-        }
-        if (j < n_rows) {
-            const float *r = rows + (size_t)j * stride + (size_t)i;
-            __m512 w0 = _mm512_set1_ps(w[j]);
-            a0 = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(m0, r), a0);
-            a1 = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(m1, r + 16), a1);
-        }
-        _mm512_mask_storeu_ps(out + i, m0, _mm512_add_ps(a0, b0));
-        _mm512_mask_storeu_ps(out + i + 16, m1, _mm512_add_ps(a1, b1));
-    }
-}
-
 void kern_gelu_avx512(float *x, int64_t n) {
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, kern_gelu16(_mm512_loadu_ps(x + i)));

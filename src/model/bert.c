@@ -154,8 +154,9 @@ static void add_norm_rows(void *ctx, int ith, int64_t t0, int64_t t1) {
 /* att[t] for every head of tokens [t0, t1). Per input and key head, thread ith
  * transposes the input's keys into its workspace once, then the range's queries, a few
  * at a time, meet 16 keys per vector: softmax(q·K / sqrt(d)) · V over the tokens of
- * their input (one query at a time up to itself when causal). An input starts pos[t] tokens before t and ends before
- * the next token at position 0 (check_batch made inputs contiguous). */
+ * their input (one query at a time, up to itself, when causal). An input starts pos[t]
+ * tokens before t and ends before the next token at position 0 (check_batch made inputs
+ * contiguous). */
 static void attend_rows(void *ctx, int ith, int64_t t0, int64_t t1) {
     const enc_step *st = ctx;
     const model_ctx *c = st->c;

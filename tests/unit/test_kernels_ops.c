@@ -228,25 +228,6 @@ static void test_silu_mul_gelu_add(void **state) {
         expect_near("gelu long", lo, lw, n, 2e-6);
     }
 
-    /* float attention pieces over strided rows, for widths around the vector sizes */
-    enum { ROWS = 9, STRIDE = 70 };
-    static float q[STRIDE], rows[ROWS * STRIDE], sc[ROWS], wsum[STRIDE];
-    kt_fill_normal(&r, q, STRIDE, 1.0f);
-    kt_fill_normal(&r, rows, ROWS * STRIDE, 1.0f);
-    kt_fill_normal(&r, sc, ROWS, 1.0f);
-    for (int n = 1; n <= 40; n += 3) {
-        double want_w[STRIDE];
-        for (int i = 0; i < n; i++) {
-            double s = 0;
-            for (int j = 0; j < ROWS; j++) s += (double)sc[j] * rows[j * STRIDE + i];
-            want_w[i] = s;
-        }
-        wsum[n] = 12345.0f; /* past the width: untouched */
-        kern_weighted_rows(sc, rows, STRIDE, ROWS, n, wsum);
-        expect_near("weighted_rows", wsum, want_w, n, 1e-5);
-        assert_true(wsum[n] == 12345.0f);
-    }
-
     /* attention of 1-4 queries from transposed keys: key counts around 8, 16, 32 and 64,
        value widths around the 32-output chunks; each query as computed alone in double */
     enum { DK = 24, MAXK = 70, LD = 71, V_STRIDE = 50, NQ = KERN_ATTEND_QUERIES, Q_STRIDE = 30, O_STRIDE = 53 };
