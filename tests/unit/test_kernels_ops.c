@@ -1,6 +1,7 @@
 /* Elementwise ops against their formulas evaluated in double, plus literal values a
  * wrong pairing, base or approximation cannot produce: RoPE's two pairings, softmax
- * with masks and huge logits, GELU's tanh approximation, in-place use. */
+ * with masks and huge logits, GELU's tanh approximation, in-place use; the encoder's
+ * attention of 1-4 queries from transposed keys, writing nothing outside its outputs. */
 #include "testutil.h"
 
 #include <math.h>
