@@ -50,7 +50,7 @@ static void defaults(cfg_config *c) {
     c->server.max_keep_alive_s = 3600;
     cfg_limits_defaults(&c->limits);
     c->embeddings = (cfg_embeddings){.cache = true, .cache_max_entries = 10000, .cache_max_bytes = (int64_t)64 << 20,
-                                     .cache_ttl_s = 3600, .max_inputs = 2048, .batch_tokens = 2048, .max_queue = 8192};
+                                     .cache_ttl_s = 3600, .max_inputs = 2048, .max_request_tokens = 300000, .batch_tokens = 2048, .max_queue = 8192};
     cfg_model_defaults(&c->defaults);
 }
 

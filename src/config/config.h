@@ -137,6 +137,7 @@ typedef struct cfg_embeddings {
     int64_t cache_max_bytes;        /* default 64 MiB */
     double cache_ttl_s;             /* default 1h; 0: entries never expire */
     int32_t max_inputs;             /* inputs per request (default 2048) */
+    int32_t max_request_tokens;     /* tokens summed over a request's inputs (default 300000) */
     int32_t batch_tokens;           /* most tokens per forward pass (default 2048) */
     int32_t max_queue;              /* inputs waiting per model before 503 (default 8192) */
 } cfg_embeddings;

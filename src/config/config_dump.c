@@ -218,8 +218,8 @@ char *cfg_dump(const cfg_config *c) {
     cfg_format_size(e->cache_max_bytes, d, sizeof d);
     put(&o, "  cache_max_bytes: %s\n", d);
     cfg_format_duration(e->cache_ttl_s, d, sizeof d);
-    put(&o, "  cache_ttl: %s\n  max_inputs: %d\n  batch_tokens: %d\n  max_queue: %d\n", d, e->max_inputs,
-        e->batch_tokens, e->max_queue);
+    put(&o, "  cache_ttl: %s\n  max_inputs: %d\n  max_request_tokens: %d\n  batch_tokens: %d\n  max_queue: %d\n", d,
+        e->max_inputs, e->max_request_tokens, e->batch_tokens, e->max_queue);
     put(&o, "defaults:\n");
     model_keys(&o, &c->defaults, "  ");
     put(&o, c->n_models ? "models:\n" : "models: []\n");

@@ -340,6 +340,7 @@ cfg_set_result cfg_set_embeddings_key(cfg_embeddings *e, const char *key, const 
     }
     static const struct { const char *key; int64_t lo, hi; size_t off; } ints[] = {
         {"max_inputs", 1, 1 << 20, offsetof(cfg_embeddings, max_inputs)},
+        {"max_request_tokens", 1, 1 << 30, offsetof(cfg_embeddings, max_request_tokens)},
         {"batch_tokens", 16, 1 << 20, offsetof(cfg_embeddings, batch_tokens)},
         {"max_queue", 1, 1 << 24, offsetof(cfg_embeddings, max_queue)},
     };
