@@ -414,8 +414,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
         snprintf(c->method, sizeof c->method, "%s", method);
         snprintf(c->path, sizeof c->path, "%s", url);
         MHD_set_connection_option(mc, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)s->idle_timeout_s);
-        enum MHD_Result r = begin(s, mc, c, url, method);
-        if (r != MHD_YES || c->replied || srv_route_has_body(c->route)) return r;
+        /* Answered on the next call, when MHD holds the whole request: libmicrohttpd closes
+           the connection after a reply queued on this first one, even for a bodiless GET. */
+        return begin(s, mc, c, url, method);
     } else if (c->replied) {
         *upload_size = 0;
         return MHD_YES;
