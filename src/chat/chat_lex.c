@@ -203,51 +203,59 @@ static size_t lex_string(lexer *lx, size_t p) {
     return i + 1;
 }
 
-static size_t lex_number(lexer *lx, size_t p, bool after_dot) {
-    size_t i = p;
-    char buf[128];
-    size_t o = 0;
-    bool is_float = false;
-    while (i < lx->n && ((lx->s[i] >= '0' && lx->s[i] <= '9') || lx->s[i] == '_')) {
-        if (lx->s[i] != '_' && o < sizeof buf - 1) buf[o++] = lx->s[i];
-        i++;
-    }
-    if (!after_dot && i + 1 < lx->n && lx->s[i] == '.' && lx->s[i + 1] >= '0' && lx->s[i + 1] <= '9') {
-        is_float = true;
-        buf[o++] = '.';
-        i++;
-        while (i < lx->n && ((lx->s[i] >= '0' && lx->s[i] <= '9') || lx->s[i] == '_')) {
-            if (lx->s[i] != '_' && o < sizeof buf - 1) buf[o++] = lx->s[i];
-            i++;
-        }
-    }
-    if (!after_dot && i < lx->n && (lx->s[i] == 'e' || lx->s[i] == 'E')) {
-        size_t j = i + 1;
-        if (j < lx->n && (lx->s[j] == '+' || lx->s[j] == '-')) j++;
-        if (j < lx->n && lx->s[j] >= '0' && lx->s[j] <= '9') {
-            is_float = true;
-            for (size_t k = i; k < j && o < sizeof buf - 1; k++) buf[o++] = lx->s[k];
-            i = j;
-            while (i < lx->n && ((lx->s[i] >= '0' && lx->s[i] <= '9') || lx->s[i] == '_')) {
-                if (lx->s[i] != '_' && o < sizeof buf - 1) buf[o++] = lx->s[i];
-                i++;
-            }
-        }
-    }
-    buf[o] = 0;
+/* Pushes the number token of literal buf (o characters, from p); false on failure. */
+static bool lex_number_value(lexer *lx, size_t p, const char *buf, size_t o, bool is_float) {
     ctok *k = push(lx, is_float ? TK_FLOAT : TK_INT, p);
-    if (!k) return lx->n;
+    if (!k) return false;
     if (is_float) k->f = strtod(buf, NULL);
     else {
         char *end;
         unsigned long long v = strtoull(buf, &end, 10);
-        if (o > 18 && (v > INT64_MAX || o > 19)) {
-            fail(lx, p, "integer literal too large");
-            return lx->n;
-        }
+        if (o > 18 && (v > INT64_MAX || o > 19)) return fail(lx, p, "integer literal too large");
         k->i = (int64_t)v;
     }
+    return true;
+}
+
+static bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+static size_t skip_digits(const lexer *lx, size_t i) {
+    while (i < lx->n && (is_digit(lx->s[i]) || lx->s[i] == '_')) i++;
     return i;
+}
+
+static size_t lex_number(lexer *lx, size_t p, bool after_dot) {
+    const char *s = lx->s;
+    size_t i = skip_digits(lx, p);
+    bool is_float = false;
+    if (!after_dot && i + 1 < lx->n && s[i] == '.' && is_digit(s[i + 1])) {
+        is_float = true;
+        i = skip_digits(lx, i + 1);
+    }
+    if (!after_dot && i < lx->n && (s[i] == 'e' || s[i] == 'E')) {
+        size_t j = i + 1;
+        if (j < lx->n && (s[j] == '+' || s[j] == '-')) j++;
+        if (j < lx->n && is_digit(s[j])) {
+            is_float = true;
+            i = skip_digits(lx, j);
+        }
+    }
+    /* The literal without its underscores, whatever its length (a float may have hundreds
+     * of digits; a fixed buffer once overflowed by one byte and cut their value). */
+    char small[128];
+    char *buf = i - p < sizeof small ? small : mem_alloc(i - p + 1);
+    if (!buf) {
+        err_set(lx->err, HEARTH_ERR_NOMEM, "out of memory while compiling a template");
+        lx->failed = true;
+        return lx->n;
+    }
+    size_t o = 0;
+    for (size_t k = p; k < i; k++)
+        if (s[k] != '_') buf[o++] = s[k];
+    buf[o] = 0;
+    size_t end = lex_number_value(lx, p, buf, o, is_float) ? i : lx->n;
+    if (buf != small) mem_free(buf);
+    return end;
 }
 
 /* The operator at p (left bytes remain, left >= 1): its code and length, or length 0.
