@@ -203,6 +203,25 @@ static size_t lex_string(lexer *lx, size_t p) {
     return i + 1;
 }
 
+/* 0b101, 0o17, 0x_ff: an integer in base 2, 8 or 16 (underscores between digits) */
+static size_t lex_radix(lexer *lx, size_t p) {
+    char r = (char)(lx->s[p + 1] | 0x20);
+    size_t i = p + 2;
+    while (i < lx->n && (lx->s[i] == '_' || (r == 'x' ? (lx->s[i] >= '0' && lx->s[i] <= '9') ||
+                                                         ((lx->s[i] | 0x20) >= 'a' && (lx->s[i] | 0x20) <= 'f')
+                                                   : lx->s[i] >= '0' && lx->s[i] <= (r == 'o' ? '7' : '1'))))
+        i++;
+    int64_t v;
+    if (!py_parse_int(lx->s + p, i - p, r == 'x' ? 16 : r == 'o' ? 8 : 2, &v)) {
+        fail(lx, p, "invalid or too large integer literal");
+        return lx->n;
+    }
+    ctok *k = push(lx, TK_INT, p);
+    if (!k) return lx->n;
+    k->i = v;
+    return i;
+}
+
 /* Pushes the number token of literal buf (o characters, from p); false on failure. */
 static bool lex_number_value(lexer *lx, size_t p, const char *buf, size_t o, bool is_float) {
     ctok *k = push(lx, is_float ? TK_FLOAT : TK_INT, p);
@@ -226,6 +245,8 @@ static size_t skip_digits(const lexer *lx, size_t i) {
 
 static size_t lex_number(lexer *lx, size_t p, bool after_dot) {
     const char *s = lx->s;
+    if (!after_dot && p + 2 < lx->n && s[p] == '0' && strchr("bBoOxX", s[p + 1]) && s[p + 1])
+        return lex_radix(lx, p);
     size_t i = skip_digits(lx, p);
     bool is_float = false;
     if (!after_dot && i + 1 < lx->n && s[i] == '.' && is_digit(s[i + 1])) {

@@ -178,6 +178,7 @@ static const struct { const char *var, *key; } env_keys[] = {
     {"HEARTH_SLOTS", "models.slots"},
     {"HEARTH_THREADS", "models.threads"},
     {"HEARTH_MAX_QUEUE", "models.max_queue"},
+    {"HEARTH_MAX_QUEUE_WAIT", "models.max_queue_wait"},
     {"HEARTH_TTL", "models.ttl"},
 };
 
@@ -309,6 +310,7 @@ static void merge_defaults(cfg_model *m, const cfg_model *d) {
     if (!(m->set & CFG_M_SLOTS)) m->slots = d->slots;
     if (!(m->set & CFG_M_THREADS)) m->threads = d->threads;
     if (!(m->set & CFG_M_MAX_QUEUE)) m->max_queue = d->max_queue;
+    if (!(m->set & CFG_M_MAX_QUEUE_WAIT)) m->max_queue_wait_s = d->max_queue_wait_s;
     if (!(m->set & CFG_M_POOLING)) m->pooling = d->pooling;
     cfg_sampling *s = &m->sampling;
     const cfg_sampling *ds = &d->sampling;

@@ -74,6 +74,8 @@ static void model_keys(out *o, const cfg_model *m, const char *ind) {
     else put(o, "%sctx: auto\n", ind);
     put(o, "%sslots: %d\n", ind, m->slots);
     put(o, "%smax_queue: %d\n", ind, m->max_queue);
+    cfg_format_duration(m->max_queue_wait_s, d, sizeof d);
+    put(o, "%smax_queue_wait: %s\n", ind, d);
     if (m->threads > 0) put(o, "%sthreads: %d\n", ind, m->threads);
     else put(o, "%sthreads: auto\n", ind);
     if (m->pooling >= 0) put(o, "%spooling: %s\n", ind, cfg_pooling_name(m->pooling));

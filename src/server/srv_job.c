@@ -6,6 +6,7 @@
 
 #include "base/clock.h"
 #include "base/mem.h"
+#include "server/srv_admit.h"
 #include "server/srv_response.h"
 
 #define TEXT_MAX ((size_t)1 << 30)
@@ -71,6 +72,7 @@ bool srv_job_submit(srv_job *j, srv_error *e) {
     uint64_t base_seed = r->seed_given ? r->sampling.seed : sampler_random_seed();
     for (size_t i = 0; i < j->n_choices; i++) {
         srv_choice *c = &j->ch[i];
+        sched_refusal refusal;
         sched_request sr = {
             .prompt = j->prompt_ids[c->prompt],
             .n_prompt = j->n_prompt_ids[c->prompt],
@@ -86,6 +88,8 @@ bool srv_job_submit(srv_job *j, srv_error *e) {
             .n_logprobs = r->n_logprobs,
             .deadline_ns = j->deadline_ns,
             .lora = {j->n_lora, j->lora},
+            .max_queue_wait_s = fleet_lease_max_queue_wait(j->model),
+            .refusal = &refusal,
         };
         sr.sampling.seed = base_seed + (uint64_t)(i % (size_t)r->n);
         hearth_err err = {0};
@@ -96,12 +100,12 @@ bool srv_job_submit(srv_job *j, srv_error *e) {
                 sched_release(j->ch[k].q);
                 j->ch[k].q = NULL;
             }
+            if (st == HEARTH_ERR_BUSY) {
+                j->refused = srv_admit_refused(e, &refusal, err.msg);
+                return false;
+            }
             srv_fail_status(e, st, err.msg);
             if (st == HEARTH_ERR_RANGE) e->code = "context_length_exceeded";
-            if (st == HEARTH_ERR_BUSY) {
-                double ra = sched_retry_after_s(s);
-                e->retry_after_s = ra >= 1 && ra < 3600 ? (int)(ra + 0.999) : ra >= 3600 ? 3600 : 1;
-            }
             return false;
         }
     }

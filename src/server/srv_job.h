@@ -47,6 +47,8 @@ typedef struct srv_job {
     size_t rr;                  /* round-robin cursor of srv_job_next */
     model_lora_use lora[SCHED_MAX_LORA]; /* adapters of every choice, one reference each */
     int32_t n_lora;
+    const char *refused;        /* set when submit was refused for load: the metric reason
+                                   (srv_admit.h), static */
 } srv_job;
 
 /* Tokenizes the prompts and checks them against the context. timeout_s > 0 sets the

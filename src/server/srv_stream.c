@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "base/mem.h"
+#include "server/srv_admit.h"
 #include "server/srv_internal.h"
 #include "server/srv_job.h"
 #include "server/srv_response.h"
@@ -64,6 +65,12 @@ static void failure(srv_stream *st, hearth_status why, const char *msg) {
     error_frame(st, &e);
 }
 
+static void failed_choice(srv_stream *st, const hearth_err *err) {
+    srv_error e;
+    srv_admit_finish_error(st->client.server->obs, &st->job, err, &e);
+    error_frame(st, &e);
+}
+
 /* Frames of one event; ends the stream after the last choice finishes. */
 static bool on_event(srv_stream *st, size_t which, const sched_event *ev) {
     srv_job *j = &st->job;
@@ -96,7 +103,7 @@ static bool on_event(srv_stream *st, size_t which, const sched_event *ev) {
         failure(st, HEARTH_ERR_CANCELLED, "the request was cancelled (the server is stopping)");
         return true;
     case SCHED_FINISH_ERROR:
-        failure(st, ev->err.status ? ev->err.status : HEARTH_ERR_INTERNAL, ev->err.msg);
+        failed_choice(st, &ev->err);
         return true;
     }
     if (!srv_job_all_done(j)) return true;
@@ -117,7 +124,7 @@ bool srv_stream_start(srv_stream *st, srv_error *e) {
     if (ev.finish == SCHED_FINISH_TIMEOUT)
         return srv_fail(e, 504, "timeout_error", "timeout", NULL, "the request did not finish before its deadline");
     if (ev.finish == SCHED_FINISH_ERROR) {
-        srv_fail_status(e, ev.err.status ? ev.err.status : HEARTH_ERR_INTERNAL, ev.err.msg);
+        srv_admit_finish_error(st->client.server->obs, &st->job, &ev.err, e);
         return false;
     }
     if (ev.finish == SCHED_FINISH_CANCELLED)
