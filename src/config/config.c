@@ -58,11 +58,13 @@ cfg_model *cfg_add_model(cfg_build_ctx *b, cfg_loc at) {
     cfg_config *c = b->c;
     if (c->n_models >= CFG_MAX_MODELS) return NULL;
     cfg_model *grown = mem_realloc_array(c->models, c->n_models + 1, sizeof *grown);
-    if (!grown) {
+    if (grown) c->models = grown;
+    cfg_model_locs *locs = grown ? mem_realloc_array(b->locs, c->n_models + 1, sizeof *locs) : NULL;
+    if (!locs) {
         b->nomem = true;
         return NULL;
     }
-    c->models = grown;
+    b->locs = locs;
     cfg_model *m = &c->models[c->n_models];
     memset(m, 0, sizeof *m);
     m->line = at.line;
@@ -408,10 +410,9 @@ static hearth_status build(const char *text, size_t len, const char *name, const
     *out = NULL;
     memset(errs, 0, sizeof *errs);
     cfg_config *c = mem_calloc(1, sizeof *c);
-    cfg_model_locs *locs = mem_calloc(CFG_MAX_MODELS, sizeof *locs);
-    cfg_build_ctx b = {.c = c, .errs = errs, .file = name ? name : "(config)", .locs = locs};
+    cfg_build_ctx b = {.c = c, .errs = errs, .file = name ? name : "(config)"};
     hearth_status st = HEARTH_ERR_NOMEM;
-    if (!c || !locs) {
+    if (!c) {
         err_set(err, st, "out of memory reading the configuration");
         goto done;
     }
@@ -429,7 +430,7 @@ static hearth_status build(const char *text, size_t len, const char *name, const
 done:
     cfg_gateway_build_free(&b);
     mem_free(b.dir);
-    mem_free(locs);
+    mem_free(b.locs);
     if (st != HEARTH_OK) cfg_free(c);
     else *out = c;
     return st;
