@@ -52,7 +52,8 @@ class Server:
             k, v = kv.split("=", 1)
             env[k] = v
         cmd = [a.hearth, "serve", "-m", a.model, "--port", "0", "--slots", str(a.slots), "--max-queue",
-               str(a.max_queue)] + a.serve_args.split()
+               str(a.max_queue)] + (["--max-queue-wait", str(a.max_queue_wait)] if a.max_queue_wait else []) + \
+              a.serve_args.split()
         self.p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self.log, env=env)
         self.port = 0
         for _ in range(600):
@@ -75,9 +76,10 @@ class Server:
         os.unlink(self.log.name)
 
 
-def request(port, method, path, body=None, first_chunk=False, timeout=120):
+def request(port, method, path, body=None, first_chunk=False, timeout=120, info=None):
     """One request on a new connection. Returns (status, ms to the answer's status line
-    (or to the first SSE data when first_chunk), headers text, ms to the end)."""
+    (or to the first SSE data when first_chunk), headers text, ms to the end); with info
+    (a dict), a refusal's error code goes into info["code"]."""
     t0 = time.perf_counter()
     try:
         s = socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=(SOURCE, 0))
@@ -111,6 +113,11 @@ def request(port, method, path, body=None, first_chunk=False, timeout=120):
     end = (time.perf_counter() - t0) * 1000
     status = int(buf[9:12]) if buf[:7] == b"HTTP/1." and buf[9:12].isdigit() else 0
     head = buf.split(b"\r\n\r\n", 1)[0].decode(errors="replace")
+    if info is not None and status >= 400:
+        try:
+            info["code"] = json.loads(buf.split(b"\r\n\r\n", 1)[1])["error"]["code"]
+        except (ValueError, KeyError, IndexError, TypeError):
+            info["code"] = None
     return status, first, head, end
 
 
@@ -134,19 +141,21 @@ def unloaded(port, model_id, a):
 def loaded(port, model_id, a, label, n_clients):
     stop = threading.Event()
     lock = threading.Lock()
-    ttft, rejected, no_retry_after, other = [], [], [0], {}
+    ttft, rejected, no_retry_after, other, codes = [], [], [0], {}, {}
     health = []
 
     def client():
         while not stop.is_set():
             pause = False
+            info = {}
             st, first, head, end = request(port, "POST", "/v1/completions", completion(model_id, a.max_tokens),
-                                           first_chunk=True)
+                                           first_chunk=True, info=info)
             with lock:
                 if st == 200 and first is not None:
                     ttft.append(first)
                 elif st in (429, 503):
                     rejected.append(first if first is not None else end)
+                    codes[str(info.get("code"))] = codes.get(str(info.get("code")), 0) + 1
                     pause = True
                     if "retry-after:" not in head.lower():
                         no_retry_after[0] += 1
@@ -172,9 +181,27 @@ def loaded(port, model_id, a, label, n_clients):
     stop.set()
     for t in threads:
         t.join()
-    print(f"overload: {label}: {len(ttft)} admitted, {len(rejected)} rejected, other {other}", flush=True)
-    return {"admitted_ttft_ms": summary(ttft), "rejection_ms": summary(rejected),
+    print(f"overload: {label}: {len(ttft)} admitted, {len(rejected)} rejected {codes}, other {other}", flush=True)
+    return {"admitted_ttft_ms": summary(ttft), "rejection_ms": summary(rejected), "rejection_codes": codes,
             "rejections_without_retry_after": no_retry_after[0], "health_ms": summary(health), "other": other}
+
+
+def refused_by_reason(port):
+    """hearth_requests_refused_total from /metrics, by reason (the server's own count)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    s.sendall(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    buf = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        buf += d
+    s.close()
+    out = {}
+    for line in buf.decode(errors="replace").splitlines():
+        if line.startswith("hearth_requests_refused_total{") and 'reason="' in line:
+            out[line.split('reason="')[1].split('"')[0]] = float(line.rsplit(" ", 1)[1])
+    return out
 
 
 def main():
@@ -183,6 +210,7 @@ def main():
     ap.add_argument("--model", required=True)
     ap.add_argument("--slots", type=int, default=2)
     ap.add_argument("--max-queue", type=int, default=2)
+    ap.add_argument("--max-queue-wait", type=int, default=0, help="ms: hearth serve --max-queue-wait (default 0: off)")
     ap.add_argument("--clients", type=int, default=0, help="default: 2 x (slots + max-queue)")
     ap.add_argument("--seconds", type=float, default=30)
     ap.add_argument("--max-tokens", type=int, default=16)
@@ -200,10 +228,12 @@ def main():
     a.clients = a.clients or 2 * (a.slots + a.max_queue)
     model_id = os.path.splitext(os.path.basename(a.model))[0]
     srv = Server(a)
-    report = {"slots": a.slots, "max_queue": a.max_queue, "clients": a.clients, "max_tokens": a.max_tokens}
+    report = {"slots": a.slots, "max_queue": a.max_queue, "max_queue_wait_ms": a.max_queue_wait, "clients": a.clients,
+              "max_tokens": a.max_tokens}
     try:
         report["unloaded"] = unloaded(srv.port, model_id, a)
         report["loaded"] = loaded(srv.port, model_id, a, "loaded", a.clients)
+        report["refused_by_reason"] = refused_by_reason(srv.port)
         u, l = report["unloaded"]["ttft_ms"]["p99"], report["loaded"]["admitted_ttft_ms"]["p99"]
         if u and l:
             report["loaded_ttft_p99_vs_unloaded"] = round(l / u, 2)

@@ -1,6 +1,8 @@
 /* Strict UTF-8 helpers (see utf8.h). */
 #include "base/utf8.h"
 
+#include <string.h>
+
 size_t utf8_seq_len(unsigned char c) {
     if (c < 0x80) return 1;
     if (c >= 0xC2 && c <= 0xDF) return 2;
@@ -71,6 +73,9 @@ size_t utf8_complete_prefix(const char *str, size_t n) {
 int utf8_valid(const char *s, size_t n) {
     uint32_t cp;
     for (size_t i = 0; i < n;) {
+        uint64_t w; /* runs of ASCII, eight bytes at a time */
+        while (n - i >= 8 && (memcpy(&w, s + i, 8), !(w & 0x8080808080808080ull))) i += 8;
+        if (i == n) break;
         size_t len = utf8_decode(s + i, n - i, &cp);
         if (!len) return 0;
         i += len;

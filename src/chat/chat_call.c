@@ -40,26 +40,16 @@ static bool name_in(const char *name, const char *const *list) {
     return false;
 }
 
-static const char *const str_methods[] = {
-    "strip", "lstrip", "rstrip", "split", "rsplit", "startswith", "endswith", "replace", "upper", "lower",
-    "title", "capitalize", "find", "rfind", "count", "join", "format", "splitlines", "isdigit", "isalpha",
-    "isalnum", "isspace", "isupper", "islower", NULL};
 static const char *const dict_methods[] = {"get", "items", "keys", "values", "copy", NULL};
 static const char *const dict_unsafe[] = {"pop", "popitem", "update", "setdefault", "clear", NULL};
 static const char *const list_methods[] = {"index", "count", "copy", NULL};
 static const char *const list_unsafe[] = {"append", "extend", "insert", "pop", "remove", "reverse", "sort", "clear", NULL};
 static const char *const loop_methods[] = {"cycle", "changed", NULL};
 
-static void check_safe(chat_ctx *c, cv obj, const char *name) {
-    if ((obj.t == CV_LIST && !obj.u.l->tuple && name_in(name, list_unsafe)) ||
-        (obj.t == CV_DICT && name_in(name, dict_unsafe)))
-        chat_fail(c, HEARTH_ERR_FORMAT, "SecurityError", "access to attribute '%s' of '%s' object is unsafe.", name,
-                  cv_pytype(obj));
-}
 
 static bool has_method(cv obj, const char *name) {
     switch (obj.t) {
-    case CV_STR: return name_in(name, str_methods);
+    case CV_STR: return str_has_method(name);
     case CV_DICT: return name_in(name, dict_methods);
     case CV_LIST: return name_in(name, list_methods);
     case CV_LOOP: return name_in(name, loop_methods);
@@ -67,8 +57,25 @@ static bool has_method(cv obj, const char *name) {
     }
 }
 
+/* An attribute the sandbox refuses is an undefined value that raises SecurityError
+ * when used (printing it gives nothing, `is defined` is false), as in Jinja2. */
+static cv unsafe_undefined(chat_ctx *c, cv obj, const char *name) {
+    cv u = cv_strf(c, "access to attribute '%s' of '%s' object is unsafe.", name, cv_pytype(obj));
+    u.t = CV_UNDEF;
+    u.hk = UH_UNSAFE;
+    return u;
+}
+
+static bool is_unsafe(cv obj, const char *name) {
+    return (obj.t == CV_LIST && !obj.u.l->tuple && name_in(name, list_unsafe)) ||
+           (obj.t == CV_DICT && name_in(name, dict_unsafe));
+}
+
 cv bound_method(chat_ctx *c, cv self, cstr *name, bool *found) {
-    check_safe(c, self, name->s);
+    if (is_unsafe(self, name->s)) {
+        *found = true;
+        return unsafe_undefined(c, self, name->s);
+    }
     *found = has_method(self, name->s);
     if (!*found) return cv_undef();
     cfunc *fn = chat_heap_new(c, CV_FUNC, sizeof(cfunc));
@@ -110,8 +117,8 @@ static cv loop_attr(chat_ctx *c, cloop *lp, const char *name, bool *found) {
     if (!strcmp(name, "first")) return cv_bool(i == 0);
     if (!strcmp(name, "last")) return cv_bool(i + 1 == n);
     if (!strcmp(name, "length")) return cv_int((int64_t)n);
-    if (!strcmp(name, "depth")) return cv_int(1);
-    if (!strcmp(name, "depth0")) return cv_int(0);
+    if (!strcmp(name, "depth")) return cv_int(lp->depth);
+    if (!strcmp(name, "depth0")) return cv_int(lp->depth - 1);
     if (!strcmp(name, "previtem"))
         return i > 0 ? cv_ref(lp->items->v[i - 1]) : undef_msg(c, "there is no previous item");
     if (!strcmp(name, "nextitem"))
@@ -139,6 +146,10 @@ cv env_getattr(chat_ctx *c, cv obj, cstr *name) {
         if (found) return v;
         break;
     }
+    case CV_LIST:
+        if (obj.u.l->group && (!strcmp(name->s, "grouper") || !strcmp(name->s, "list")))
+            return cv_ref(obj.u.l->v[name->s[0] == 'l']);
+        break;
     default: break;
     }
     cv m = bound_method(c, obj, name, &found);
@@ -188,132 +199,17 @@ cv env_getitem(chat_ctx *c, cv obj, cv key) {
 
 /* ---- methods -------------------------------------------------------------------- */
 
-static cstr *want_str(chat_ctx *c, cv v, const char *what) {
+cstr *want_str(chat_ctx *c, cv v, const char *what) {
     if (v.t != CV_STR)
         chat_fail(c, HEARTH_ERR_FORMAT, "TypeError", "%s must be str, not %s", what, cv_pytype(v));
     return v.u.s;
 }
 
-static int64_t want_int(chat_ctx *c, cv v, int64_t dflt, const char *what) {
+int64_t want_int(chat_ctx *c, cv v, int64_t dflt, const char *what) {
     if (v.t == CV_UNDEF || v.t == CV_NONE) return dflt;
     if (v.t == CV_INT) return v.u.i;
     if (v.t == CV_BOOL) return v.u.b;
     chat_fail(c, HEARTH_ERR_FORMAT, "TypeError", "%s must be an integer, not %s", what, cv_pytype(v));
-}
-
-static bool affix_match(chat_ctx *c, cstr *s, cv affix, bool end) {
-    if (affix.t == CV_LIST && affix.u.l->tuple) {
-        for (size_t i = 0; i < affix.u.l->n; i++)
-            if (affix_match(c, s, affix.u.l->v[i], end)) return true;
-        return false;
-    }
-    cstr *a = want_str(c, affix, end ? "endswith first arg" : "startswith first arg");
-    if (a->len > s->len) return false;
-    return !memcmp(s->s + (end ? s->len - a->len : 0), a->s, a->len);
-}
-
-static bool all_cps(cstr *s, int kind) {
-    if (!s->len) return false;
-    size_t i = 0;
-    bool cased = false;
-    while (i < s->len) {
-        uint32_t cp = chat_next_cp(s->s, s->len, &i);
-        bool digit = cp >= '0' && cp <= '9';
-        bool alpha = (cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z') || cp >= 0x80;
-        switch (kind) {
-        case 0: if (!digit) return false; break;
-        case 1: if (!alpha) return false; break;
-        case 2: if (!digit && !alpha) return false; break;
-        case 3: if (!py_isspace(cp)) return false; break;
-        case 4: if (cp >= 'a' && cp <= 'z') return false; if (cp >= 'A' && cp <= 'Z') cased = true; break;
-        default: if (cp >= 'A' && cp <= 'Z') return false; if (cp >= 'a' && cp <= 'z') cased = true; break;
-        }
-    }
-    return kind < 4 || cased;
-}
-
-static cv str_format(chat_ctx *c, cstr *fmt, cargs *a) {
-    cbuf *b = cb_new(c);
-    int auto_idx = 0;
-    for (size_t i = 0; i < fmt->len; i++) {
-        char ch = fmt->s[i];
-        if ((ch == '{' || ch == '}') && i + 1 < fmt->len && fmt->s[i + 1] == ch) {
-            cb_putc(c, b, ch);
-            i++;
-            continue;
-        }
-        if (ch != '{') {
-            cb_putc(c, b, ch);
-            continue;
-        }
-        const char *close = memchr(fmt->s + i, '}', fmt->len - i);
-        if (!close) chat_fail(c, HEARTH_ERR_FORMAT, "ValueError", "Single '{' encountered in format string");
-        size_t fl = (size_t)(close - fmt->s) - i - 1;
-        const char *field = fmt->s + i + 1;
-        if (memchr(field, ':', fl) || memchr(field, '!', fl))
-            chat_fail(c, HEARTH_ERR_FORMAT, "ValueError", "format specs in str.format are not supported");
-        cv v;
-        if (fl == 0) v = arg_get(a, auto_idx++, NULL);
-        else if (field[0] >= '0' && field[0] <= '9') v = arg_get(a, (int)strtol(field, NULL, 10), NULL);
-        else {
-            char name[64];
-            snprintf(name, sizeof name, "%.*s", (int)(fl < 63 ? fl : 63), field);
-            v = arg_get(a, -1, name);
-        }
-        if (v.t == CV_UNDEF) chat_fail(c, HEARTH_ERR_FORMAT, "IndexError", "Replacement index out of range for str.format");
-        cv_write_str(c, b, v);
-        i += fl + 1;
-    }
-    return cb_take(c, b);
-}
-
-static cv str_method(chat_ctx *c, cstr *s, const char *m, cargs *a) {
-    cv a0 = arg_get(a, 0, NULL), a1 = arg_get(a, 1, NULL);
-    if (!strcmp(m, "strip")) return str_strip(c, s, a0, true, true);
-    if (!strcmp(m, "lstrip")) return str_strip(c, s, a0, true, false);
-    if (!strcmp(m, "rstrip")) return str_strip(c, s, a0, false, true);
-    if (!strcmp(m, "split") || !strcmp(m, "rsplit")) {
-        cv sep = arg_get(a, 0, "sep");
-        int64_t maxsplit = want_int(c, arg_get(a, 1, "maxsplit"), -1, "maxsplit");
-        return str_split(c, s, sep, maxsplit, m[0] == 'r');
-    }
-    if (!strcmp(m, "startswith")) return cv_bool(affix_match(c, s, a0, false));
-    if (!strcmp(m, "endswith")) return cv_bool(affix_match(c, s, a0, true));
-    if (!strcmp(m, "replace"))
-        return str_replace(c, s, want_str(c, a0, "replace() argument 1"), want_str(c, a1, "replace() argument 2"),
-                           want_int(c, arg_get(a, 2, "count"), -1, "count"));
-    if (!strcmp(m, "upper")) return str_case(c, s, CASE_UPPER);
-    if (!strcmp(m, "lower")) return str_case(c, s, CASE_LOWER);
-    if (!strcmp(m, "title")) return str_case(c, s, CASE_TITLE_METHOD);
-    if (!strcmp(m, "capitalize")) return str_case(c, s, CASE_CAPITALIZE);
-    if (!strcmp(m, "find")) return cv_int(str_find(s, want_str(c, a0, "find() argument"), false));
-    if (!strcmp(m, "rfind")) return cv_int(str_find(s, want_str(c, a0, "rfind() argument"), true));
-    if (!strcmp(m, "count")) {
-        cstr *sub = want_str(c, a0, "count() argument");
-        if (!sub->len) return cv_int((int64_t)cs_cplen(s) + 1);
-        int64_t n = 0;
-        for (const char *p = s->s; (p = memmem(p, s->len - (size_t)(p - s->s), sub->s, sub->len)); p += sub->len) n++;
-        return cv_int(n);
-    }
-    if (!strcmp(m, "join")) {
-        clist *items = cv_iterate(c, a0);
-        cbuf *b = cb_new(c);
-        for (size_t i = 0; i < items->n; i++) {
-            if (items->v[i].t != CV_STR)
-                chat_fail(c, HEARTH_ERR_FORMAT, "TypeError", "sequence item %zu: expected str instance, %s found", i,
-                          cv_pytype(items->v[i]));
-            if (i) cb_put(c, b, s->s, s->len);
-            cb_put(c, b, items->v[i].u.s->s, items->v[i].u.s->len);
-        }
-        chat_obj_unref(c, &items->h);
-        return cb_take(c, b);
-    }
-    if (!strcmp(m, "format")) return str_format(c, s, a);
-    if (!strcmp(m, "splitlines")) return str_splitlines(c, s);
-    static const char *const is_names[] = {"isdigit", "isalpha", "isalnum", "isspace", "isupper", "islower", NULL};
-    for (int k = 0; is_names[k]; k++)
-        if (!strcmp(m, is_names[k])) return cv_bool(all_cps(s, k));
-    return cv_undef();
 }
 
 static cv dict_method(chat_ctx *c, cdict *d, const char *m, cargs *a) {
@@ -329,6 +225,7 @@ static cv dict_method(chat_ctx *c, cdict *d, const char *m, cargs *a) {
         return cv_dict(o);
     }
     clist *l = cl_new(c, d->n);
+    l->view = m[0] == 'k' ? VIEW_KEYS : m[0] == 'v' ? VIEW_VALUES : VIEW_ITEMS;
     for (size_t i = 0; i < d->n; i++) {
         if (m[0] == 'k') cl_push(c, l, cv_ref(d->k[i]));
         else if (m[0] == 'v') cl_push(c, l, cv_ref(d->v[i]));
@@ -345,7 +242,7 @@ static cv dict_method(chat_ctx *c, cdict *d, const char *m, cargs *a) {
 }
 
 cv call_method(chat_ctx *c, cv self, cstr *name, cargs *a, bool *found) {
-    check_safe(c, self, name->s);
+    if (is_unsafe(self, name->s)) chat_fail_undef(c, unsafe_undefined(c, self, name->s));
     *found = has_method(self, name->s);
     if (!*found) return cv_undef();
     const char *m = name->s;
@@ -394,6 +291,20 @@ cv call_method(chat_ctx *c, cv self, cstr *name, cargs *a, bool *found) {
 static void merge_into(chat_ctx *c, cdict *d, cargs *a) {
     for (int i = 0; i < a->n; i++) {
         cv src = a->pos[i];
+        if (src.t == CV_LIST || src.t == CV_ITER) { /* dict([(k, v), ...]) */
+            clist *pairs = cv_iterate(c, src);
+            for (size_t k = 0; k < pairs->n; k++) {
+                cv p = pairs->v[k];
+                if ((p.t != CV_LIST && p.t != CV_STR) || (p.t == CV_LIST ? p.u.l->n : cs_cplen(p.u.s)) != 2)
+                    chat_fail(c, HEARTH_ERR_FORMAT, "ValueError",
+                              "dictionary update sequence element #%zu has the wrong length", k);
+                clist *kv = cv_iterate(c, p);
+                cd_set(c, d, cv_ref(kv->v[0]), cv_ref(kv->v[1]));
+                chat_obj_unref(c, &kv->h);
+            }
+            chat_obj_unref(c, &pairs->h);
+            continue;
+        }
         if (src.t != CV_DICT && src.t != CV_NS)
             chat_fail(c, HEARTH_ERR_FORMAT, "TypeError", "expected a mapping, got %s", cv_pytype(src));
         for (size_t k = 0; k < src.u.d->n; k++) cd_set(c, d, cv_ref(src.u.d->k[k]), cv_ref(src.u.d->v[k]));
@@ -404,16 +315,31 @@ static void merge_into(chat_ctx *c, cdict *d, cargs *a) {
 static cv do_strftime(chat_ctx *c, cv fmt) {
     if (fmt.t != CV_STR) chat_fail(c, HEARTH_ERR_FORMAT, "TypeError", "strftime_now() argument must be str");
     if (!fmt.u.s->len) return cv_str(c, "", 0);
-    for (size_t cap = 256; cap <= 65536; cap *= 4) {
+    /* Python formats a naive datetime: %Z and %z give nothing */
+    cbuf *f = cb_new(c);
+    for (size_t i = 0; i < fmt.u.s->len; i++) {
+        char ch = fmt.u.s->s[i];
+        if (ch == '%' && i + 1 < fmt.u.s->len) {
+            char nx = fmt.u.s->s[++i];
+            if (nx == 'Z' || nx == 'z') continue;
+            cb_putc(c, f, ch);
+            ch = nx;
+        }
+        cb_putc(c, f, ch);
+    }
+    cb_putc(c, f, 0);
+    for (size_t cap = 256; f->n > 1 && cap <= 65536; cap *= 4) {
         cbuf *b = cb_new(c);
         chat_heap_grow(c, &b->h, (void **)&b->p, &b->cap, cap, 1);
-        size_t n = strftime(b->p, cap, fmt.u.s->s, &c->now);
+        size_t n = strftime(b->p, cap, f->p, &c->now);
         if (n) {
             b->n = n;
+            chat_obj_unref(c, &f->h);
             return cb_take(c, b);
         }
         chat_obj_unref(c, &b->h);
     }
+    chat_obj_unref(c, &f->h);
     return cv_str(c, "", 0);
 }
 
@@ -498,54 +424,6 @@ static cv repeat(chat_ctx *c, cv seq, int64_t times) {
     return cv_list(l);
 }
 
-static cv percent_format(chat_ctx *c, cstr *fmt, cv args) {
-    cbuf *b = cb_new(c);
-    size_t ai = 0;
-    bool tuple = args.t == CV_LIST && args.u.l->tuple;
-    for (size_t i = 0; i < fmt->len; i++) {
-        if (fmt->s[i] != '%') {
-            cb_putc(c, b, fmt->s[i]);
-            continue;
-        }
-        if (++i >= fmt->len) chat_fail(c, HEARTH_ERR_FORMAT, "ValueError", "incomplete format");
-        if (fmt->s[i] == '%') {
-            cb_putc(c, b, '%');
-            continue;
-        }
-        int prec = -1;
-        if (fmt->s[i] == '.') {
-            prec = 0;
-            while (++i < fmt->len && fmt->s[i] >= '0' && fmt->s[i] <= '9') prec = prec * 10 + (fmt->s[i] - '0');
-            if (prec > 50) prec = 50;
-        }
-        if (i >= fmt->len) chat_fail(c, HEARTH_ERR_FORMAT, "ValueError", "incomplete format");
-        cv v = tuple ? (ai < args.u.l->n ? args.u.l->v[ai] : cv_undef()) : (ai == 0 ? args : cv_undef());
-        ai++;
-        if (v.t == CV_UNDEF && (tuple ? ai > args.u.l->n : ai > 1))
-            chat_fail(c, HEARTH_ERR_FORMAT, "TypeError", "not enough arguments for format string");
-        char num[64];
-        switch (fmt->s[i]) {
-        case 's': cv_write_str(c, b, v); break;
-        case 'r': cv_write_repr(c, b, v, 0); break;
-        case 'd':
-        case 'i':
-            if (!is_num(v)) chat_fail(c, HEARTH_ERR_FORMAT, "TypeError", "%%d format: a real number is required");
-            snprintf(num, sizeof num, "%" PRId64, v.t == CV_FLOAT ? (int64_t)v.u.f : as_i(v));
-            cb_puts(c, b, num);
-            break;
-        case 'f':
-            if (!is_num(v)) chat_fail(c, HEARTH_ERR_FORMAT, "TypeError", "must be real number, not %s", cv_pytype(v));
-            snprintf(num, sizeof num, "%.*f", prec < 0 ? 6 : prec, as_f(v));
-            cb_puts(c, b, num);
-            break;
-        default: chat_fail(c, HEARTH_ERR_FORMAT, "ValueError", "unsupported format character '%c'", fmt->s[i]);
-        }
-    }
-    if (tuple ? ai < args.u.l->n : ai == 0)
-        chat_fail(c, HEARTH_ERR_FORMAT, "TypeError", "not all arguments converted during string formatting");
-    return cb_take(c, b);
-}
-
 cv value_binop(chat_ctx *c, int op, cv a, cv b) {
     if (a.t == CV_UNDEF) chat_fail_undef(c, a);
     if (b.t == CV_UNDEF) chat_fail_undef(c, b);
@@ -612,7 +490,7 @@ cv value_binop(chat_ctx *c, int op, cv a, cv b) {
             r.u.s->safe = safe;
             return r;
         }
-        if (a.t == CV_LIST && b.t == CV_LIST && a.u.l->tuple == b.u.l->tuple) {
+        if (a.t == CV_LIST && b.t == CV_LIST && a.u.l->tuple == b.u.l->tuple && !a.u.l->view && !b.u.l->view) {
             clist *l = cl_new(c, a.u.l->n + b.u.l->n);
             l->tuple = a.u.l->tuple;
             for (size_t i = 0; i < a.u.l->n; i++) cl_push(c, l, cv_ref(a.u.l->v[i]));
@@ -620,7 +498,7 @@ cv value_binop(chat_ctx *c, int op, cv a, cv b) {
             chat_steps(c, l->n);
             return cv_list(l);
         }
-        if (a.t == CV_STR || a.t == CV_LIST)
+        if (a.t == CV_STR || (a.t == CV_LIST && !a.u.l->view))
             chat_fail(c, HEARTH_ERR_FORMAT, "TypeError", "can only concatenate %s (not \"%s\") to %s", cv_pytype(a),
                       cv_pytype(b), cv_pytype(a));
     }

@@ -127,6 +127,7 @@ static cv call_with_caller(chat_ctx *c, cv callee, cargs *a, cv caller) {
         bool found;
         return call_method(c, fn->self, fn->name.u.s, a, &found);
     }
+    case CV_LOOP: return call_loop(c, (cloop *)callee.u.h, a);
     case CV_UNDEF: chat_fail_undef(c, callee);
     default:
         chat_fail(c, HEARTH_ERR_FORMAT, "TypeError", "'%s' object is not callable", cv_pytype(callee));
@@ -384,12 +385,32 @@ static cv render_block(chat_ctx *c, const cnode *body, cframe *f) {
     return cb_take(c, b);
 }
 
+static int run_for(chat_ctx *c, const cnode *n, cframe *f, cv seq, int depth, cbuf *out);
+
 static int exec_for(chat_ctx *c, const cnode *n, cframe *f, cbuf *out) {
-    const cnode *target = n->kid[0], *body = n->kid[2], *other = n->kid[3], *filter = n->kid[4];
     cv seq = eval_expr(c, n->kid[1], f);
     c->line = n->line;
-    clist *items = cv_iterate(c, seq);
+    int flow = run_for(c, n, f, seq, 1, out);
     cv_unref(c, seq);
+    return flow;
+}
+
+cv call_loop(chat_ctx *c, cloop *lp, cargs *a) {
+    if (!(lp->def->op & FOR_RECURSIVE))
+        chat_fail(c, HEARTH_ERR_FORMAT, "TypeError",
+                  "The loop must have the 'recursive' marker to be called recursively.");
+    if (a->n != 1 || a->nk)
+        chat_fail(c, HEARTH_ERR_FORMAT, "TypeError", "loop() takes exactly one argument (the items)");
+    if (lp->depth >= c->max_depth)
+        chat_fail(c, HEARTH_ERR_RANGE, "LimitError", "recursive loop nested deeper than %d", c->max_depth);
+    cbuf *b = cb_new(c);
+    run_for(c, lp->def, lp->scope, a->pos[0], lp->depth + 1, b);
+    return cb_take(c, b);
+}
+
+static int run_for(chat_ctx *c, const cnode *n, cframe *f, cv seq, int depth, cbuf *out) {
+    const cnode *target = n->kid[0], *body = n->kid[2], *other = n->kid[3], *filter = n->kid[4];
+    clist *items = cv_iterate(c, seq);
     if (filter) {
         clist *kept = cl_new(c, 0);
         for (size_t i = 0; i < items->n; i++) {
@@ -413,6 +434,10 @@ static int exec_for(chat_ctx *c, const cnode *n, cframe *f, cbuf *out) {
     }
     cloop *lp = chat_heap_new(c, CV_LOOP, sizeof(cloop));
     lp->items = items;
+    lp->depth = depth;
+    lp->def = n;
+    lp->scope = f;
+    f->h.rc++;
     cv loopv = {0};
     loopv.t = CV_LOOP;
     loopv.u.h = &lp->h;

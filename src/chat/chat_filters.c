@@ -40,7 +40,8 @@ static const char *const test_names[TS_COUNT_ALL] = {
 int chat_filter_id(const char *name) {
     for (int i = 0; i < FL_COUNT_ALL; i++)
         if (!strcmp(name, filter_names[i])) return i;
-    return -1;
+    int k = chat_filter_more_id(name);
+    return k < 0 ? -1 : FL_COUNT_ALL + k;
 }
 
 int chat_test_id(const char *name) {
@@ -71,8 +72,15 @@ static cv undef_msg(chat_ctx *c, const char *msg) {
 }
 
 /* Jinja's attribute getter: "a.b.0" looks up a, then b, then item 0. */
-static cv attr_path(chat_ctx *c, cv item, cv attribute) {
-    if (attribute.t == CV_INT) return env_getitem(c, item, attribute);
+cv chat_attr_path(chat_ctx *c, cv item, cv attribute, cv dflt) {
+    if (attribute.t == CV_INT) {
+        cv r = env_getitem(c, item, attribute);
+        if (r.t == CV_UNDEF && dflt.t != CV_UNDEF) {
+            cv_unref(c, r);
+            r = cv_ref(dflt);
+        }
+        return r;
+    }
     if (attribute.t != CV_STR)
         chat_fail(c, HEARTH_ERR_FORMAT, "TypeError", "attribute must be a string, not %s", cv_pytype(attribute));
     cstr *path = attribute.u.s;
@@ -87,17 +95,23 @@ static cv attr_path(chat_ctx *c, cv item, cv attribute) {
             if (path->s[i] < '0' || path->s[i] > '9') digits = false;
         if (digits) key = cv_int(strtoll(path->s + a, NULL, 10));
         else key = cv_str(c, path->s + a, z - a);
-        cv next = cur.t == CV_UNDEF ? cv_ref(cur) : env_getitem(c, cur, key);
+        cv next = env_getitem(c, cur, key); /* raises when cur is undefined */
         cv_unref(c, key);
         cv_unref(c, cur);
         cur = next;
+        if (cur.t == CV_UNDEF && dflt.t != CV_UNDEF) {
+            cv_unref(c, cur);
+            cur = cv_ref(dflt);
+        }
         if (!dot) break;
         a = z + 1;
     }
     return cur;
 }
 
-static cv lower_key(chat_ctx *c, cv v, bool case_sensitive) {
+static cv attr_path(chat_ctx *c, cv item, cv attribute) { return chat_attr_path(c, item, attribute, cv_undef()); }
+
+cv chat_lower_key(chat_ctx *c, cv v, bool case_sensitive) {
     if (v.t == CV_STR && !case_sensitive) return str_case(c, v.u.s, CASE_LOWER);
     return cv_ref(v);
 }
@@ -120,7 +134,7 @@ static void sort_idx(chat_ctx *c, const cv *keys, size_t *idx, size_t *tmp, size
 }
 
 /* Sorted copy of items by keys (taken: freed here). */
-static clist *sorted_by(chat_ctx *c, clist *items, clist *keys, bool reverse) {
+clist *chat_sorted_by(chat_ctx *c, clist *items, clist *keys, bool reverse) {
     size_t n = items->n;
     cbuf *mem = cb_new(c);
     size_t bytes = n * 2 * sizeof(size_t) + 1;
@@ -179,13 +193,8 @@ static cv filter_map(chat_ctx *c, cv val, cargs *a) {
     for (size_t i = 0; i < items->n; i++) {
         chat_steps(c, 1);
         cv r;
-        if (attribute.t != CV_UNDEF) {
-            r = attr_path(c, items->v[i], attribute);
-            if (r.t == CV_UNDEF && dflt.t != CV_UNDEF) {
-                cv_unref(c, r);
-                r = cv_ref(dflt);
-            }
-        } else
+        if (attribute.t != CV_UNDEF) r = chat_attr_path(c, items->v[i], attribute, dflt);
+        else
             r = apply_filter_by_name(c, name.u.s, items->v[i], &rest);
         cl_push(c, out, r);
     }
@@ -200,7 +209,7 @@ static cv filter_unique(chat_ctx *c, cv val, cargs *a) {
     clist *seen = cl_new(c, 0), *out = cl_new(c, 0);
     for (size_t i = 0; i < items->n; i++) {
         cv k0 = attribute.t != CV_UNDEF ? attr_path(c, items->v[i], attribute) : cv_ref(items->v[i]);
-        cv k = lower_key(c, k0, cs);
+        cv k = chat_lower_key(c, k0, cs);
         cv_unref(c, k0);
         bool dup = false;
         for (size_t j = 0; j < seen->n && !dup; j++) {
@@ -226,10 +235,10 @@ static cv filter_sort(chat_ctx *c, cv val, cargs *a) {
     clist *keys = cl_new(c, items->n);
     for (size_t i = 0; i < items->n; i++) {
         cv k0 = attribute.t != CV_UNDEF ? attr_path(c, items->v[i], attribute) : cv_ref(items->v[i]);
-        cl_push(c, keys, lower_key(c, k0, cs));
+        cl_push(c, keys, chat_lower_key(c, k0, cs));
         cv_unref(c, k0);
     }
-    clist *out = sorted_by(c, items, keys, reverse);
+    clist *out = chat_sorted_by(c, items, keys, reverse);
     chat_obj_unref(c, &items->h);
     return cv_list(out);
 }
@@ -246,9 +255,9 @@ static cv filter_dictsort(chat_ctx *c, cv val, cargs *a) {
     clist *items = cl_new(c, d->n), *keys = cl_new(c, d->n);
     for (size_t i = 0; i < d->n; i++) {
         cl_push(c, items, pair(c, d->k[i], d->v[i]));
-        cl_push(c, keys, lower_key(c, by_value ? d->v[i] : d->k[i], cs));
+        cl_push(c, keys, chat_lower_key(c, by_value ? d->v[i] : d->k[i], cs));
     }
-    clist *out = sorted_by(c, items, keys, reverse);
+    clist *out = chat_sorted_by(c, items, keys, reverse);
     chat_obj_unref(c, &items->h);
     return cv_list(out);
 }
@@ -340,29 +349,34 @@ static cv filter_join(chat_ctx *c, cv val, cargs *a) {
     return cb_take(c, b);
 }
 
-static cv to_int(chat_ctx *c, cv val, cv dflt) {
+/* Jinja2's int filter: int(text, base) for strings, else int(value); on failure
+ * int(float(value)); on failure (inf and nan included) the default. */
+static cv to_int(chat_ctx *c, cv val, cv dflt, cv base) {
+    double f = NAN;
     switch (val.t) {
     case CV_INT: return val;
     case CV_BOOL: return cv_int(val.u.b);
-    case CV_FLOAT:
-        if (isfinite(val.u.f) && fabs(val.u.f) < 9.2e18) return cv_int((int64_t)val.u.f);
-        break;
+    case CV_FLOAT: f = val.u.f; break;
     case CV_STR: {
+        int64_t b = base.t == CV_INT ? base.u.i : base.t == CV_BOOL ? base.u.b : 10;
+        if (base.t != CV_UNDEF && base.t != CV_INT && base.t != CV_BOOL)
+            chat_fail(c, HEARTH_ERR_FORMAT, "TypeError", "'%s' object cannot be interpreted as an integer",
+                      cv_pytype(base));
+        if (b != 0 && (b < 2 || b > 36))
+            chat_fail(c, HEARTH_ERR_FORMAT, "ValueError", "int() base must be >= 2 and <= 36, or 0");
         cv t = str_strip(c, val.u.s, cv_none(), true, true);
-        const char *s = t.u.s->s;
-        char *end;
-        long long v = strtoll(s, &end, 10);
-        bool ok = *s && !*end && end != s;
-        if (!ok) {
-            double f = strtod(s, &end);
-            ok = *s && !*end && isfinite(f) && fabs(f) < 9.2e18;
-            v = (long long)f;
-        }
+        int64_t i;
+        bool ok = py_parse_int(t.u.s->s, t.u.s->len, (int)b, &i);
+        if (!ok && !py_parse_float(t.u.s->s, t.u.s->len, &f)) f = NAN;
         cv_unref(c, t);
-        if (ok) return cv_int(v);
+        if (ok) return cv_int(i);
         break;
     }
     default: break;
+    }
+    if (isfinite(f)) {
+        if (fabs(f) < 9.2e18) return cv_int((int64_t)f);
+        chat_fail(c, HEARTH_ERR_FORMAT, "OverflowError", "integer result does not fit in 64 bits");
     }
     return dflt.t == CV_UNDEF ? cv_int(0) : cv_ref(dflt);
 }
@@ -374,9 +388,8 @@ static cv to_float(chat_ctx *c, cv val, cv dflt) {
     case CV_BOOL: return cv_float(val.u.b);
     case CV_STR: {
         cv t = str_strip(c, val.u.s, cv_none(), true, true);
-        char *end;
-        double f = strtod(t.u.s->s, &end);
-        bool ok = t.u.s->len && !*end;
+        double f;
+        bool ok = py_parse_float(t.u.s->s, t.u.s->len, &f);
         cv_unref(c, t);
         if (ok) return cv_float(f);
         break;
@@ -393,7 +406,7 @@ static cv filter_minmax(chat_ctx *c, cv val, cargs *a, bool want_max) {
     cv best = cv_undef(), best_key = cv_undef();
     for (size_t i = 0; i < items->n; i++) {
         cv k0 = attribute.t != CV_UNDEF ? attr_path(c, items->v[i], attribute) : cv_ref(items->v[i]);
-        cv k = lower_key(c, k0, cs);
+        cv k = chat_lower_key(c, k0, cs);
         cv_unref(c, k0);
         if (best.t == CV_UNDEF || (want_max ? cv_cmp(c, k, best_key, ">") > 0 : cv_cmp(c, k, best_key, "<") < 0)) {
             cv_unref(c, best_key);
@@ -433,6 +446,16 @@ cv apply_filter(chat_ctx *c, int id, cv val, cargs *a) {
         cv name = arg_get(a, 0, "name");
         if (name.t != CV_STR) chat_fail(c, HEARTH_ERR_FORMAT, "TypeError", "attribute name must be a string");
         if (val.t == CV_UNDEF) return cv_ref(val);
+        if (val.t == CV_DICT) { /* getattr() only: a dict's keys are not attributes */
+            bool found;
+            cv m = bound_method(c, val, name.u.s, &found);
+            if (found) return m;
+            cv u = cv_undef();
+            u.hk = UH_ATTR;
+            u.ho = CV_DICT;
+            u.u.s = name.u.s;
+            return cv_ref(u);
+        }
         return env_getattr(c, val, name.u.s);
     }
     case FL_BATCH: {
@@ -520,7 +543,7 @@ cv apply_filter(chat_ctx *c, int id, cv val, cargs *a) {
         return r;
     }
     case FL_FLOAT: return to_float(c, val, arg_get(a, 0, "default"));
-    case FL_INT: return to_int(c, val, arg_get(a, 0, "default"));
+    case FL_INT: return to_int(c, val, arg_get(a, 0, "default"), arg_get(a, 1, "base"));
     case FL_FORMAT: {
         cv s = as_str(c, val);
         clist *args = cl_new(c, (size_t)a->n);
@@ -542,7 +565,7 @@ cv apply_filter(chat_ctx *c, int id, cv val, cargs *a) {
     case FL_JOIN: return filter_join(c, val, a);
     case FL_LIST: {
         clist *items = cv_iterate(c, val);
-        if (!items->tuple) return cv_list(items);
+        if (!items->tuple && !items->view) return cv_list(items);
         clist *out = cl_new(c, items->n);
         for (size_t i = 0; i < items->n; i++) cl_push(c, out, cv_ref(items->v[i]));
         chat_obj_unref(c, &items->h);
@@ -584,9 +607,12 @@ cv apply_filter(chat_ctx *c, int id, cv val, cargs *a) {
         const char *m = method.t == CV_STR ? method.u.s->s : "common";
         if (!strcmp(m, "ceil")) y = ceil(y);
         else if (!strcmp(m, "floor")) y = floor(y);
-        else if (!strcmp(m, "common")) y = nearbyint(y);
-        else chat_fail(c, HEARTH_ERR_FORMAT, "FilterArgumentError", "method must be common, ceil or floor");
-        if (val.t != CV_FLOAT && !strcmp(m, "common") && prec >= 0) return val.t == CV_BOOL ? cv_int(val.u.b) : val;
+        else if (strcmp(m, "common"))
+            chat_fail(c, HEARTH_ERR_FORMAT, "FilterArgumentError", "method must be common, ceil or floor");
+        else if (val.t != CV_FLOAT) /* round(int, n) stays an int */
+            return prec >= 0 ? cv_int(val.t == CV_BOOL ? val.u.b : val.u.i) : cv_int((int64_t)py_round(x, prec));
+        else
+            return cv_float(py_round(x, prec));
         return cv_float(y / scale);
     }
     case FL_SAFE: return str_mark_safe(c, as_str(c, val));
@@ -628,7 +654,9 @@ cv apply_filter(chat_ctx *c, int id, cv val, cargs *a) {
         cv_unref(c, s);
         return cv_int(n);
     }
-    default: chat_fail(c, HEARTH_ERR_INTERNAL, "InternalError", "unknown filter %d", id);
+    default:
+        if (id >= FL_COUNT_ALL) return apply_filter_more(c, id - FL_COUNT_ALL, val, a);
+        chat_fail(c, HEARTH_ERR_INTERNAL, "InternalError", "unknown filter %d", id);
     }
 }
 
@@ -649,7 +677,7 @@ bool apply_test(chat_ctx *c, int id, cv val, cargs *a) {
     cv x = arg_get(a, 0, NULL);
     switch (id) {
     case TS_BOOLEAN: return val.t == CV_BOOL;
-    case TS_CALLABLE: return val.t == CV_MACRO || val.t == CV_FUNC || val.t == CV_UNDEF;
+    case TS_CALLABLE: return val.t == CV_MACRO || val.t == CV_FUNC || val.t == CV_UNDEF || val.t == CV_LOOP;
     case TS_DEFINED: return val.t != CV_UNDEF;
     case TS_UNDEFINED: return val.t == CV_UNDEF;
     case TS_DIVISIBLEBY:
@@ -671,8 +699,8 @@ bool apply_test(chat_ctx *c, int id, cv val, cargs *a) {
         return ((val.t == CV_INT ? val.u.i : val.u.b) & 1) == (id == TS_ODD);
     case TS_FALSE: return val.t == CV_BOOL && !val.u.b;
     case TS_TRUE: return val.t == CV_BOOL && val.u.b;
-    case TS_FILTER: return x.t == CV_STR && chat_filter_id(x.u.s->s) >= 0;
-    case TS_TEST: return x.t == CV_STR && chat_test_id(x.u.s->s) >= 0;
+    case TS_FILTER: return val.t == CV_STR && chat_filter_id(val.u.s->s) >= 0;
+    case TS_TEST: return val.t == CV_STR && chat_test_id(val.u.s->s) >= 0;
     case TS_FLOAT: return val.t == CV_FLOAT;
     case TS_INTEGER: return val.t == CV_INT;
     case TS_NUMBER: return val.t == CV_INT || val.t == CV_FLOAT || val.t == CV_BOOL;

@@ -32,7 +32,8 @@ enum {
 };
 
 /* Why an undefined value is undefined; the error raised when it is misused. */
-enum { UH_NONE, UH_NAME, UH_ATTR, UH_ELEM_INT, UH_MSG };
+enum { UH_NONE, UH_NAME, UH_ATTR, UH_ELEM_INT, UH_MSG,
+       UH_UNSAFE /* the sandbox refused an attribute: using it raises SecurityError */ };
 
 typedef struct chdr {
     struct chdr *prev, *next; /* render heap list; NULL for immortal objects */
@@ -73,7 +74,10 @@ typedef struct clist {
     size_t n, cap;
     cv *v;
     bool tuple;
+    bool group;   /* a tuple from groupby: also has the attributes grouper and list */
+    uint8_t view; /* VIEW_*: what dict.keys()/values()/items() gave (named so in Python) */
 } clist;
+enum { VIEW_NONE, VIEW_KEYS, VIEW_VALUES, VIEW_ITEMS };
 
 typedef struct cdict { /* insertion ordered; also the storage of a namespace */
     chdr h;
@@ -92,6 +96,9 @@ typedef struct cloop {
     chdr h;
     clist *items;
     size_t i;
+    int depth;               /* 1 for the outer loop; nested calls of a recursive loop add 1 */
+    const struct cnode *def; /* the N_FOR node (called as loop(items) when recursive) */
+    struct cframe *scope;    /* the frame the for statement runs in (a reference) */
     cv changed_last; /* for loop.changed() */
     bool changed_set;
 } cloop;
@@ -139,6 +146,8 @@ enum {
     N_FILTERBLOCK, N_WITH, N_BREAK, N_CONTINUE
 };
 
+enum { FOR_FILTER = 1, FOR_RECURSIVE = 2 };
+
 /* binary / comparison operators */
 enum {
     OP_ADD = 1, OP_SUB, OP_MUL, OP_DIV, OP_FLOORDIV, OP_MOD, OP_POW,
@@ -147,7 +156,7 @@ enum {
 
 typedef struct cnode {
     uint8_t kind;
-    uint8_t op;   /* operator; N_TEST: 1 when negated; N_FOR: 1 when it has a filter */
+    uint8_t op;   /* operator; N_TEST: 1 when negated; N_FOR: FOR_* flags */
     int line;
     int n;        /* number of kids */
     struct cnode **kid;
@@ -160,7 +169,7 @@ typedef struct cnode {
  *  N_CALL [callee, args...]         N_KWARG [value]       N_FILTER/N_TEST [operand?, args...]
  *  N_COMPARE [a, b, c...] with ops in the kid's `op` of each right operand
  *  N_COND [test, then, else?]       N_IF [test, body, else?]
- *  N_FOR [target, iter, body, else?, filter?]   N_SET [target, value]
+ *  N_FOR [target, iter, body, else?, filter?] (op: 1 filter, 2 recursive)   N_SET [target, value]
  *  N_SETBLOCK [target, body, filter chain?]     N_MACRO [body, param defaults...]
  *    (param names: kid i's lit for i>0 is the N_KWARG name; a NULL value kid = no default)
  *  N_CALLBLOCK [call, body, params like N_MACRO...] N_FILTERBLOCK [filter chain, body]
@@ -226,7 +235,8 @@ static inline cv cv_bool(bool b) { cv v = {0}; v.t = CV_BOOL; v.u.b = b; return 
 static inline cv cv_int(int64_t i) { cv v = {0}; v.t = CV_INT; v.u.i = i; return v; }
 static inline cv cv_float(double f) { cv v = {0}; v.t = CV_FLOAT; v.u.f = f; return v; }
 static inline bool cv_is_heap(cv v) {
-    return v.t >= CV_STR || (v.t == CV_UNDEF && (v.hk == UH_NAME || v.hk == UH_ATTR || v.hk == UH_MSG) && v.u.s);
+    return v.t >= CV_STR ||
+           (v.t == CV_UNDEF && (v.hk == UH_NAME || v.hk == UH_ATTR || v.hk == UH_MSG || v.hk == UH_UNSAFE) && v.u.s);
 }
 
 void *chat_heap_new(chat_ctx *c, uint8_t kind, size_t size);
@@ -298,6 +308,11 @@ cv str_index_cp(chat_ctx *c, cstr *s, int64_t i, bool *ok);
 int64_t str_find(cstr *s, cstr *sub, bool reverse); /* code point index or -1 */
 cv str_splitlines(chat_ctx *c, cstr *s); /* str.splitlines() */
 
+/* ---- Python numbers (chat_pynum.c) ------------------------------------------ */
+bool py_parse_int(const char *s, size_t n, int base, int64_t *out); /* int(s, base); base 0: by prefix */
+bool py_parse_float(const char *s, size_t n, double *out);          /* float(s) */
+double py_round(double x, int64_t ndigits);                          /* round(x, ndigits) */
+
 /* ---- JSON (chat_json.c) ------------------------------------------------------- */
 struct json_t;
 cv chat_from_json(chat_ctx *c, const struct json_t *j, int depth);
@@ -351,12 +366,19 @@ typedef struct cargs {
 cv eval_expr(chat_ctx *c, const cnode *n, cframe *f);
 void exec_body(chat_ctx *c, const cnode *n, cframe *f, cbuf *out);
 cv call_macro(chat_ctx *c, cmacro *m, cargs *a, cv caller);
+cv call_loop(chat_ctx *c, cloop *lp, cargs *a); /* loop(items) in a recursive for loop */
 cv arg_get(cargs *a, int idx, const char *name); /* borrowed; undefined when absent */
 cv env_getattr(chat_ctx *c, cv obj, cstr *name);  /* new ref: obj.name */
 cv env_getitem(chat_ctx *c, cv obj, cv key);      /* new ref: obj[key] */
 cv call_method(chat_ctx *c, cv self, cstr *name, cargs *a, bool *found);
 cv bound_method(chat_ctx *c, cv self, cstr *name, bool *found); /* obj.name without a call */
 cv call_global(chat_ctx *c, int id, cargs *a);
+cstr *want_str(chat_ctx *c, cv v, const char *what);                 /* TypeError unless a string */
+int64_t want_int(chat_ctx *c, cv v, int64_t dflt, const char *what); /* dflt for none/undefined */
+bool str_has_method(const char *name);                               /* chat_strmeth.c */
+cv str_method(chat_ctx *c, cstr *s, const char *name, cargs *a);
+cv str_format(chat_ctx *c, cstr *fmt, cargs *a);                    /* chat_pyfmt.c: str.format */
+cv percent_format(chat_ctx *c, cstr *fmt, cv args);                 /* chat_pyfmt.c: fmt % args */
 int chat_global_id(const char *name); /* -1 when not a global */
 cv global_value(chat_ctx *c, int id);
 
@@ -366,6 +388,13 @@ cv apply_filter(chat_ctx *c, int id, cv val, cargs *a);
 bool apply_test(chat_ctx *c, int id, cv val, cargs *a);
 bool apply_test_by_name(chat_ctx *c, cstr *name, cv val, cargs *a);
 cv apply_filter_by_name(chat_ctx *c, cstr *name, cv val, cargs *a);
+
+/* Helpers shared by the filter files. */
+cv chat_attr_path(chat_ctx *c, cv item, cv attribute, cv dflt); /* Jinja's attrgetter ("a.b.0") */
+cv chat_lower_key(chat_ctx *c, cv v, bool case_sensitive);      /* sort key: lowercased strings */
+clist *chat_sorted_by(chat_ctx *c, clist *items, clist *keys, bool reverse); /* stable; takes keys */
+int chat_filter_more_id(const char *name);                      /* chat_filters_more.c, -1 unknown */
+cv apply_filter_more(chat_ctx *c, int id, cv val, cargs *a);
 
 cv value_binop(chat_ctx *c, int op, cv a, cv b);
 bool value_contains(chat_ctx *c, cv container, cv item);

@@ -133,6 +133,8 @@ void chat_tojson(chat_ctx *c, cbuf *b, cv v, const tojson_opts *o, int level) {
     case CV_STR: put_json_string(c, b, v.u.s->s, v.u.s->len, o->ensure_ascii); return;
     case CV_LIST: {
         clist *l = v.u.l;
+        if (l->view)
+            chat_fail(c, HEARTH_ERR_FORMAT, "TypeError", "Object of type %s is not JSON serializable", cv_pytype(v));
         if (!l->n) {
             cb_puts(c, b, "[]");
             return;

@@ -24,9 +24,30 @@ typedef struct lexer {
 } lexer;
 
 static int line_at(lexer *lx, size_t pos) {
-    for (; lx->counted < pos && lx->counted < lx->n; lx->counted++)
-        if (lx->s[lx->counted] == '\n') lx->line++;
+    size_t end = pos < lx->n ? pos : lx->n;
+    while (lx->counted < end) {
+        const char *nl = memchr(lx->s + lx->counted, '\n', end - lx->counted);
+        if (!nl) {
+            lx->counted = end;
+            break;
+        }
+        lx->line++;
+        lx->counted = (size_t)(nl - lx->s) + 1;
+    }
     return lx->line;
+}
+
+/* The first j >= from where s[j] is c and s[j + 1] one of the bytes of next; n if none.
+ * (memchr keeps the scan of long text runs cheap.) */
+static size_t find_pair(const lexer *lx, size_t from, char c, const char *next) {
+    for (size_t j = from; j + 1 < lx->n;) {
+        const char *hit = memchr(lx->s + j, c, lx->n - 1 - j);
+        if (!hit) break;
+        j = (size_t)(hit - lx->s);
+        if (memchr(next, lx->s[j + 1], strlen(next))) return j;
+        j++;
+    }
+    return lx->n;
 }
 
 static bool fail(lexer *lx, size_t pos, const char *what) {
@@ -182,60 +203,111 @@ static size_t lex_string(lexer *lx, size_t p) {
     return i + 1;
 }
 
-static size_t lex_number(lexer *lx, size_t p, bool after_dot) {
-    size_t i = p;
-    char buf[128];
-    size_t o = 0;
-    bool is_float = false;
-    while (i < lx->n && ((lx->s[i] >= '0' && lx->s[i] <= '9') || lx->s[i] == '_')) {
-        if (lx->s[i] != '_' && o < sizeof buf - 1) buf[o++] = lx->s[i];
+/* 0b101, 0o17, 0x_ff: an integer in base 2, 8 or 16 (underscores between digits) */
+static size_t lex_radix(lexer *lx, size_t p) {
+    char r = (char)(lx->s[p + 1] | 0x20);
+    size_t i = p + 2;
+    while (i < lx->n && (lx->s[i] == '_' || (r == 'x' ? (lx->s[i] >= '0' && lx->s[i] <= '9') ||
+                                                         ((lx->s[i] | 0x20) >= 'a' && (lx->s[i] | 0x20) <= 'f')
+                                                   : lx->s[i] >= '0' && lx->s[i] <= (r == 'o' ? '7' : '1'))))
         i++;
+    int64_t v;
+    if (!py_parse_int(lx->s + p, i - p, r == 'x' ? 16 : r == 'o' ? 8 : 2, &v)) {
+        fail(lx, p, "invalid or too large integer literal");
+        return lx->n;
     }
-    if (!after_dot && i + 1 < lx->n && lx->s[i] == '.' && lx->s[i + 1] >= '0' && lx->s[i + 1] <= '9') {
-        is_float = true;
-        buf[o++] = '.';
-        i++;
-        while (i < lx->n && ((lx->s[i] >= '0' && lx->s[i] <= '9') || lx->s[i] == '_')) {
-            if (lx->s[i] != '_' && o < sizeof buf - 1) buf[o++] = lx->s[i];
-            i++;
-        }
-    }
-    if (!after_dot && i < lx->n && (lx->s[i] == 'e' || lx->s[i] == 'E')) {
-        size_t j = i + 1;
-        if (j < lx->n && (lx->s[j] == '+' || lx->s[j] == '-')) j++;
-        if (j < lx->n && lx->s[j] >= '0' && lx->s[j] <= '9') {
-            is_float = true;
-            for (size_t k = i; k < j && o < sizeof buf - 1; k++) buf[o++] = lx->s[k];
-            i = j;
-            while (i < lx->n && ((lx->s[i] >= '0' && lx->s[i] <= '9') || lx->s[i] == '_')) {
-                if (lx->s[i] != '_' && o < sizeof buf - 1) buf[o++] = lx->s[i];
-                i++;
-            }
-        }
-    }
-    buf[o] = 0;
-    ctok *k = push(lx, is_float ? TK_FLOAT : TK_INT, p);
+    ctok *k = push(lx, TK_INT, p);
     if (!k) return lx->n;
+    k->i = v;
+    return i;
+}
+
+/* Pushes the number token of literal buf (o characters, from p); false on failure. */
+static bool lex_number_value(lexer *lx, size_t p, const char *buf, size_t o, bool is_float) {
+    ctok *k = push(lx, is_float ? TK_FLOAT : TK_INT, p);
+    if (!k) return false;
     if (is_float) k->f = strtod(buf, NULL);
     else {
         char *end;
         unsigned long long v = strtoull(buf, &end, 10);
-        if (o > 18 && (v > INT64_MAX || o > 19)) {
-            fail(lx, p, "integer literal too large");
-            return lx->n;
-        }
+        if (o > 18 && (v > INT64_MAX || o > 19)) return fail(lx, p, "integer literal too large");
         k->i = (int64_t)v;
     }
+    return true;
+}
+
+static bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+static size_t skip_digits(const lexer *lx, size_t i) {
+    while (i < lx->n && (is_digit(lx->s[i]) || lx->s[i] == '_')) i++;
     return i;
 }
 
-static const struct { const char *s; uint8_t op; } ops[] = {
-    {"//", P_FLOORDIV}, {"**", P_POW}, {"==", P_EQ}, {"!=", P_NE}, {">=", P_GE}, {"<=", P_LE},
-    {"+", P_ADD}, {"-", P_SUB}, {"*", P_MUL}, {"/", P_DIV}, {"%", P_MOD}, {"~", P_TILDE},
-    {"[", P_LBRACKET}, {"]", P_RBRACKET}, {"(", P_LPAREN}, {")", P_RPAREN}, {"{", P_LBRACE},
-    {"}", P_RBRACE}, {">", P_GT}, {"<", P_LT}, {"=", P_ASSIGN}, {".", P_DOT}, {":", P_COLON},
-    {"|", P_PIPE}, {",", P_COMMA}, {";", P_SEMI},
-};
+static size_t lex_number(lexer *lx, size_t p, bool after_dot) {
+    const char *s = lx->s;
+    if (!after_dot && p + 2 < lx->n && s[p] == '0' && strchr("bBoOxX", s[p + 1]) && s[p + 1])
+        return lex_radix(lx, p);
+    size_t i = skip_digits(lx, p);
+    bool is_float = false;
+    if (!after_dot && i + 1 < lx->n && s[i] == '.' && is_digit(s[i + 1])) {
+        is_float = true;
+        i = skip_digits(lx, i + 1);
+    }
+    if (!after_dot && i < lx->n && (s[i] == 'e' || s[i] == 'E')) {
+        size_t j = i + 1;
+        if (j < lx->n && (s[j] == '+' || s[j] == '-')) j++;
+        if (j < lx->n && is_digit(s[j])) {
+            is_float = true;
+            i = skip_digits(lx, j);
+        }
+    }
+    /* The literal without its underscores, whatever its length (a float may have hundreds
+     * of digits; a fixed buffer once overflowed by one byte and cut their value). */
+    char small[128];
+    char *buf = i - p < sizeof small ? small : mem_alloc(i - p + 1);
+    if (!buf) {
+        err_set(lx->err, HEARTH_ERR_NOMEM, "out of memory while compiling a template");
+        lx->failed = true;
+        return lx->n;
+    }
+    size_t o = 0;
+    for (size_t k = p; k < i; k++)
+        if (s[k] != '_') buf[o++] = s[k];
+    buf[o] = 0;
+    size_t end = lex_number_value(lx, p, buf, o, is_float) ? i : lx->n;
+    if (buf != small) mem_free(buf);
+    return end;
+}
+
+/* The operator at p (left bytes remain, left >= 1): its code and length, or length 0.
+ * A two-character operator wins over its one-character prefix. */
+static size_t match_op(const char *p, size_t left, uint8_t *op) {
+    char next = left > 1 ? p[1] : 0;
+    switch (p[0]) {
+    case '/': *op = next == '/' ? P_FLOORDIV : P_DIV; return next == '/' ? 2 : 1;
+    case '*': *op = next == '*' ? P_POW : P_MUL; return next == '*' ? 2 : 1;
+    case '=': *op = next == '=' ? P_EQ : P_ASSIGN; return next == '=' ? 2 : 1;
+    case '>': *op = next == '=' ? P_GE : P_GT; return next == '=' ? 2 : 1;
+    case '<': *op = next == '=' ? P_LE : P_LT; return next == '=' ? 2 : 1;
+    case '!': *op = P_NE; return next == '=' ? 2 : 0;
+    case '+': *op = P_ADD; return 1;
+    case '-': *op = P_SUB; return 1;
+    case '%': *op = P_MOD; return 1;
+    case '~': *op = P_TILDE; return 1;
+    case '[': *op = P_LBRACKET; return 1;
+    case ']': *op = P_RBRACKET; return 1;
+    case '(': *op = P_LPAREN; return 1;
+    case ')': *op = P_RPAREN; return 1;
+    case '{': *op = P_LBRACE; return 1;
+    case '}': *op = P_RBRACE; return 1;
+    case '.': *op = P_DOT; return 1;
+    case ':': *op = P_COLON; return 1;
+    case '|': *op = P_PIPE; return 1;
+    case ',': *op = P_COMMA; return 1;
+    case ';': *op = P_SEMI; return 1;
+    default: return 0;
+    }
+}
 
 /* Tokenizes the inside of a {{ }} or {% %} tag starting at p; returns the offset after
  * its end and whether that end finished with a newline. */
@@ -279,20 +351,18 @@ static size_t lex_tag(lexer *lx, size_t p, bool block, bool *nl) {
             p = lex_string(lx, p);
             continue;
         }
-        size_t k = 0;
-        for (; k < sizeof ops / sizeof ops[0]; k++)
-            if (starts(lx, p, ops[k].s)) break;
-        if (k == sizeof ops / sizeof ops[0]) {
+        uint8_t op = 0;
+        size_t op_len = match_op(lx->s + p, lx->n - p, &op);
+        if (!op_len) {
             fail(lx, p, "unexpected character in a tag");
             return lx->n;
         }
-        uint8_t op = ops[k].op;
         if (op == P_LPAREN || op == P_LBRACKET || op == P_LBRACE) depth++;
         else if ((op == P_RPAREN || op == P_RBRACKET || op == P_RBRACE) && depth > 0) depth--;
         ctok *t = push(lx, TK_OP, p);
         if (!t) return lx->n;
         t->op = op;
-        p += strlen(ops[k].s);
+        p += op_len;
     }
     return lx->n;
 }
@@ -311,8 +381,7 @@ static size_t raw_begin(lexer *lx, size_t p, bool *nl) {
 }
 
 static size_t lex_raw(lexer *lx, size_t p, bool line_starting) {
-    for (size_t k = p; k + 1 < lx->n; k++) {
-        if (lx->s[k] != '{' || lx->s[k + 1] != '%') continue;
+    for (size_t k = p; (k = find_pair(lx, k, '{', "%")) < lx->n; k++) {
         size_t q = k + 2;
         char sign = q < lx->n && (lx->s[q] == '-' || lx->s[q] == '+') ? lx->s[q++] : 0;
         q = skip_ws(lx, q);
@@ -335,20 +404,23 @@ hearth_status chat_lex(struct chat_template *t, const char *src, size_t len, cto
     char *s = mem_alloc(len + 1);
     if (!s) return err_set(err, HEARTH_ERR_NOMEM, "out of memory while compiling a template");
     size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (src[i] == '\r') {
+    for (size_t i = 0; i < len;) { /* \r\n and \r become \n */
+        const char *cr = memchr(src + i, '\r', len - i);
+        size_t run = cr ? (size_t)(cr - src) - i : len - i;
+        memcpy(s + n, src + i, run);
+        n += run;
+        i += run;
+        if (i < len) {
             s[n++] = '\n';
-            if (i + 1 < len && src[i + 1] == '\n') i++;
-        } else
-            s[n++] = src[i];
+            i += i + 1 < len && src[i + 1] == '\n' ? 2 : 1;
+        }
     }
     if (n && s[n - 1] == '\n') n--;
     lexer lx = {.t = t, .s = s, .n = n, .line = 1, .out = out, .err = err};
     bool line_starting = true;
     size_t pos = 0;
     while (pos < n && !lx.failed) {
-        size_t k = pos;
-        while (k + 1 < n && !(s[k] == '{' && (s[k + 1] == '{' || s[k + 1] == '%' || s[k + 1] == '#'))) k++;
+        size_t k = find_pair(&lx, pos, '{', "{%#");
         if (k + 1 >= n) {
             emit_data(&lx, pos, n, 0, false, line_starting);
             break;
@@ -368,8 +440,7 @@ hearth_status chat_lex(struct chat_template *t, const char *src, size_t len, cto
         }
         if (!emit_data(&lx, pos, k, sign, kind != '{', line_starting)) break;
         if (kind == '#') {
-            size_t j = body;
-            while (j + 1 < n && !(s[j] == '#' && s[j + 1] == '}')) j++;
+            size_t j = find_pair(&lx, body, '#', "}");
             if (j + 1 >= n) {
                 fail(&lx, k, "missing end of comment tag");
                 break;

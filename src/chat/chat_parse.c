@@ -679,7 +679,10 @@ static cnode *parse_for(parser *p, int line) {
         filter = parse_expr(p, true);
         if (!filter) return NULL;
     }
-    if (is_name(p, "recursive")) return fail(p, "%s", "recursive for loops are not supported");
+    if (is_name(p, "recursive")) {
+        advance(p);
+        n->op |= FOR_RECURSIVE;
+    }
     if (!expect_end(p)) return NULL;
     int which;
     cnode *body = parse_body(p, ends, &which), *other = NULL;

@@ -87,6 +87,34 @@ static bool title_sep(uint32_t cp) {
     return cp == '-' || cp == '(' || cp == '{' || cp == '[' || cp == '<' || py_isspace(cp);
 }
 
+/* Unicode's unconditional one-to-many case mappings (SpecialCasing.txt) that Python
+ * applies and utf8proc's per-code-point mapping does not: upper and title forms. */
+static const struct special_case {
+    uint32_t cp;
+    uint32_t upper[3], title[3];
+} special_cases[] = {
+    {0x00DF, {0x53, 0x53}, {0x53, 0x73}},          {0x0149, {0x2BC, 0x4E}, {0x2BC, 0x4E}},
+    {0x01F0, {0x4A, 0x30C}, {0x4A, 0x30C}},        {0x0390, {0x399, 0x308, 0x301}, {0x399, 0x308, 0x301}},
+    {0x03B0, {0x3A5, 0x308, 0x301}, {0x3A5, 0x308, 0x301}}, {0x0587, {0x535, 0x552}, {0x535, 0x582}},
+    {0x1E96, {0x48, 0x331}, {0x48, 0x331}},        {0x1E97, {0x54, 0x308}, {0x54, 0x308}},
+    {0x1E98, {0x57, 0x30A}, {0x57, 0x30A}},        {0x1E99, {0x59, 0x30A}, {0x59, 0x30A}},
+    {0x1E9A, {0x41, 0x2BE}, {0x41, 0x2BE}},        {0xFB00, {0x46, 0x46}, {0x46, 0x66}},
+    {0xFB01, {0x46, 0x49}, {0x46, 0x69}},          {0xFB02, {0x46, 0x4C}, {0x46, 0x6C}},
+    {0xFB03, {0x46, 0x46, 0x49}, {0x46, 0x66, 0x69}}, {0xFB04, {0x46, 0x46, 0x4C}, {0x46, 0x66, 0x6C}},
+    {0xFB05, {0x53, 0x54}, {0x53, 0x74}},          {0xFB06, {0x53, 0x54}, {0x53, 0x74}},
+};
+
+/* Writes the full mapping of cp when it has one (upper or title form); false if not. */
+static bool put_special(chat_ctx *c, cbuf *b, uint32_t cp, bool title) {
+    for (size_t k = 0; k < sizeof special_cases / sizeof *special_cases; k++)
+        if (special_cases[k].cp == cp) {
+            const uint32_t *m = title ? special_cases[k].title : special_cases[k].upper;
+            for (int j = 0; j < 3 && m[j]; j++) chat_put_cp(c, b, m[j]);
+            return true;
+        }
+    return false;
+}
+
 cv str_case(chat_ctx *c, cstr *s, int mode) {
     cbuf *b = cb_new(c);
     size_t i = 0;
@@ -94,6 +122,19 @@ cv str_case(chat_ctx *c, cstr *s, int mode) {
     while (i < s->len) {
         uint32_t cp = chat_next_cp(s->s, s->len, &i), out;
         utf8proc_int32_t x = (utf8proc_int32_t)cp;
+        bool lowering = mode == CASE_LOWER || (mode != CASE_UPPER && !start);
+        if (lowering && cp == 0x130) { /* İ lowers to i + combining dot */
+            chat_put_cp(c, b, 'i');
+            chat_put_cp(c, b, 0x307);
+            start = false;
+            continue;
+        }
+        /* the title filter upper-cases a word's first letter; str.title/capitalize title-case it */
+        bool title_form = mode == CASE_CAPITALIZE || mode == CASE_TITLE_METHOD;
+        if (!lowering && put_special(c, b, cp, title_form)) {
+            start = mode == CASE_TITLE_FILTER ? title_sep(cp) : mode == CASE_TITLE_METHOD ? !is_cased(cp) : false;
+            continue;
+        }
         switch (mode) {
         case CASE_LOWER: out = (uint32_t)utf8proc_tolower(x); break;
         case CASE_UPPER: out = (uint32_t)utf8proc_toupper(x); break;
@@ -156,14 +197,8 @@ static void split_ws(chat_ctx *c, cstr *s, int64_t maxsplit, clist *l) {
             i = j;
         }
         if (i >= s->len) return;
-        if (maxsplit >= 0 && done >= maxsplit) {
-            size_t z = s->len;   /* the rest, right-stripped */
-            while (z > i) {
-                size_t p = prev_cp_start(s->s, z), k = p;
-                if (!py_isspace(chat_next_cp(s->s, z, &k))) break;
-                z = p;
-            }
-            cl_push(c, l, cv_str(c, s->s + i, z - i));
+        if (maxsplit >= 0 && done >= maxsplit) { /* the rest, as it is */
+            cl_push(c, l, cv_str(c, s->s + i, s->len - i));
             return;
         }
         size_t start = i;
@@ -188,14 +223,8 @@ static void rsplit_ws(chat_ctx *c, cstr *s, int64_t maxsplit, clist *l) {
         }
         if (z == 0) break;
         size_t a = z;
-        if (maxsplit >= 0 && done >= maxsplit) {
-            a = 0;
-            while (a < z) {
-                size_t k = a;
-                if (!py_isspace(chat_next_cp(s->s, z, &k))) break;
-                a = k;
-            }
-        } else
+        if (maxsplit >= 0 && done >= maxsplit) a = 0; /* the rest, as it is */
+        else
             while (a > 0) {
                 size_t p = prev_cp_start(s->s, a), k = p;
                 if (py_isspace(chat_next_cp(s->s, z, &k))) break;

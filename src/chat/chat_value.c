@@ -63,6 +63,10 @@ _Noreturn void chat_fail_undef(chat_ctx *c, cv u) {
     case UH_MSG:
         if (u.u.s) cb_put(c, b, u.u.s->s, u.u.s->len);
         break;
+    case UH_UNSAFE:
+        cb_put(c, b, u.u.s->s, u.u.s->len);
+        cb_putc(c, b, 0);
+        chat_fail(c, HEARTH_ERR_FORMAT, "SecurityError", "%s", b->p);
     default:
         cb_puts(c, b, "undefined value");
     }
@@ -145,6 +149,7 @@ static void release_children(chat_ctx *c, chdr *h) {
     case CV_ITER: chat_obj_unref(c, &((citer *)h)->items->h); break;
     case CV_LOOP:
         chat_obj_unref(c, &((cloop *)h)->items->h);
+        chat_obj_unref(c, ((cloop *)h)->scope ? &((cloop *)h)->scope->h : NULL);
         cv_unref(c, ((cloop *)h)->changed_last);
         break;
     case CV_MACRO:
@@ -482,7 +487,9 @@ const char *cv_pytype(cv v) {
     case CV_INT: return "int";
     case CV_FLOAT: return "float";
     case CV_STR: return "str";
-    case CV_LIST: return v.u.l->tuple ? "tuple" : "list";
+    case CV_LIST:
+        if (v.u.l->view) return v.u.l->view == VIEW_KEYS ? "dict_keys" : v.u.l->view == VIEW_VALUES ? "dict_values" : "dict_items";
+        return v.u.l->tuple ? "tuple" : "list";
     case CV_DICT: return "dict";
     case CV_NS: return "Namespace";
     case CV_ITER: return ((citer *)v.u.h)->pyname;
@@ -608,6 +615,10 @@ void cv_write_repr(chat_ctx *c, cbuf *b, cv v, int depth) {
     case CV_STR: write_pyrepr_str(c, b, v.u.s->s, v.u.s->len); return;
     case CV_LIST: {
         clist *l = v.u.l;
+        if (l->view) {
+            cb_puts(c, b, cv_pytype(v));
+            cb_putc(c, b, '(');
+        }
         cb_putc(c, b, l->tuple ? '(' : '[');
         for (size_t i = 0; i < l->n; i++) {
             if (i) cb_puts(c, b, ", ");
@@ -615,6 +626,7 @@ void cv_write_repr(chat_ctx *c, cbuf *b, cv v, int depth) {
         }
         if (l->tuple && l->n == 1) cb_putc(c, b, ',');
         cb_putc(c, b, l->tuple ? ')' : ']');
+        if (l->view) cb_putc(c, b, ')');
         return;
     }
     case CV_DICT:

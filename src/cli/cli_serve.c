@@ -40,6 +40,9 @@ static void usage(FILE *out) {
             "                             (default min(training, 4096))\n"
             "  -t, --threads N            compute threads, every model (default: physical cores)\n"
             "  --max-queue N              requests waiting beyond the slots before 503 (default 64)\n"
+            "  --max-queue-wait MS        refuse (503) a request whose estimated wait for a slot exceeds\n"
+            "                             MS milliseconds, and end one still queued after MS (or a\n"
+            "                             duration: 500ms, 2s; default 0: off)\n"
             "  --ttl DURATION             idle time before a model unloads, every model (default 10m;\n"
             "                             0: at once; forever: never)\n"
             "  --timeout DURATION         longest a request may run (default 10m)\n"
@@ -76,6 +79,7 @@ static const struct { const char *flag, *alt, *key; } flag_keys[] = {
     {"--ctx", NULL, "models.ctx"},
     {"--threads", "-t", "models.threads"},
     {"--max-queue", NULL, "models.max_queue"},
+    {"--max-queue-wait", NULL, "models.max_queue_wait"},
     {"--ttl", NULL, "models.ttl"},
     {"--chat-template-file", NULL, "model.chat_template"},
     {"--cors-origins", NULL, "server.cors_origins"},
@@ -86,6 +90,7 @@ typedef struct serve_args {
     const char *config;
     cfg_setting settings[MAX_SETTINGS];
     char origins[MAX_SETTINGS][48];
+    char values[MAX_SETTINGS][48]; /* values the flag rewrote (a bare --max-queue-wait is ms) */
     size_t n;
 } serve_args;
 
@@ -192,6 +197,10 @@ int cli_serve(int argc, char **argv) {
         if (k == nk) return usage_error("unknown option", arg);
         if (a.n >= MAX_SETTINGS) return usage_error("too many options", NULL);
         snprintf(a.origins[a.n], sizeof a.origins[0], "flag %s", flag_keys[k].flag);
+        if (!strcmp(flag_keys[k].key, "models.max_queue_wait") && *v && strspn(v, "0123456789.") == strlen(v)) {
+            snprintf(a.values[a.n], sizeof a.values[0], "%.40sms", v);
+            v = a.values[a.n];
+        }
         a.settings[a.n] = (cfg_setting){flag_keys[k].key, v, a.origins[a.n]};
         a.n++;
     }

@@ -50,7 +50,7 @@ static void defaults(cfg_config *c) {
     c->server.max_keep_alive_s = 3600;
     cfg_limits_defaults(&c->limits);
     c->embeddings = (cfg_embeddings){.cache = true, .cache_max_entries = 10000, .cache_max_bytes = (int64_t)64 << 20,
-                                     .cache_ttl_s = 3600, .max_inputs = 2048, .batch_tokens = 2048, .max_queue = 8192};
+                                     .cache_ttl_s = 3600, .max_inputs = 2048, .max_request_tokens = 300000, .batch_tokens = 2048, .max_queue = 8192};
     cfg_model_defaults(&c->defaults);
 }
 
@@ -58,11 +58,13 @@ cfg_model *cfg_add_model(cfg_build_ctx *b, cfg_loc at) {
     cfg_config *c = b->c;
     if (c->n_models >= CFG_MAX_MODELS) return NULL;
     cfg_model *grown = mem_realloc_array(c->models, c->n_models + 1, sizeof *grown);
-    if (!grown) {
+    if (grown) c->models = grown;
+    cfg_model_locs *locs = grown ? mem_realloc_array(b->locs, c->n_models + 1, sizeof *locs) : NULL;
+    if (!locs) {
         b->nomem = true;
         return NULL;
     }
-    c->models = grown;
+    b->locs = locs;
     cfg_model *m = &c->models[c->n_models];
     memset(m, 0, sizeof *m);
     m->line = at.line;
@@ -176,6 +178,7 @@ static const struct { const char *var, *key; } env_keys[] = {
     {"HEARTH_SLOTS", "models.slots"},
     {"HEARTH_THREADS", "models.threads"},
     {"HEARTH_MAX_QUEUE", "models.max_queue"},
+    {"HEARTH_MAX_QUEUE_WAIT", "models.max_queue_wait"},
     {"HEARTH_TTL", "models.ttl"},
 };
 
@@ -307,6 +310,7 @@ static void merge_defaults(cfg_model *m, const cfg_model *d) {
     if (!(m->set & CFG_M_SLOTS)) m->slots = d->slots;
     if (!(m->set & CFG_M_THREADS)) m->threads = d->threads;
     if (!(m->set & CFG_M_MAX_QUEUE)) m->max_queue = d->max_queue;
+    if (!(m->set & CFG_M_MAX_QUEUE_WAIT)) m->max_queue_wait_s = d->max_queue_wait_s;
     if (!(m->set & CFG_M_POOLING)) m->pooling = d->pooling;
     cfg_sampling *s = &m->sampling;
     const cfg_sampling *ds = &d->sampling;
@@ -406,10 +410,9 @@ static hearth_status build(const char *text, size_t len, const char *name, const
     *out = NULL;
     memset(errs, 0, sizeof *errs);
     cfg_config *c = mem_calloc(1, sizeof *c);
-    cfg_model_locs *locs = mem_calloc(CFG_MAX_MODELS, sizeof *locs);
-    cfg_build_ctx b = {.c = c, .errs = errs, .file = name ? name : "(config)", .locs = locs};
+    cfg_build_ctx b = {.c = c, .errs = errs, .file = name ? name : "(config)"};
     hearth_status st = HEARTH_ERR_NOMEM;
-    if (!c || !locs) {
+    if (!c) {
         err_set(err, st, "out of memory reading the configuration");
         goto done;
     }
@@ -427,7 +430,7 @@ static hearth_status build(const char *text, size_t len, const char *name, const
 done:
     cfg_gateway_build_free(&b);
     mem_free(b.dir);
-    mem_free(locs);
+    mem_free(b.locs);
     if (st != HEARTH_OK) cfg_free(c);
     else *out = c;
     return st;

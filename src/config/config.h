@@ -18,6 +18,7 @@
 #define CFG_MAX_MODELS 256
 #define CFG_MAX_ALIASES 32
 #define CFG_MAX_ADAPTERS 16
+#define CFG_MAX_QUEUE_WAIT_S 3600.0 /* the largest max_queue_wait */
 #define CFG_NAME_MAX 128            /* bytes of a model name or alias */
 #define CFG_FILE_MAX ((size_t)1 << 20)
 
@@ -44,7 +45,7 @@ typedef struct cfg_adapter {
 /* Bits of cfg_model.set: the keys given explicitly (the rest come from `defaults`). */
 enum {
     CFG_M_PRELOAD = 1 << 0, CFG_M_TTL = 1 << 1, CFG_M_CTX = 1 << 2, CFG_M_SLOTS = 1 << 3,
-    CFG_M_THREADS = 1 << 4, CFG_M_MAX_QUEUE = 1 << 5,
+    CFG_M_THREADS = 1 << 4, CFG_M_MAX_QUEUE = 1 << 5, CFG_M_MAX_QUEUE_WAIT = 1 << 6,
     CFG_M_POOLING = 1 << 10,
 };
 
@@ -61,6 +62,7 @@ typedef struct cfg_model {
     int64_t ctx;                    /* positions per sequence; 0: min(training, 4096) */
     int32_t slots;                  /* sequences decoded at once */
     int32_t max_queue;              /* waiting requests beyond the slots */
+    double max_queue_wait_s;        /* longest estimated or actual wait for a slot before 503; 0: off */
     int32_t threads;                /* compute threads; 0: physical cores */
     int32_t pooling;                /* embeddings: -1 the model's own, else embed_pooling (0 none .. 3 last) */
     cfg_sampling sampling;
@@ -135,6 +137,7 @@ typedef struct cfg_embeddings {
     int64_t cache_max_bytes;        /* default 64 MiB */
     double cache_ttl_s;             /* default 1h; 0: entries never expire */
     int32_t max_inputs;             /* inputs per request (default 2048) */
+    int32_t max_request_tokens;     /* tokens summed over a request's inputs (default 300000) */
     int32_t batch_tokens;           /* most tokens per forward pass (default 2048) */
     int32_t max_queue;              /* inputs waiting per model before 503 (default 8192) */
 } cfg_embeddings;

@@ -74,6 +74,8 @@ static void model_keys(out *o, const cfg_model *m, const char *ind) {
     else put(o, "%sctx: auto\n", ind);
     put(o, "%sslots: %d\n", ind, m->slots);
     put(o, "%smax_queue: %d\n", ind, m->max_queue);
+    cfg_format_duration(m->max_queue_wait_s, d, sizeof d);
+    put(o, "%smax_queue_wait: %s\n", ind, d);
     if (m->threads > 0) put(o, "%sthreads: %d\n", ind, m->threads);
     else put(o, "%sthreads: auto\n", ind);
     if (m->pooling >= 0) put(o, "%spooling: %s\n", ind, cfg_pooling_name(m->pooling));
@@ -216,8 +218,8 @@ char *cfg_dump(const cfg_config *c) {
     cfg_format_size(e->cache_max_bytes, d, sizeof d);
     put(&o, "  cache_max_bytes: %s\n", d);
     cfg_format_duration(e->cache_ttl_s, d, sizeof d);
-    put(&o, "  cache_ttl: %s\n  max_inputs: %d\n  batch_tokens: %d\n  max_queue: %d\n", d, e->max_inputs,
-        e->batch_tokens, e->max_queue);
+    put(&o, "  cache_ttl: %s\n  max_inputs: %d\n  max_request_tokens: %d\n  batch_tokens: %d\n  max_queue: %d\n", d,
+        e->max_inputs, e->max_request_tokens, e->batch_tokens, e->max_queue);
     put(&o, "defaults:\n");
     model_keys(&o, &c->defaults, "  ");
     put(&o, c->n_models ? "models:\n" : "models: []\n");

@@ -29,8 +29,8 @@ typedef struct place {
 
 struct cfg_gateway_build {
     json_t *root;   /* {"providers": [...], ...} */
-    place *places;  /* where each node of the sections is */
-    size_t n_places;
+    place *places;  /* where each node of the sections is (grown on demand, at most MAX_PLACES) */
+    size_t n_places, cap_places;
     size_t nodes;
 };
 
@@ -38,11 +38,20 @@ static cfg_loc loc_of(const yaml_node_t *n) {
     return (cfg_loc){.line = (int)n->start_mark.line + 1, .col = (int)n->start_mark.column + 1};
 }
 
-static void remember(cfg_gateway_build *g, const char *path, const yaml_node_t *n) {
-    if (g->n_places >= MAX_PLACES || strlen(path) >= PLACE_PATH) return;
+/* False only when out of memory. */
+static bool remember(cfg_gateway_build *g, const char *path, const yaml_node_t *n) {
+    if (g->n_places >= MAX_PLACES || strlen(path) >= PLACE_PATH) return true;
+    if (g->n_places == g->cap_places) {
+        size_t cap = g->cap_places ? 2 * g->cap_places : 16;
+        place *grown = mem_realloc_array(g->places, cap, sizeof *grown);
+        if (!grown) return false;
+        g->places = grown;
+        g->cap_places = cap;
+    }
     place *p = &g->places[g->n_places++];
     snprintf(p->path, sizeof p->path, "%s", path);
     p->at = loc_of(n);
+    return true;
 }
 
 static bool all_digits(const char *s, size_t from) {
@@ -77,7 +86,10 @@ static json_t *convert(cfg_build_ctx *b, yaml_document_t *doc, yaml_node_t *n, c
         cfg_error(b, loc_of(n), path, "nested too deeply or too large");
         return NULL;
     }
-    remember(g, path, n);
+    if (!remember(g, path, n)) {
+        b->nomem = true;
+        return NULL;
+    }
     if (n->type == YAML_SCALAR_NODE) {
         const char *v = (const char *)n->data.scalar.value;
         if (strlen(v) != n->data.scalar.length) {
@@ -134,9 +146,8 @@ static json_t *convert(cfg_build_ctx *b, yaml_document_t *doc, yaml_node_t *n, c
 static cfg_gateway_build *gateway_of(cfg_build_ctx *b) {
     if (b->gateway) return b->gateway;
     cfg_gateway_build *g = mem_calloc(1, sizeof *g);
-    if (g) g->places = mem_calloc(MAX_PLACES, sizeof *g->places);
     if (g) g->root = json_object();
-    if (!g || !g->places || !g->root) {
+    if (!g || !g->root) {
         if (g) {
             json_decref(g->root);
             mem_free(g->places);

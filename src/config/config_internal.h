@@ -24,7 +24,7 @@ typedef struct cfg_build_ctx {
     cfg_errors *errs;
     const char *file;               /* name used in messages */
     char *dir;                      /* directory of the file (relative paths), or NULL */
-    cfg_model_locs *locs;           /* [CFG_MAX_MODELS] */
+    cfg_model_locs *locs;           /* [c->n_models], grown with the models */
     cfg_gateway_build *gateway;     /* the gateway sections read so far, or NULL */
     bool nomem;
 } cfg_build_ctx;

@@ -172,6 +172,14 @@ cfg_set_result cfg_set_model_key(cfg_build_ctx *b, cfg_model *m, bool is_default
         m->set |= CFG_M_MAX_QUEUE;
         return CFG_SET_OK;
     }
+    if (!strcmp(key, "max_queue_wait")) {
+        double d = 0;
+        if (!cfg_parse_duration(v, false, &d) || d > CFG_MAX_QUEUE_WAIT_S)
+            return bad(why, cap, "expected a duration up to 1h such as 500ms or 2s (0: off), got '%.60s'", v);
+        m->max_queue_wait_s = d;
+        m->set |= CFG_M_MAX_QUEUE_WAIT;
+        return CFG_SET_OK;
+    }
     if (!strcmp(key, "pooling")) {
         if (!cfg_parse_pooling(v, &m->pooling))
             return bad(why, cap, "expected none, mean, cls, last or default, got '%.60s'", v);
@@ -332,6 +340,7 @@ cfg_set_result cfg_set_embeddings_key(cfg_embeddings *e, const char *key, const 
     }
     static const struct { const char *key; int64_t lo, hi; size_t off; } ints[] = {
         {"max_inputs", 1, 1 << 20, offsetof(cfg_embeddings, max_inputs)},
+        {"max_request_tokens", 1, 1 << 30, offsetof(cfg_embeddings, max_request_tokens)},
         {"batch_tokens", 16, 1 << 20, offsetof(cfg_embeddings, batch_tokens)},
         {"max_queue", 1, 1 << 24, offsetof(cfg_embeddings, max_queue)},
     };

@@ -12,8 +12,6 @@
 #include "engine/generate.h"
 #include "engine/sched_internal.h"
 
-#define DEFAULT_PREFILL_TPS 100.0 /* stand-ins until steps were measured */
-#define DEFAULT_DECODE_TPS 10.0
 #define RETRY_MIN_S 1.0
 #define RETRY_MAX_S 600.0
 #define MAX_SLOTS 1024
@@ -45,15 +43,33 @@ static hearth_status check_params(const model *m, sched_params *p, hearth_err *e
     return HEARTH_OK;
 }
 
-/* Under mu: ends queued requests that were cancelled or passed their deadline, then moves
- * queued requests into free slots. Returns how many were admitted into admitted[]. */
-static int32_t admit_locked(sched *s, int32_t *admitted) {
-    uint64_t now = clock_mono_ns();
+/* How a queued request ends before it gets a slot; NONE: it keeps waiting. The queue
+ * wait is only checked (waiting) for requests still without a slot after admission. */
+static sched_finish queued_end(const sched_seq *q, uint64_t now, bool waiting, hearth_err *e) {
+    if (atomic_load(&q->cancel)) {
+        err_set(e, HEARTH_ERR_CANCELLED, "cancelled by the caller while queued");
+        return SCHED_FINISH_CANCELLED;
+    }
+    if (q->deadline_ns && now >= q->deadline_ns) {
+        err_set(e, HEARTH_ERR_TIMEOUT, "the request's deadline passed while queued");
+        return SCHED_FINISH_TIMEOUT;
+    }
+    if (waiting && q->queue_deadline_ns && now >= q->queue_deadline_ns) {
+        err_set(e, HEARTH_ERR_BUSY, "waited %.3g s in the queue without getting a slot (max_queue_wait %.3g s)",
+                (double)(now - q->queued_ns) / 1e9, q->max_queue_wait_s);
+        return SCHED_FINISH_ERROR;
+    }
+    return SCHED_FINISH_NONE;
+}
+
+/* Under mu: ends the queued requests queued_end says must end. */
+static void drop_queued(sched *s, uint64_t now, bool waiting) {
     sched_seq **link = &s->queue_head, *last = NULL;
     while (*link) {
         sched_seq *q = *link;
-        bool cancelled = atomic_load(&q->cancel), expired = q->deadline_ns && now >= q->deadline_ns;
-        if (!cancelled && !expired) {
+        hearth_err e;
+        sched_finish why = queued_end(q, now, waiting, &e);
+        if (why == SCHED_FINISH_NONE) {
             last = q;
             link = &q->next;
             continue;
@@ -62,12 +78,19 @@ static int32_t admit_locked(sched *s, int32_t *admitted) {
         s->queued--;
         s->queued_prompt -= q->n_prompt;
         s->queued_gen -= q->cap_tokens - q->n_prompt;
-        hearth_err e;
-        if (cancelled) err_set(&e, HEARTH_ERR_CANCELLED, "cancelled by the caller while queued");
-        else err_set(&e, HEARTH_ERR_TIMEOUT, "the request's deadline passed while queued");
-        seq_finish(q, cancelled ? SCHED_FINISH_CANCELLED : SCHED_FINISH_TIMEOUT, &e);
+        seq_finish(q, why, &e);
     }
     s->queue_tail = last;
+}
+
+/* Under mu: ends queued requests that were cancelled or passed their deadline, moves
+ * queued requests into free slots (FIFO), then ends those still waiting past their
+ * max_queue_wait: a request that finds a free slot when the scheduler looks takes it,
+ * even when its bound passed during the step just run (the check is between steps).
+ * Returns how many were admitted into admitted[]. */
+static int32_t admit_locked(sched *s, int32_t *admitted) {
+    uint64_t now = clock_mono_ns();
+    drop_queued(s, now, false);
     int32_t n = 0;
     for (int32_t i = 0; i < s->p.n_slots && s->queue_head; i++) {
         if (s->slots[i].q) continue;
@@ -79,8 +102,11 @@ static int32_t admit_locked(sched *s, int32_t *admitted) {
         s->queued_gen -= q->cap_tokens - q->n_prompt;
         s->running++;
         s->slots[i] = (sched_slot){.q = q, .admitted = ++s->tick};
+        s->slot_prompt_left[i] = q->n_prompt; /* until the next step publishes */
+        s->slot_gen_left[i] = q->cap_tokens - q->n_prompt;
         admitted[n++] = i;
     }
+    if (s->queue_head) drop_queued(s, now, true);
     return n;
 }
 
@@ -143,6 +169,9 @@ static void sched_destroy(sched *s) {
     mem_free(s->slots);
     mem_free(s->batch_slot);
     mem_free(s->lora_sets);
+    mem_free(s->slot_prompt_left);
+    mem_free(s->slot_gen_left);
+    mem_free(s->admit_free_at);
     mem_free(s->logits);
     mem_free(s->top_tmp);
     pthread_cond_destroy(&s->wake);
@@ -159,7 +188,11 @@ static hearth_status make_engine(sched *s, hearth_err *err) {
     s->top_tmp = mem_alloc_array(SAMPLER_MAX_TOP_LOGPROBS, sizeof *s->top_tmp);
     s->prefixes = mem_calloc((size_t)p->prefix_slots + 1, sizeof *s->prefixes);
     s->lora_sets = mem_calloc((size_t)p->n_slots, sizeof *s->lora_sets);
-    if (!s->pool || !s->slots || !s->batch_slot || !s->logits || !s->top_tmp || !s->prefixes || !s->lora_sets)
+    s->slot_prompt_left = mem_calloc((size_t)p->n_slots, sizeof *s->slot_prompt_left);
+    s->slot_gen_left = mem_calloc((size_t)p->n_slots, sizeof *s->slot_gen_left);
+    s->admit_free_at = mem_calloc((size_t)p->n_slots, sizeof *s->admit_free_at);
+    if (!s->pool || !s->slots || !s->batch_slot || !s->logits || !s->top_tmp || !s->prefixes || !s->lora_sets ||
+        !s->slot_prompt_left || !s->slot_gen_left || !s->admit_free_at)
         return err_set(err, HEARTH_ERR_NOMEM, "scheduler: out of memory for %d slots", p->n_slots);
     kv_config kc = model_kv_config(s->m, p->n_ctx, p->n_slots + p->prefix_slots);
     kc.n_pages = (int64_t)p->n_slots * ((p->n_ctx + kc.page_size - 1) / kc.page_size);
@@ -229,23 +262,38 @@ double sched_retry_after_s(const sched *s) {
     return r;
 }
 
+/* Under mu: fills r->refusal (when asked for) and err for a BUSY answer. */
+static hearth_status refuse(const sched *s, const sched_request *r, sched_busy why, double wait, hearth_err *err) {
+    double retry = why == SCHED_BUSY_QUEUE_WAIT ? wait - r->max_queue_wait_s : retry_after_locked(s);
+    retry = retry < RETRY_MIN_S ? RETRY_MIN_S : retry > RETRY_MAX_S ? RETRY_MAX_S : retry;
+    if (r->refusal) *r->refusal = (sched_refusal){.why = why, .wait_s = wait, .retry_after_s = retry};
+    if (why == SCHED_BUSY_QUEUE_WAIT)
+        return err_set(err, HEARTH_ERR_BUSY, "estimated queue wait %.3g s exceeds max_queue_wait %.3g s; retry in %.0f s",
+                       wait, r->max_queue_wait_s, retry);
+    return err_set(err, HEARTH_ERR_BUSY, "scheduler: all %d slots busy and %d requests queued; retry in %.0f s",
+                   s->p.n_slots, s->queued, retry);
+}
+
 hearth_status sched_submit(sched *s, const sched_request *r, sched_seq **out, hearth_err *err) {
     *out = NULL;
+    if (r->refusal) *r->refusal = (sched_refusal){0};
     sched_seq *q;
     hearth_status st = seq_new(s, r, &q, err);
     if (st) return st;
     pthread_mutex_lock(&s->mu);
     int32_t free_slots = s->p.n_slots - s->running;
-    if (s->stop || s->queued - free_slots >= s->p.max_queue) {
-        bool stopping = s->stop;
-        double wait = retry_after_locked(s);
-        int32_t queued = s->queued;
+    double bound = q->max_queue_wait_s, wait = 0;
+    if (s->stop) st = err_set(err, HEARTH_ERR_CANCELLED, "scheduler: shutting down");
+    else if (s->queued - free_slots >= s->p.max_queue) st = refuse(s, r, SCHED_BUSY_QUEUE_FULL, 0, err);
+    else if (bound > 0 && (wait = admit_wait_locked(s, bound)) > bound)
+        st = refuse(s, r, SCHED_BUSY_QUEUE_WAIT, wait, err);
+    if (st) {
         pthread_mutex_unlock(&s->mu);
         seq_discard(q);
-        if (stopping) return err_set(err, HEARTH_ERR_CANCELLED, "scheduler: shutting down");
-        return err_set(err, HEARTH_ERR_BUSY, "scheduler: all %d slots busy and %d requests queued; retry in %.0f s",
-                       s->p.n_slots, queued, wait);
+        return st;
     }
+    q->queued_ns = clock_mono_ns();
+    if (bound > 0) q->queue_deadline_ns = q->queued_ns + (uint64_t)(bound * 1e9);
     if (s->queue_tail) s->queue_tail->next = q;
     else s->queue_head = q;
     s->queue_tail = q;
@@ -269,6 +317,8 @@ void sched_get_stats(const sched *s, sched_stats *st) {
                         .prefix_hits_tokens = s->prefix_hits,
                         .decode_tps = s->decode_tps,
                         .prefill_tps = s->prefill_tps,
-                        .steps = s->steps};
+                        .steps = s->steps,
+                        .decode_step_s = s->decode_step_s,
+                        .queue_wait_s = admit_wait_locked(s, 0)};
     pthread_mutex_unlock(&w->mu);
 }

@@ -73,7 +73,35 @@ typedef struct sched_request {
                                      release its own references at once. Uses with scale 0
                                      are dropped. Prefix reuse only matches pages computed
                                      with the same adapters and scales. */
+    double max_queue_wait_s;      /* > 0: the longest this request may wait for a slot (see
+                                     "Queue-wait admission" below); 0: no bound */
+    struct sched_refusal *refusal; /* optional: filled when sched_submit answers BUSY */
 } sched_request;
+
+/* Queue-wait admission (sched_admit.c). With max_queue_wait_s > 0, sched_submit estimates
+ * how long the request would wait for a slot (sched_queue_wait_s) and answers BUSY at once
+ * when that exceeds the bound; a request it queued that is still without a slot when the
+ * scheduler looks (between steps, after filling free slots) max_queue_wait_s after
+ * submission ends (finish ERROR, err.status BUSY) instead of being admitted late.
+ * The estimate replays the slots' and the queue's work in FIFO order: a slot frees after
+ * its sequence's remaining token budget (cap - generated, an upper bound: it may stop
+ * earlier) at the measured decode step time; every prompt still to prefill (in the slots
+ * and ahead in the queue, prefix reuse ignored) stalls all busy slots for its length at
+ * the measured prefill rate; each queued request takes the slot that frees first. */
+#define SCHED_MAX_QUEUE_WAIT_S 86400 /* the largest max_queue_wait_s (a day) */
+
+typedef enum sched_busy {
+    SCHED_BUSY_NONE = 0,
+    SCHED_BUSY_QUEUE_FULL,  /* max_queue requests already wait (or the scheduler stops) */
+    SCHED_BUSY_QUEUE_WAIT,  /* the estimated wait for a slot exceeds max_queue_wait_s */
+} sched_busy;
+
+typedef struct sched_refusal {
+    sched_busy why;
+    double wait_s;          /* the estimated wait for a slot (QUEUE_WAIT) */
+    double retry_after_s;   /* when to try again, >= 1 s: QUEUE_FULL sched_retry_after_s,
+                               QUEUE_WAIT the estimate's excess over the bound */
+} sched_refusal;
 
 #define SCHED_MAX_LORA 16
 
@@ -105,13 +133,14 @@ typedef struct sched_event {
                                      {-1, -INFINITY} pads rows with fewer finite logits */
     sched_finish finish;          /* != NONE on the last event */
     int64_t prompt_tokens, completion_tokens, cached_tokens;  /* usage, on the last event */
-    hearth_err err;               /* when finish == ERROR; CANCELLED/TIMEOUT say why */
+    hearth_err err;               /* when finish == ERROR (status BUSY: it waited in the
+                                     queue past max_queue_wait_s); CANCELLED/TIMEOUT say why */
 } sched_event;
 
 typedef struct sched_seq sched_seq;
 
 /* Queues a request. BUSY at once when the queue is full (sched_retry_after_s gives the
- * estimate); RANGE when the prompt does not fit the context (message names the counts);
+ * estimate) or the estimated wait exceeds r->max_queue_wait_s (r->refusal says which); RANGE when the prompt does not fit the context (message names the counts);
  * INVALID for bad parameters (empty prompt, token outside the vocabulary, max_tokens <= 0,
  * n_logprobs outside -1..20, sampling, stop strings, an adapter made for another model or a
  * non-finite scale), NOMEM. */
@@ -135,12 +164,19 @@ void sched_release(sched_seq *q);
  * Clamped to [1, 600]. */
 double sched_retry_after_s(const sched *s);
 
+/* Seconds a request submitted now would wait for a slot (0 when one is free for it), as
+ * admission estimates it (see "Queue-wait admission"). */
+double sched_queue_wait_s(const sched *s);
+
 typedef struct sched_stats {
     int32_t queued, running, n_slots;
     int64_t kv_pages_used, kv_pages_total;
     int64_t prefix_hits_tokens;     /* prompt tokens served from cached pages, total */
     double decode_tps, prefill_tps; /* recent measured throughput (tokens/s, all slots) */
     int64_t steps;                  /* forward steps run */
+    double decode_step_s;           /* recent duration of a step without prompt tokens (until
+                                       one ran, of the last step); 0 before any step */
+    double queue_wait_s;            /* sched_queue_wait_s now */
 } sched_stats;
 void sched_get_stats(const sched *s, sched_stats *st);
 

@@ -55,6 +55,9 @@ struct sched_seq {
     stop_matcher *stops;
     int64_t n_gen;           /* completion tokens so far */
     int64_t n_cached;        /* prompt tokens taken from shared pages */
+    uint64_t queued_ns;      /* clock_mono_ns() at submission */
+    uint64_t queue_deadline_ns; /* after which it may no longer take a slot; 0: none */
+    double max_queue_wait_s; /* > 0: the bound that deadline came from */
     sched_lora lora;         /* adapters, one reference each (sched_lora.c) */
 };
 
@@ -106,8 +109,17 @@ struct sched {
     int64_t kv_pages_used, kv_pages_total;
     int64_t prefix_hits;
     double decode_tps, prefill_tps;      /* 0 until measured */
+    double decode_step_s;                /* seconds per step without prompt tokens (until one ran:
+                                            of the last step; 0 before any) */
+    bool decode_step_pure;               /* decode_step_s was measured on decode-only steps */
     int64_t steps;
+    int64_t *slot_prompt_left;           /* [n_slots] prompt tokens each slot still has to prefill */
+    int64_t *slot_gen_left;              /* [n_slots] tokens each slot may still generate; 0: free */
+    double *admit_free_at;               /* [n_slots] scratch of the wait estimate */
 };
+
+#define DEFAULT_PREFILL_TPS 100.0 /* stand-ins until steps were measured */
+#define DEFAULT_DECODE_TPS 10.0
 
 /* ---- sequences (sched_seq.c) ---- */
 /* Validates r and builds a sequence with its sampler, detokenizer and stop matcher. */
@@ -143,6 +155,32 @@ bool sched_lora_same(const sched_lora *a, const sched_lora *b);
 /* The per-slot adapter map of the current slots for model_forward_lora (filled into
  * *map), or NULL when no slot uses an adapter. */
 const model_lora_map *sched_lora_map(sched *s, model_lora_map *map);
+
+/* ---- queue-wait admission (sched_admit.c) ---- */
+/* A replay of the work ahead of a new request (see "Queue-wait admission" in sched.h):
+ * when each slot frees, in seconds from now. */
+typedef struct admit_sim {
+    double *free_at;         /* [n_slots] */
+    int32_t n_slots;
+    double step_s;           /* seconds per decode step */
+    double prefill_tps;      /* prompt tokens per second */
+} admit_sim;
+/* All slots free; free_at is the caller's scratch of n_slots. */
+void admit_sim_init(admit_sim *m, double *free_at, int32_t n_slots, double step_s, double prefill_tps);
+/* The busy slots: prompt_left[i] tokens to prefill and gen_left[i] to generate (both 0:
+ * slot i is free). Call once, before admit_sim_queue. */
+void admit_sim_slots(admit_sim *m, const int64_t *prompt_left, const int64_t *gen_left);
+/* A queued request ahead (in FIFO order) takes the slot that frees first; its prompt
+ * stalls every slot still busy then. */
+void admit_sim_queue(admit_sim *m, int64_t n_prompt, int64_t gen_budget);
+/* When the next request would get a slot: the earliest free_at. */
+double admit_sim_wait(const admit_sim *m);
+/* Under mu: the wait of a request submitted now; stops replaying (returning a value above
+ * limit_s) once the wait exceeds limit_s (<= 0: no limit). */
+double admit_wait_locked(const sched *s, double limit_s);
+/* Under mu: the stand-in-aware rates the estimates use. */
+double admit_step_s(const sched *s);
+double admit_prefill_tps(const sched *s);
 
 /* ---- steps (sched_step.c) ---- */
 /* Runs one step over the admitted slots; false when there was nothing to run. */

@@ -55,6 +55,9 @@ static hearth_status check_request(const sched *s, const sched_request *r, heart
     if (r->n_logprobs < -1 || r->n_logprobs > SAMPLER_MAX_TOP_LOGPROBS)
         return err_set(err, HEARTH_ERR_INVALID, "top logprobs must be between 0 and %d (got %d)",
                        SAMPLER_MAX_TOP_LOGPROBS, r->n_logprobs);
+    if (!(r->max_queue_wait_s >= 0 && r->max_queue_wait_s <= SCHED_MAX_QUEUE_WAIT_S))
+        return err_set(err, HEARTH_ERR_INVALID, "max_queue_wait must be 0 to %d s (got %g)", SCHED_MAX_QUEUE_WAIT_S,
+                       r->max_queue_wait_s);
     if ((int64_t)r->n_prompt > s->p.n_ctx || r->n_prompt > (size_t)INT32_MAX)
         return err_set(err, HEARTH_ERR_RANGE, "prompt of %zu tokens does not fit the context of %lld positions",
                        r->n_prompt, (long long)s->p.n_ctx);
@@ -98,6 +101,7 @@ hearth_status seq_new(const sched *s, const sched_request *r, sched_seq **out, h
     q->ignore_eos = r->ignore_eos;
     q->n_logprobs = r->n_logprobs;
     q->deadline_ns = r->deadline_ns;
+    q->max_queue_wait_s = r->max_queue_wait_s;
     /* generation stops once the token just sampled cannot be placed in the context */
     int64_t cap = q->n_prompt + r->max_tokens;
     q->cap_tokens = cap < s->p.n_ctx + 1 ? cap : s->p.n_ctx + 1;

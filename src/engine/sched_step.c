@@ -1,6 +1,7 @@
 /* One scheduler step: end cancelled and expired sequences, batch one decode token per
  * running sequence and then prompt chunks (earliest admitted first, so prompts finish one
- * after another in arrival order) up to the step's prefill budget, run one forward pass,
+ * after another in arrival order) up to the step's prefill budget, cutting only prompts
+ * longer than what is left of it when nothing else was taken, run one forward pass,
  * and sample, detokenize, match stops and publish for every sequence that got logits.
  * Scheduler thread only; it never waits for a consumer. */
 #include <string.h>
@@ -89,11 +90,16 @@ static step_counts build_batch(sched *s) {
     int32_t i;
     int64_t cap = b->cap, budget = s->p.prefill_tokens;
     if (budget > 0 && b->n + budget < cap) cap = b->n + budget;
+    int64_t room = cap - b->n;
     while (b->n < cap && (i = next_prefill(s, after)) >= 0) {
         sched_seq *q = s->slots[i].q;
         after = s->slots[i].admitted;
         int64_t done = kv_seq_len(s->kv, i), left = q->n_prompt - done;
         int64_t chunk = left < cap - b->n ? left : cap - b->n;
+        /* A prompt that fits whole in a step waits for the next one rather than being cut:
+           cut, it would still wait for that step, and its tokens would delay the first token
+           of the prompts finishing in this one. */
+        if (chunk < left && c.prefill > 0 && left <= room) break;
         if (!reserve(s, i, chunk, &pages)) break;
         for (int64_t t = done; t < done + chunk; t++)
             model_batch_add(b, q->tokens[t], (int32_t)t, i, t == q->n_prompt - 1);
@@ -152,19 +158,32 @@ static double blend(double avg, double sample) {
     return avg > 0 ? avg + RATE_WEIGHT * (sample - avg) : sample;
 }
 
-/* Publishes throughput, work left in the slots and cache occupancy for other threads. */
+/* Publishes throughput, step time, work left in the slots (per slot, for admission) and
+ * cache occupancy for other threads. */
 static void publish(sched *s, step_counts c, double seconds) {
+    int64_t total = kv_cache_config(s->kv)->n_pages;
     int64_t prompt_left = 0, gen_left = 0;
+    pthread_mutex_lock(&s->mu);
     for (int32_t i = 0; i < s->p.n_slots; i++) {
         const sched_seq *q = s->slots[i].q;
-        if (!q) continue;
-        if (!s->slots[i].decoding) prompt_left += q->n_prompt - kv_seq_len(s->kv, i);
-        gen_left += q->cap_tokens - q->n_prompt - q->n_gen;
+        int64_t p = 0, g = 0;
+        if (q) {
+            if (!s->slots[i].decoding) p = q->n_prompt - kv_seq_len(s->kv, i);
+            g = q->cap_tokens - q->n_prompt - q->n_gen;
+        }
+        s->slot_prompt_left[i] = p;
+        s->slot_gen_left[i] = g;
+        prompt_left += p;
+        gen_left += g;
     }
-    int64_t total = kv_cache_config(s->kv)->n_pages;
-    pthread_mutex_lock(&s->mu);
     if (seconds > 0 && c.decode > 0) s->decode_tps = blend(s->decode_tps, c.decode / seconds);
     if (seconds > 0 && c.prefill > 0) s->prefill_tps = blend(s->prefill_tps, c.prefill / seconds);
+    if (seconds > 0 && c.decode > 0 && c.prefill == 0) {
+        s->decode_step_s = s->decode_step_pure ? blend(s->decode_step_s, seconds) : seconds;
+        s->decode_step_pure = true;
+    } else if (seconds > 0 && c.decode + c.prefill > 0 && !s->decode_step_pure) {
+        s->decode_step_s = seconds; /* stand-in until a decode-only step: a step with a prompt is longer */
+    }
     s->running_prompt = prompt_left;
     s->running_gen = gen_left;
     s->kv_pages_total = total;

@@ -92,6 +92,7 @@ struct fleet_lease {
     fleet_entry *e;
     fleet_inst *inst;
     cfg_sampling sampling;
+    double max_queue_wait_s;      /* the model's max_queue_wait when acquired; 0: off */
     double keep_alive_s;          /* < 0: none (CFG_FOREVER is forever) */
     bool has_keep_alive;
     int64_t created;
@@ -344,6 +345,7 @@ static hearth_status acquire_locked(fleet *f, fleet_entry **ep, const char *name
             l->e = e;
             l->inst = e->inst;
             l->sampling = e->mc.sampling;
+            l->max_queue_wait_s = e->mc.max_queue_wait_s;
             l->created = e->ready_unix;
             snprintf(l->name, sizeof l->name, "%s", e->mc.name);
             return HEARTH_OK;
@@ -457,6 +459,7 @@ sched *fleet_lease_sched(const fleet_lease *l) { return l->inst->sched; }
 int64_t fleet_lease_n_ctx(const fleet_lease *l) { return l->inst->n_ctx; }
 void *fleet_lease_attachment(const fleet_lease *l) { return l->inst->attachment; }
 const cfg_sampling *fleet_lease_sampling(const fleet_lease *l) { return &l->sampling; }
+double fleet_lease_max_queue_wait(const fleet_lease *l) { return l->max_queue_wait_s; }
 int64_t fleet_lease_created(const fleet_lease *l) { return l->created; }
 model_lora_use fleet_lease_lora(const fleet_lease *l) { return l->lora; }
 
@@ -600,6 +603,9 @@ hearth_status fleet_new(const cfg_config *cfg, const fleet_hooks *hooks, const f
         if (!(*tail = entry_new(f, &cfg->models[i]))) st = err_set(err, HEARTH_ERR_NOMEM, "out of memory");
         else tail = &(*tail)->next;
     }
+    /* before the housekeeper can start a preload, whose "loading" must not be overtaken */
+    for (size_t i = 0; st == HEARTH_OK && i < cfg->n_models; i++)
+        emit_state(f, false, cfg->models[i].name, FLEET_AVAILABLE, NULL);
     if (st == HEARTH_OK && pthread_create(&f->housekeeper, NULL, housekeeper_main, f) != 0)
         st = err_set(err, HEARTH_ERR_NOMEM, "cannot start the fleet's housekeeping thread");
     if (st != HEARTH_OK) {
@@ -607,7 +613,6 @@ hearth_status fleet_new(const cfg_config *cfg, const fleet_hooks *hooks, const f
         return st;
     }
     f->housekeeper_started = true;
-    for (size_t i = 0; i < cfg->n_models; i++) emit_state(f, false, cfg->models[i].name, FLEET_AVAILABLE, NULL);
     *out = f;
     return HEARTH_OK;
 }

@@ -97,6 +97,7 @@ sched *fleet_lease_sched(const fleet_lease *l);               /* NULL for embedd
 int64_t fleet_lease_n_ctx(const fleet_lease *l);
 void *fleet_lease_attachment(const fleet_lease *l);
 const cfg_sampling *fleet_lease_sampling(const fleet_lease *l); /* the model's defaults, as acquired */
+double fleet_lease_max_queue_wait(const fleet_lease *l);      /* its max_queue_wait (s), as acquired; 0: off */
 int64_t fleet_lease_created(const fleet_lease *l);            /* unix seconds the model became ready */
 
 /* True when name is a configured model or alias, or NAME:ADAPTER with an adapter the model

@@ -211,31 +211,37 @@ typedef struct {
 } kern_act_q8;          /* 40 B */
 
 /* AVX-512: converts n_tok rows of cols floats into activation rows (act_row_bytes
-   apart) for panel type wtype, and multiplies a range of panels by a range of tokens. */
+   apart) for panel type wtype, and multiplies a range of panels by a range of tokens,
+   adding bias (rows floats, or NULL) and then applying GELU (gelu) to each tile's
+   outputs right after computing them. */
 size_t kern_act_row_bytes(uint32_t wtype, int64_t cols);
 void kern_act_convert_avx512(uint32_t wtype, const float *x, int64_t cols, void *act);
 void kern_panels_mul_avx512(uint32_t wtype, const void *panels, int64_t rows, int64_t cols,
                             int64_t p0, int64_t p1, const uint8_t *act, size_t act_row_bytes,
-                            int64_t t0, int64_t t1, float *y, int64_t ldy);
+                            int64_t t0, int64_t t1, float *y, int64_t ldy, const float *bias, bool gelu);
 
 /* ---- elementwise ops (ops.c, ops_avx2.c, ops_avx512.c) --------------------- */
 void kern_silu_mul_scalar(const float *gate, const float *up, int64_t n, float *out);
 void kern_silu_mul_avx2(const float *gate, const float *up, int64_t n, float *out);
 void kern_silu_mul_avx512(const float *gate, const float *up, int64_t n, float *out);
 void kern_gelu_scalar(float *x, int64_t n);
-void kern_dot_rows_scalar(const float *q, const float *rows, size_t stride, int64_t n_rows, int64_t n, float scale,
-                          float *out);
-void kern_dot_rows_avx2(const float *q, const float *rows, size_t stride, int64_t n_rows, int64_t n, float scale,
+void kern_dot_cols_avx2(const float *q, const float *kt, size_t ld, int64_t dk, int64_t n_keys, float scale,
                         float *out);
-void kern_dot_rows_avx512(const float *q, const float *rows, size_t stride, int64_t n_rows, int64_t n, float scale,
-                          float *out);
 void kern_weighted_rows_scalar(const float *w, const float *rows, size_t stride, int64_t n_rows, int64_t n, float *out);
 void kern_weighted_rows_avx2(const float *w, const float *rows, size_t stride, int64_t n_rows, int64_t n, float *out);
-void kern_weighted_rows_avx512(const float *w, const float *rows, size_t stride, int64_t n_rows, int64_t n,
-                               float *out);
 void kern_gelu_avx2(float *x, int64_t n);
 void kern_gelu_avx512(float *x, int64_t n);
 void kern_rmsnorm_avx512(const float *x, const float *weight, int64_t n, float eps, float *out);
+/* Per-row ops of the encoder pass (ops.c: scalar reference; ops_rows_avx512.c). */
+void kern_layernorm_scalar(const float *x, const float *weight, const float *bias, int64_t n, float eps, float *out);
+void kern_layernorm_avx512(const float *x, const float *weight, const float *bias, int64_t n, float eps, float *out);
+void kern_softmax_scalar(float *x, int64_t n);
+void kern_softmax_avx512(float *x, int64_t n);
+void kern_add_scalar(float *x, const float *y, int64_t n);
+void kern_add_avx512(float *x, const float *y, int64_t n);
+void kern_attend_cols_avx512(int n_q, const float *q, size_t q_stride, const float *kt, size_t ld, int64_t dk,
+                             int64_t n_keys, float scale, const float *v, size_t v_stride, int64_t dv, float *scores,
+                             float *out, size_t out_stride);
 
 /* ---- attention (attn.c, attn_avx2.c, attn_avx512.c) ------------------------ */
 #define KERN_ATTN_CHUNK 8   /* keys converted and scored together */

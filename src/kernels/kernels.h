@@ -115,6 +115,27 @@ hearth_status kern_matmul(kern_pool *p, const kern_matrix *w, const float *x, in
 hearth_status kern_matmul_group(kern_pool *p, int n, const kern_matrix *const *w, const float *x, int64_t n_tok,
                                 float *const *y, const int64_t *ldy);
 
+/* Work fused into one matmul pass, so a forward pass needs fewer pool runs:
+   - prepare(ctx, ith, t0, t1), when set, is called by pool thread ith for token rows
+     [t0, t1) of x right before it converts them, once per row over all threads; it may
+     write those rows of x (the caller's buffer) and any per-token state of its own. It
+     replaces a pool run of per-token work before the matmul (a norm, attention).
+   - bias[i] (rows floats, or NULL) is added to every output row of matrix i, and then,
+     with gelu, GELU (tanh form) is applied, by the thread that computed those outputs
+     while they are in its cache.
+   Results equal kern_matmul_group followed by the same per-row work, whatever the
+   thread count. */
+typedef struct kern_mm_fuse {
+    void (*prepare)(void *ctx, int ith, int64_t t0, int64_t t1);
+    void *ctx;
+    const float *bias[KERN_MATMUL_GROUP];
+    bool gelu;
+} kern_mm_fuse;
+/* kern_matmul_group with fused work (f may be NULL: none); errors as kern_matmul_group
+   (shape errors come before any work; a later failure may follow prepare). */
+hearth_status kern_matmul_fused(kern_pool *p, int n, const kern_matrix *const *w, const float *x, int64_t n_tok,
+                                float *const *y, const int64_t *ldy, const kern_mm_fuse *f);
+
 /* Dequantizes row r (< rows) of w into out[cols]; w->type must have kernels. */
 void kern_get_row(const kern_matrix *w, int64_t r, float *out);
 
@@ -169,10 +190,14 @@ void kern_softmax(float *x, int64_t n);
 void kern_silu_mul(const float *gate, const float *up, int64_t n, float *out);
 void kern_gelu(float *x, int64_t n);               /* tanh approximation, in place */
 void kern_add(float *x, const float *y, int64_t n); /* x += y */
-/* Float32 attention pieces for inputs without a cache: out[j] = scale * (q . rows[j]) for
- * n_rows rows of n floats, stride floats apart; and out = sum_j w[j] * rows[j]. */
-void kern_dot_rows(const float *q, const float *rows, size_t stride, int64_t n_rows, int64_t n, float scale,
-                   float *out);
-void kern_weighted_rows(const float *w, const float *rows, size_t stride, int64_t n_rows, int64_t n, float *out);
+/* Attention of n_q (1..KERN_ATTEND_QUERIES) queries sharing their keys, from keys stored
+ * transposed (kt[i * ld + j]: dimension i of key j, dk dims, n_keys >= 1 keys): out row r
+ * = softmax(scale * q_r·K) · V, query r at q + r * q_stride, its output (dv floats) at
+ * out + r * out_stride, value row j at v + j * v_stride. scores: n_q * n_keys floats of
+ * workspace. Each query's result does not depend on n_q. */
+#define KERN_ATTEND_QUERIES 4
+void kern_attend_cols(int n_q, const float *q, size_t q_stride, const float *kt, size_t ld, int64_t dk,
+                      int64_t n_keys, float scale, const float *v, size_t v_stride, int64_t dv, float *scores,
+                      float *out, size_t out_stride);
 
 #endif

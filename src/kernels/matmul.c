@@ -3,8 +3,11 @@
  * each thread converts all of it for itself, saving a pool run), then the outputs are
  * split evenly across the pool. Plain matrices: each output is one vec_dot of the
  * active level. Prepared matrices (kern_matrix_prepare, AVX-512): 16-row panels times
- * tiles of up to 8 tokens, work items being (64-token block, panel) pairs. Either way
- * the result is the same for any thread count. Must never allocate per call when given
+ * tiles of up to 8 tokens, work items being (token block of up to 64, panel) pairs
+ * shared out by tokens x panels. Either way the result is the same for any thread
+ * count. Fused work (kern_mm_fuse) rides along:
+ * per-token preparation inside the conversion run, bias and GELU right after each tile
+ * (panels) or chunk of rows (plain) is computed. Must never allocate per call when given
  * a pool whose scratch is already large enough, nor run a level's kernels dispatch did
  * not choose. */
 #include "base/checked.h"
@@ -14,6 +17,7 @@
 #define TOKEN_BLOCK 64           /* panel path: most tokens per work item */
 #define SMALL_BATCH_ELEMS 32768  /* up to n_tok * cols this many, every thread converts the whole
                                     batch for itself (microseconds): one pool run instead of two */
+#define FUSE_CHUNK_ROWS 128      /* with bias or GELU, outputs are finished this many rows at a time */
 
 /* One pass over a group of matrices sharing the activations: their work units (16-row
    panels, or rows) are numbered one after another, first[i] being matrix i's first. */
@@ -30,6 +34,10 @@ typedef struct {
     uint8_t *act;                 /* converted activations; NULL: x itself (F32 vec_dot) */
     size_t act_row_bytes;
     bool per_thread;              /* each thread converts every row into its own slice */
+    const kern_mm_fuse *prep;     /* its prepare runs in this pass; NULL: none */
+    const float *bias[KERN_MATMUL_GROUP];
+    bool gelu;
+    bool finish;                  /* plain rows with some bias, or gelu: finish_units */
 } mm_job;
 
 /* Rows [t0, t1) of x converted into act. Plain rows are contiguous and from_float works
@@ -46,7 +54,16 @@ static void convert_rows(const mm_job *j, int64_t t0, int64_t t1, uint8_t *act) 
 
 static void convert_part(void *ctx, int ith, int nth) {
     const mm_job *j = ctx;
-    convert_rows(j, j->n_tok * ith / nth, j->n_tok * (ith + 1) / nth, j->act);
+    int64_t t0 = j->n_tok * ith / nth, t1 = j->n_tok * (ith + 1) / nth;
+    if (j->prep && t0 < t1) j->prep->prepare(j->prep->ctx, ith, t0, t1);
+    convert_rows(j, t0, t1, j->act);
+}
+
+/* Only the preparation (activations used as given, or no matrix to multiply). */
+static void prepare_part(void *ctx, int ith, int nth) {
+    const mm_job *j = ctx;
+    int64_t t0 = j->n_tok * ith / nth, t1 = j->n_tok * (ith + 1) / nth;
+    if (t0 < t1) j->prep->prepare(j->prep->ctx, ith, t0, t1);
 }
 
 /* The active level's kernel for one row against KERN_DOT_TOKENS tokens, or NULL. */
@@ -65,7 +82,7 @@ static void mul_units(const mm_job *j, int i, int64_t u0, int64_t u1, int64_t t0
     const kern_matrix *w = j->w[i];
     if (j->panels) {
         kern_panels_mul_avx512(w->type, w->packed, w->rows, w->cols, u0, u1, act, j->act_row_bytes, t0, t1, j->y[i],
-                               j->ldy[i]);
+                               j->ldy[i], j->bias[i], j->gelu);   /* bias and GELU per tile */
         return;
     }
     const kern_type_traits *wt = kern_traits(w->type);
@@ -83,8 +100,19 @@ static void mul_units(const mm_job *j, int i, int64_t u0, int64_t u1, int64_t t0
     }
 }
 
+/* Bias and GELU on the outputs of units [u0, u1) of matrix i for tokens [t0, t1). */
+static void finish_units(const mm_job *j, int i, int64_t u0, int64_t u1, int64_t t0, int64_t t1) {
+    int64_t per = j->panels ? KERN_PANEL : 1, rows = j->w[i]->rows;
+    int64_t r0 = u0 * per, r1 = u1 * per < rows ? u1 * per : rows;
+    for (int64_t t = t0; t < t1; t++) {
+        float *y = j->y[i] + t * j->ldy[i] + r0;
+        if (j->bias[i]) kern_add(y, j->bias[i] + r0, r1 - r0);
+        if (j->gelu) kern_gelu(y, r1 - r0);
+    }
+}
+
 /* The token blocks of a job: the panel path cuts the batch into ceil(n_tok / TOKEN_BLOCK)
-   blocks of whole 8-token tiles, as even as possible (150 tokens: 56 + 48 + 46, not
+   blocks of whole 8-token tiles, as even as possible (150 tokens: 48 + 48 + 54, not
    64 + 64 + 22, whose short block streams the weights for few tokens); the plain path
    takes all tokens as one block. */
 static int64_t n_blocks(const mm_job *j) { return j->panels ? (j->n_tok + TOKEN_BLOCK - 1) / TOKEN_BLOCK : 1; }
@@ -116,14 +144,18 @@ static void mul_part(void *ctx, int ith, int nth) {
         convert_rows(j, 0, j->n_tok, mine);
         act = mine;
     }
-    int64_t units = j->first[j->n], work = j->n_tok * units;
+    int64_t units = j->first[j->n], work = j->n_tok * units, items = n_blocks(j) * units;
+    int64_t chunk = !j->finish ? items : j->panels ? FUSE_CHUNK_ROWS / KERN_PANEL : FUSE_CHUNK_ROWS;
     int64_t i0 = item_at_work(j, work * ith / nth, units), i1 = item_at_work(j, work * (ith + 1) / nth, units);
     while (i0 < i1) {   /* runs of units within one token block and one matrix */
         int64_t blk = i0 / units, u = i0 % units;
         int m = 0;
         while (u >= j->first[m + 1]) m++;
-        int64_t u_end = u + (i1 - i0) < j->first[m + 1] ? u + (i1 - i0) : j->first[m + 1];
-        mul_units(j, m, u - j->first[m], u_end - j->first[m], block_start(j, blk), block_start(j, blk + 1), act);
+        int64_t run = i1 - i0 < chunk ? i1 - i0 : chunk;
+        int64_t u_end = u + run < j->first[m + 1] ? u + run : j->first[m + 1];
+        int64_t t0 = block_start(j, blk), t1 = block_start(j, blk + 1);
+        mul_units(j, m, u - j->first[m], u_end - j->first[m], t0, t1, act);
+        if (j->finish) finish_units(j, m, u - j->first[m], u_end - j->first[m], t0, t1);
         i0 += u_end - u;
     }
 }
@@ -150,22 +182,27 @@ static hearth_status check(const kern_matrix *w, int64_t n_tok, int64_t ldy) {
     return HEARTH_OK;
 }
 
-/* Matrices [0, n) of one activation format, all checked, n_tok > 0. */
+/* Matrices [0, n) of one activation format, all checked, n_tok > 0, with their biases;
+   prep: the fusion whose prepare this pass runs, or NULL. */
 static hearth_status run_group(kern_pool *p, int n, const kern_matrix *const *w, const float *x, int64_t n_tok,
-                               float *const *y, const int64_t *ldy) {
-    mm_job j = {.n = n, .x = x, .cols = w[0]->cols, .n_tok = n_tok, .panels = panels_usable(w[0])};
+                               float *const *y, const int64_t *ldy, const float *const *bias, bool gelu,
+                               const kern_mm_fuse *prep) {
+    mm_job j = {.n = n, .x = x, .cols = w[0]->cols, .n_tok = n_tok, .panels = panels_usable(w[0]), .prep = prep,
+                .gelu = gelu};
     j.xt = kern_traits(kern_traits(w[0]->type)->vec_dot_type);
     j.first[0] = 0;
     for (int i = 0; i < n; i++) {
         j.w[i] = w[i];
         j.y[i] = y[i];
         j.ldy[i] = ldy[i];
+        j.bias[i] = bias[i];
+        j.finish = !j.panels && (gelu || bias[i] || j.finish);   /* panels finish each tile themselves */
         j.first[i + 1] = j.first[i] + (j.panels ? (w[i]->rows + KERN_PANEL - 1) / KERN_PANEL : w[i]->rows);
     }
     j.act_row_bytes = j.panels ? kern_act_row_bytes(w[0]->type, j.cols) : kern_row_bytes(j.xt->type, j.cols);
     bool convert = j.panels || j.xt->type != GGML_F32;   /* F32 activations are used as given */
     int nth = kern_pool_size(p);
-    j.per_thread = convert && nth > 1 && n_tok * j.cols <= SMALL_BATCH_ELEMS;
+    j.per_thread = convert && nth > 1 && n_tok * j.cols <= SMALL_BATCH_ELEMS && !prep;
     uint8_t *owned = NULL;
     if (convert) {
         size_t bytes;
@@ -177,6 +214,7 @@ static hearth_status run_group(kern_pool *p, int n, const kern_matrix *const *w,
         if (!j.per_thread) kern_pool_run(p, convert_part, &j);
     } else {
         j.act_row_bytes = (size_t)j.cols * sizeof(float);
+        if (prep) kern_pool_run(p, prepare_part, &j);
     }
     kern_pool_run(p, mul_part, &j);
     mem_free(owned);
@@ -220,6 +258,11 @@ hearth_status kern_matmul(kern_pool *p, const kern_matrix *w, const float *x, in
 
 hearth_status kern_matmul_group(kern_pool *p, int n, const kern_matrix *const *w, const float *x, int64_t n_tok,
                                 float *const *y, const int64_t *ldy) {
+    return kern_matmul_fused(p, n, w, x, n_tok, y, ldy, NULL);
+}
+
+hearth_status kern_matmul_fused(kern_pool *p, int n, const kern_matrix *const *w, const float *x, int64_t n_tok,
+                                float *const *y, const int64_t *ldy, const kern_mm_fuse *f) {
     if (n < 1 || n > KERN_MATMUL_GROUP) return HEARTH_ERR_INVALID;
     for (int i = 0; i < n; i++) {
         hearth_status st = check(w[i], n_tok, ldy[i]);
@@ -227,6 +270,7 @@ hearth_status kern_matmul_group(kern_pool *p, int n, const kern_matrix *const *w
         if (w[i]->cols != w[0]->cols) return HEARTH_ERR_INVALID;
     }
     if (n_tok == 0) return HEARTH_OK;
+    const kern_mm_fuse *prep = f && f->prepare ? f : NULL;   /* runs in the first pass only */
     /* runs of consecutive matrices with one activation format share a pass */
     for (int i0 = 0; i0 < n;) {
         int i1 = i0 + 1;
@@ -234,18 +278,25 @@ hearth_status kern_matmul_group(kern_pool *p, int n, const kern_matrix *const *w
         const kern_matrix *gw[KERN_MATMUL_GROUP];
         float *gy[KERN_MATMUL_GROUP];
         int64_t gl[KERN_MATMUL_GROUP];
+        const float *gb[KERN_MATMUL_GROUP];
         int g = 0;
         for (int i = i0; i < i1; i++)
             if (w[i]->rows > 0) {
                 gw[g] = w[i];
                 gy[g] = y[i];
+                gb[g] = f ? f->bias[i] : NULL;
                 gl[g++] = ldy[i];
             }
         if (g > 0) {
-            hearth_status st = run_group(p, g, gw, x, n_tok, gy, gl);
+            hearth_status st = run_group(p, g, gw, x, n_tok, gy, gl, gb, f && f->gelu, prep);
             if (st) return st;
+            prep = NULL;
         }
         i0 = i1;
+    }
+    if (prep) {   /* no matrix had rows: the preparation still happens */
+        mm_job j = {.n_tok = n_tok, .prep = prep};
+        kern_pool_run(p, prepare_part, &j);
     }
     return HEARTH_OK;
 }

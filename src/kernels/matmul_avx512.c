@@ -9,6 +9,7 @@
 #include <immintrin.h>
 
 #include "kernels/kern_internal.h"
+#include "kernels/simd_exp.h"
 
 #define TILE_T 8
 #define PREFETCH_AHEAD 16384   /* bytes: a few microseconds of streaming ahead */
@@ -341,9 +342,21 @@ TILE_FNS(tile_q6_k, kern_panel_q6_k)
 TILE_FNS(tile_q8_0, kern_panel_q8_0)
 TILE_FNS(tile_q4_0, kern_panel_q4_0)
 
+/* Bias, then GELU, on a tile's T x 16 outputs while they are in L1; the same float
+   operations as kern_add and kern_gelu on the stored values. */
+static void finish_tile(int T, float *y, int64_t ldy, __mmask16 mask, const float *bias, bool gelu) {
+    __m512 b = bias ? _mm512_maskz_loadu_ps(mask, bias) : _mm512_setzero_ps();
+    for (int t = 0; t < T; t++) {
+        __m512 v = _mm512_maskz_loadu_ps(mask, y + t * ldy);
+        if (bias) v = _mm512_add_ps(v, b);
+        if (gelu) v = kern_gelu16(v);
+        _mm512_mask_storeu_ps(y + t * ldy, mask, v);
+    }
+}
+
 void kern_panels_mul_avx512(uint32_t wtype, const void *panels, int64_t rows, int64_t cols,
                             int64_t p0, int64_t p1, const uint8_t *act, size_t act_row_bytes,
-                            int64_t t0, int64_t t1, float *y, int64_t ldy) {
+                            int64_t t0, int64_t t1, float *y, int64_t ldy, const float *bias, bool gelu) {
     void (*tile)(int, const void *, int64_t, const uint8_t *, size_t, float *, int64_t, __mmask16, bool);
     size_t unit_bytes;
     int64_t units;
@@ -362,6 +375,8 @@ void kern_panels_mul_avx512(uint32_t wtype, const void *panels, int64_t rows, in
             int T = t1 - t < TILE_T ? (int)(t1 - t) : TILE_T;
             tile(T, P, units, act + (size_t)t * act_row_bytes, act_row_bytes, y + t * ldy + pn * KERN_PANEL, ldy, mask,
                  t == t0);
+            if (bias || gelu)
+                finish_tile(T, y + t * ldy + pn * KERN_PANEL, ldy, mask, bias ? bias + pn * KERN_PANEL : NULL, gelu);
         }
     }
 }

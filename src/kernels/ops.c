@@ -1,7 +1,8 @@
 /* Elementwise and per-vector ops of the forward pass: RMS norm (AVX-512 variant),
  * layer norm, rotary embedding, softmax, SiLU-gated product (AVX2 and AVX-512 variants),
- * GELU, add. Reductions accumulate in double; angles are computed in double. Must
- * never read or write past n elements. */
+ * GELU, add (layer norm, softmax and add: AVX-512 variants in ops_rows_avx512.c).
+ * Reductions accumulate in double; angles are computed in double. Must never read or
+ * write past n elements. */
 #include <math.h>
 
 #include "kernels/kern_internal.h"
@@ -19,6 +20,12 @@ void kern_rmsnorm(const float *x, const float *weight, int64_t n, float eps, flo
 
 void kern_layernorm(const float *x, const float *weight, const float *bias, int64_t n,
                     float eps, float *out) {
+    if (kern_cpu_level_active() == KERN_CPU_AVX512) kern_layernorm_avx512(x, weight, bias, n, eps, out);
+    else kern_layernorm_scalar(x, weight, bias, n, eps, out);
+}
+
+void kern_layernorm_scalar(const float *x, const float *weight, const float *bias, int64_t n, float eps,
+                           float *out) {
     double sum = 0.0;
     for (int64_t i = 0; i < n; i++) sum += x[i];
     double mean = sum / (double)n;
@@ -75,6 +82,11 @@ void kern_rope(float *x, int n_heads, int head_dim, int n_rot, int64_t pos,
 }
 
 void kern_softmax(float *x, int64_t n) {
+    if (kern_cpu_level_active() == KERN_CPU_AVX512) kern_softmax_avx512(x, n);
+    else kern_softmax_scalar(x, n);
+}
+
+void kern_softmax_scalar(float *x, int64_t n) {
     float max = -INFINITY;
     for (int64_t i = 0; i < n; i++) max = fmaxf(max, x[i]);
     if (max == -INFINITY) {   /* everything masked: no preference, stay finite */
@@ -113,38 +125,11 @@ void kern_gelu_scalar(float *x, int64_t n) {
     }
 }
 
-void kern_dot_rows_scalar(const float *q, const float *rows, size_t stride, int64_t n_rows, int64_t n, float scale,
-                          float *out) {
-    for (int64_t j = 0; j < n_rows; j++) {
-        const float *r = rows + (size_t)j * stride;
-        float s = 0;
-        for (int64_t i = 0; i < n; i++) s += q[i] * r[i];
-        out[j] = scale * s;
-    }
-}
-
-void kern_dot_rows(const float *q, const float *rows, size_t stride, int64_t n_rows, int64_t n, float scale,
-                   float *out) {
-    switch (kern_cpu_level_active()) {
-    case KERN_CPU_AVX512: kern_dot_rows_avx512(q, rows, stride, n_rows, n, scale, out); break;
-    case KERN_CPU_AVX2: kern_dot_rows_avx2(q, rows, stride, n_rows, n, scale, out); break;
-    default: kern_dot_rows_scalar(q, rows, stride, n_rows, n, scale, out); break;
-    }
-}
-
 void kern_weighted_rows_scalar(const float *w, const float *rows, size_t stride, int64_t n_rows, int64_t n,
                                float *out) {
     memset(out, 0, (size_t)n * sizeof *out);
     for (int64_t j = 0; j < n_rows; j++)
         for (int64_t i = 0; i < n; i++) out[i] += w[j] * rows[(size_t)j * stride + (size_t)i];
-}
-
-void kern_weighted_rows(const float *w, const float *rows, size_t stride, int64_t n_rows, int64_t n, float *out) {
-    switch (kern_cpu_level_active()) {
-    case KERN_CPU_AVX512: kern_weighted_rows_avx512(w, rows, stride, n_rows, n, out); break;
-    case KERN_CPU_AVX2: kern_weighted_rows_avx2(w, rows, stride, n_rows, n, out); break;
-    default: kern_weighted_rows_scalar(w, rows, stride, n_rows, n, out); break;
-    }
 }
 
 void kern_gelu(float *x, int64_t n) {
@@ -156,5 +141,10 @@ void kern_gelu(float *x, int64_t n) {
 }
 
 void kern_add(float *x, const float *y, int64_t n) {
+    if (kern_cpu_level_active() == KERN_CPU_AVX512) kern_add_avx512(x, y, n);
+    else kern_add_scalar(x, y, n);
+}
+
+void kern_add_scalar(float *x, const float *y, int64_t n) {
     for (int64_t i = 0; i < n; i++) x[i] += y[i];
 }

@@ -1,5 +1,5 @@
 /* AVX2 elementwise ops of the forward pass: the SiLU-gated product with the shared
- * vector exp. Compiled with -mavx2 -mfma; must never run unless dispatch chose AVX2 or
+ * vector exp, GELU, and the pieces of float32 encoder attention. Compiled with -mavx2 -mfma; must never run unless dispatch chose AVX2 or
  * above. */
 #include "kernels/kern_internal.h"
 #include "kernels/simd_exp.h"
@@ -15,22 +15,19 @@ void kern_silu_mul_avx2(const float *gate, const float *up, int64_t n, float *ou
     kern_silu_mul_scalar(gate + i, up + i, n - i, out + i);
 }
 
-static inline float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-void kern_dot_rows_avx2(const float *q, const float *rows, size_t stride, int64_t n_rows, int64_t n, float scale,
+/* Attention scores from transposed keys, 8 keys per vector (see kern_attend_cols). */
+void kern_dot_cols_avx2(const float *q, const float *kt, size_t ld, int64_t dk, int64_t n_keys, float scale,
                         float *out) {
-    for (int64_t j = 0; j < n_rows; j++) {
-        const float *r = rows + (size_t)j * stride;
+    int64_t j = 0;
+    for (; j + 8 <= n_keys; j += 8) {
         __m256 acc = _mm256_setzero_ps();
-        int64_t i = 0;
-        for (; i + 8 <= n; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(r + i), acc);
-        float s = hsum8(acc);
-        for (; i < n; i++) s += q[i] * r[i];
+        for (int64_t i = 0; i < dk; i++)
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(q[i]), _mm256_loadu_ps(kt + (size_t)i * ld + (size_t)j), acc);
+        _mm256_storeu_ps(out + j, _mm256_mul_ps(acc, _mm256_set1_ps(scale)));
+    }
+    for (; j < n_keys; j++) {
+        float s = 0;
+        for (int64_t i = 0; i < dk; i++) s += q[i] * kt[(size_t)i * ld + (size_t)j];
         out[j] = scale * s;
     }
 }
@@ -61,5 +58,12 @@ void kern_gelu_avx2(float *x, int64_t n) {
         __m256 e = kern_exp8(_mm256_mul_ps(k, z));
         _mm256_storeu_ps(x + i, _mm256_div_ps(v, _mm256_add_ps(one, e)));
     }
-    kern_gelu_scalar(x + i, n - i);
+    if (i < n) {   /* the tail through the same vector formula: a value's result never depends on where it sits */
+        float tail[8] = {0};
+        memcpy(tail, x + i, (size_t)(n - i) * sizeof *tail);
+        __m256 v = _mm256_loadu_ps(tail);
+        __m256 z = _mm256_fmadd_ps(_mm256_mul_ps(c, v), _mm256_mul_ps(v, v), v);
+        _mm256_storeu_ps(tail, _mm256_div_ps(v, _mm256_add_ps(one, kern_exp8(_mm256_mul_ps(k, z)))));
+        memcpy(x + i, tail, (size_t)(n - i) * sizeof *tail);
+    }
 }

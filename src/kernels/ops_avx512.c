@@ -23,46 +23,12 @@ void kern_silu_mul_avx512(const float *gate, const float *up, int64_t n, float *
     }
 }
 
-void kern_dot_rows_avx512(const float *q, const float *rows, size_t stride, int64_t n_rows, int64_t n, float scale,
-                          float *out) {
-    for (int64_t j = 0; j < n_rows; j++) {
-        const float *r = rows + (size_t)j * stride;
-        __m512 acc = _mm512_setzero_ps();
-        int64_t i = 0;
-        for (; i + 16 <= n; i += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), _mm512_loadu_ps(r + i), acc);
-        if (i < n) {
-            __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
-            acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + i), _mm512_maskz_loadu_ps(m, r + i), acc);
-        }
-        out[j] = scale * _mm512_reduce_add_ps(acc);
-    }
-}
-
-void kern_weighted_rows_avx512(const float *w, const float *rows, size_t stride, int64_t n_rows, int64_t n,
-                               float *out) {
-    for (int64_t i = 0; i < n; i += 16) {
-        __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
-        __m512 acc = _mm512_setzero_ps();
-        for (int64_t j = 0; j < n_rows; j++)
-            acc = _mm512_fmadd_ps(_mm512_set1_ps(w[j]), _mm512_maskz_loadu_ps(m, rows + (size_t)j * stride + (size_t)i),
-                                  acc);
-        _mm512_mask_storeu_ps(out + i, m, acc);
-    }
-}
-
-/* GELU, tanh form, as 0.5 v (1 + tanh z) = v / (1 + e^(-2z)), z = sqrt(2/pi) (v + 0.044715 v^3). */
-static inline __m512 gelu16(__m512 v) {
-    const __m512 c = _mm512_set1_ps(0.044715f), k = _mm512_set1_ps(-2.0f * 0.7978845608028654f);
-    __m512 z = _mm512_fmadd_ps(_mm512_mul_ps(c, v), _mm512_mul_ps(v, v), v);
-    return _mm512_div_ps(v, _mm512_add_ps(_mm512_set1_ps(1.0f), kern_exp16(_mm512_mul_ps(k, z))));
-}
-
 void kern_gelu_avx512(float *x, int64_t n) {
     int64_t i = 0;
-    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, gelu16(_mm512_loadu_ps(x + i)));
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, kern_gelu16(_mm512_loadu_ps(x + i)));
     if (i < n) {
         __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
-        _mm512_mask_storeu_ps(x + i, m, gelu16(_mm512_maskz_loadu_ps(m, x + i)));
+        _mm512_mask_storeu_ps(x + i, m, kern_gelu16(_mm512_maskz_loadu_ps(m, x + i)));
     }
 }
 

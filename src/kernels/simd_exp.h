@@ -42,6 +42,14 @@ static inline __m512 kern_exp16(__m512 x) {
     KERN_EXP_POLY(__m512, _mm512_set1_ps, _mm512_fmadd_ps, f);
     return _mm512_scalef_ps(f, n);
 }
+
+/* GELU, tanh form, as 0.5 v (1 + tanh z) = v / (1 + e^(-2z)), z = sqrt(2/pi) (v + 0.044715 v^3):
+   one definition, so a fused matmul's GELU equals kern_gelu's bit for bit. */
+static inline __m512 kern_gelu16(__m512 v) {
+    const __m512 c = _mm512_set1_ps(0.044715f), k = _mm512_set1_ps(-2.0f * 0.7978845608028654f);
+    __m512 z = _mm512_fmadd_ps(_mm512_mul_ps(c, v), _mm512_mul_ps(v, v), v);
+    return _mm512_div_ps(v, _mm512_add_ps(_mm512_set1_ps(1.0f), kern_exp16(_mm512_mul_ps(k, z))));
+}
 #endif
 
 #endif

@@ -107,151 +107,146 @@ static hearth_status check_batch(const model_ctx *c, const model_batch *b, heart
     return HEARTH_OK;
 }
 
-/* ---- attention ------------------------------------------------------------------ */
+/* ---- per-token work fused into the matmul passes ------------------------------
+ * A layer is four matmul passes (kern_matmul_fused); the per-token work each needs
+ * first runs inside its conversion run, the biases (and GELU) right after its outputs:
+ *   q,k,v = [x = embed (layer 0) or LayerNorm(x + xn)] Wqkv + b
+ *   xn    = [att = attention(q, k, v)] Wo + bo
+ *   up    = gelu([x = LayerNorm(x + xn)] Wup + bup)
+ *   xn    = up Wdown + bdown
+ * and the last layer's output norm runs on its own. */
 
-typedef struct enc_attn_job {
+typedef struct enc_step {
     model_ctx *c;
     const model_batch *b;
-} enc_attn_job;
+    const float *norm_w, *norm_b;   /* the LayerNorm of x + xn; NULL in layer 0: embed instead */
+} enc_step;
 
-/* One (token, head): softmax(q·K / sqrt(d)) · V over the tokens of t's input (those up
- * to t when causal). The input starts pos[t] tokens before t and ends before the next
- * token at position 0 (check_batch made inputs contiguous). */
-static void attend_one(const enc_attn_job *job, int32_t t, int64_t h, float *scores) {
-    const model_ctx *c = job->c;
-    const model_batch *b = job->b;
-    const model_hparams *hp = &c->m->hp;
-    int64_t dk = hp->head_dim_k, dv = hp->head_dim_v, kvh = h / (hp->n_head / hp->n_head_kv);
-    int64_t q_dim = hp->n_head * dk, k_dim = hp->n_head_kv * dk, v_dim = hp->n_head_kv * dv;
-    int32_t start = t - b->pos[t], end = t + 1;
-    if (!hp->causal)
-        while (end < b->n && b->pos[end] != 0) end++;
-    const float *q = c->q + (size_t)t * (size_t)q_dim + (size_t)(h * dk);
-    float scale = 1.0f / sqrtf((float)dk);
-    kern_dot_rows(q, c->k + (size_t)start * (size_t)k_dim + (size_t)(kvh * dk), (size_t)k_dim, end - start, dk, scale,
-                  scores);
-    kern_softmax(scores, end - start);
-    float *out = c->att + (size_t)t * (size_t)(hp->n_head * dv) + (size_t)(h * dv);
-    kern_weighted_rows(scores, c->v + (size_t)start * (size_t)v_dim + (size_t)(kvh * dv), (size_t)v_dim, end - start,
-                       dv, out);
+/* x[t] = LayerNorm(tok_embd[token] + type_embd[0] + pos_embd[pos]); xn[t] is scratch. */
+static void embed_rows(void *ctx, int ith, int64_t t0, int64_t t1) {
+    (void)ith;
+    const enc_step *s = ctx;
+    const model *m = s->c->m;
+    int64_t e = m->hp.n_embd;
+    for (int64_t t = t0; t < t1; t++) {
+        float *x = s->c->x + t * e, *row = s->c->xn + t * e;
+        kern_get_row(&m->tok_embd, s->b->token[t], x);
+        kern_get_row(&m->type_embd, 0, row);
+        kern_add(x, row, e);
+        kern_get_row(&m->pos_embd, s->b->pos[t], row);
+        kern_add(x, row, e);
+        kern_layernorm(x, m->embd_norm, m->embd_norm_b, e, m->hp.norm_eps, x);
+    }
 }
 
-static void attn_worker(void *ctx, int ith, int nth) {
-    const enc_attn_job *job = ctx;
-    int64_t n_head = job->c->m->hp.n_head, items = (int64_t)job->b->n * n_head;
-    float *scores = job->c->scores + (size_t)ith * (size_t)job->c->p.n_ctx;
-    for (int64_t i = ith; i < items; i += nth) attend_one(job, (int32_t)(i / n_head), i % n_head, scores);
+/* x[t] = LayerNorm(x[t] + xn[t]): the post-norm residual. */
+static void add_norm_rows(void *ctx, int ith, int64_t t0, int64_t t1) {
+    (void)ith;
+    const enc_step *s = ctx;
+    int64_t e = s->c->m->hp.n_embd;
+    for (int64_t t = t0; t < t1; t++) {
+        float *x = s->c->x + t * e;
+        kern_add(x, s->c->xn + t * e, e);
+        kern_layernorm(x, s->norm_w, s->norm_b, e, s->c->m->hp.norm_eps, x);
+    }
+}
+
+/* att[t] for every head of tokens [t0, t1). Per input and key head, thread ith
+ * transposes the input's keys into its workspace once, then the range's queries, a few
+ * at a time, meet 16 keys per vector: softmax(q·K / sqrt(d)) · V over the tokens of
+ * their input (one query at a time, up to itself, when causal). An input starts pos[t]
+ * tokens before t and ends before the next token at position 0 (check_batch made inputs
+ * contiguous). */
+static void attend_rows(void *ctx, int ith, int64_t t0, int64_t t1) {
+    const enc_step *st = ctx;
+    const model_ctx *c = st->c;
+    const model_batch *b = st->b;
+    const model_hparams *hp = &c->m->hp;
+    int64_t dk = hp->head_dim_k, dv = hp->head_dim_v, group = hp->n_head / hp->n_head_kv;
+    int64_t q_dim = hp->n_head * dk, k_dim = hp->n_head_kv * dk, v_dim = hp->n_head_kv * dv;
+    float *scores = c->scores + (size_t)ith * (size_t)c->p.n_ctx * (size_t)(KERN_ATTEND_QUERIES + dk);
+    float *kt = scores + (size_t)c->p.n_ctx * KERN_ATTEND_QUERIES;
+    float scale = 1.0f / sqrtf((float)dk);
+    for (int64_t s0 = t0; s0 < t1;) {
+        int64_t start = s0 - b->pos[s0], end = s0 + 1;
+        while (end < b->n && b->pos[end] != 0) end++;
+        int64_t s1 = end < t1 ? end : t1, len = end - start;
+        for (int64_t h = 0, kvh = -1; h < hp->n_head; h++) {
+            if (h / group != kvh) {
+                kvh = h / group;
+                const float *k = c->k + (size_t)start * (size_t)k_dim + (size_t)(kvh * dk);
+                for (int64_t j = 0; j < len; j++)
+                    for (int64_t d = 0; d < dk; d++) kt[d * len + j] = k[j * k_dim + d];
+            }
+            const float *v = c->v + (size_t)start * (size_t)v_dim + (size_t)(kvh * dv);
+            for (int64_t t = s0, nq; t < s1; t += nq) {
+                nq = hp->causal ? 1 : s1 - t < KERN_ATTEND_QUERIES ? s1 - t : KERN_ATTEND_QUERIES;
+                int64_t n_keys = hp->causal ? t + 1 - start : len;
+                kern_attend_cols((int)nq, c->q + (size_t)t * (size_t)q_dim + (size_t)(h * dk), (size_t)q_dim, kt,
+                                 (size_t)len, dk, n_keys, scale, v, (size_t)v_dim, dv, scores,
+                                 c->att + (size_t)t * (size_t)(hp->n_head * dv) + (size_t)(h * dv),
+                                 (size_t)(hp->n_head * dv));
+            }
+        }
+        s0 = s1;
+    }
+}
+
+static void final_norm_worker(void *ctx, int ith, int nth) {
+    const enc_step *s = ctx;
+    int64_t n = s->b->n, t0 = n * ith / nth, t1 = n * (ith + 1) / nth;
+    for (int64_t t = t0; t < t1; t++)
+        if (s->b->logits[t]) add_norm_rows(ctx, ith, t, t + 1);
 }
 
 /* ---- layers --------------------------------------------------------------------- */
 
-typedef struct gelu_job {
-    float *x;
-    int64_t n;
-} gelu_job;
-
-/* GELU (tanh form) on a thread's share: 0.5 v (1 + tanh z) = v / (1 + e^(-2z)). */
-static void gelu_worker(void *ctx, int ith, int nth) {
-    const gelu_job *j = ctx;
-    int64_t per = (j->n + nth - 1) / nth, lo = per * ith, hi = lo + per < j->n ? lo + per : j->n;
-    if (lo < hi) kern_gelu(j->x + lo, hi - lo);
-}
-
-/* Per-token work split over the pool: each thread takes a contiguous range of tokens. */
-typedef struct rows_job {
-    float *y;             /* [n][width] */
-    const float *other;   /* bias [width] (add_bias) or residual input [n][width] (add_norm) */
-    const float *w, *b;   /* LayerNorm weight and bias (add_norm) */
-    int64_t n, width;
-    float eps;
-} rows_job;
-
-static void token_range(int64_t n, int ith, int nth, int64_t *lo, int64_t *hi) {
-    int64_t per = (n + nth - 1) / nth;
-    *lo = per * ith < n ? per * ith : n;
-    *hi = *lo + per < n ? *lo + per : n;
-}
-
-static void bias_worker(void *ctx, int ith, int nth) {
-    const rows_job *j = ctx;
-    int64_t lo, hi;
-    token_range(j->n, ith, nth, &lo, &hi);
-    for (int64_t t = lo; t < hi; t++) kern_add(j->y + t * j->width, j->other, j->width);
-}
-
-/* y = LayerNorm(y + other) per token (the post-norm residual). */
-static void norm_worker(void *ctx, int ith, int nth) {
-    const rows_job *j = ctx;
-    int64_t lo, hi;
-    token_range(j->n, ith, nth, &lo, &hi);
-    for (int64_t t = lo; t < hi; t++) {
-        float *x = j->y + t * j->width;
-        kern_add(x, j->other + t * j->width, j->width);
-        kern_layernorm(x, j->w, j->b, j->width, j->eps, x);
-    }
-}
-
-/* y = W·x + bias over n tokens. */
-static hearth_status linear(model_ctx *c, const kern_matrix *w, const float *bias, const float *x, int64_t n, float *y,
-                            hearth_err *err) {
-    hearth_status st = kern_matmul(c->pool, w, x, n, y, w->rows);
+static hearth_status matmul(model_ctx *c, int n, const kern_matrix *const *w, const float *x, float *const *y,
+                            const kern_mm_fuse *f, int64_t n_tok, hearth_err *err) {
+    int64_t ldy[KERN_MATMUL_GROUP];
+    for (int i = 0; i < n; i++) ldy[i] = w[i]->rows;
+    hearth_status st = kern_matmul_fused(c->pool, n, w, x, n_tok, y, ldy, f);
     if (st)
-        return err_set(err, st, "matmul of %lld x %lld weights over %lld tokens failed: %s", (long long)w->rows,
-                       (long long)w->cols, (long long)n, hearth_strerror(st));
-    rows_job j = {.y = y, .other = bias, .n = n, .width = w->rows};
-    kern_pool_run(c->pool, bias_worker, &j);
+        return err_set(err, st, "matmul of %lld x %lld weights over %lld tokens failed: %s", (long long)w[0]->rows,
+                       (long long)w[0]->cols, (long long)n_tok, hearth_strerror(st));
     return HEARTH_OK;
-}
-
-/* x = LayerNorm(x + y) per token. */
-static void add_norm(model_ctx *c, float *x, const float *y, const float *w, const float *bias, int64_t n, int64_t e,
-                     float eps) {
-    rows_job j = {.y = x, .other = y, .w = w, .b = bias, .n = n, .width = e, .eps = eps};
-    kern_pool_run(c->pool, norm_worker, &j);
 }
 
 static hearth_status layer(model_ctx *c, const model_batch *b, int32_t il, hearth_err *err) {
-    const model_hparams *hp = &c->m->hp;
-    const model_layer *L = &c->m->layers[il];
-    int64_t n = b->n, e = hp->n_embd;
+    const model_layer *L = &c->m->layers[il], *prev = il > 0 ? &c->m->layers[il - 1] : NULL;
+    int64_t n = b->n;
     hearth_status st;
-    if ((st = linear(c, &L->wq, L->bq, c->x, n, c->q, err)) || (st = linear(c, &L->wk, L->bk, c->x, n, c->k, err)) ||
-        (st = linear(c, &L->wv, L->bv, c->x, n, c->v, err)))
-        return st;
-    enc_attn_job job = {c, b};
-    kern_pool_run(c->pool, attn_worker, &job);
-    if ((st = linear(c, &L->wo, L->bo, c->att, n, c->xn, err))) return st;
-    add_norm(c, c->x, c->xn, L->attn_norm, L->attn_norm_b, n, e, hp->norm_eps);
-    if ((st = linear(c, &L->w_up, L->b_up, c->x, n, c->up, err))) return st;
-    gelu_job gj = {c->up, n * hp->n_ff};
-    kern_pool_run(c->pool, gelu_worker, &gj);
-    if ((st = linear(c, &L->w_down, L->b_down, c->up, n, c->xn, err))) return st;
-    add_norm(c, c->x, c->xn, L->ffn_norm, L->ffn_norm_b, n, e, hp->norm_eps);
-    return HEARTH_OK;
-}
+    enc_step in = {c, b, prev ? prev->ffn_norm : NULL, prev ? prev->ffn_norm_b : NULL};
+    const kern_matrix *qkv[3] = {&L->wq, &L->wk, &L->wv};
+    float *qkv_out[3] = {c->q, c->k, c->v};
+    kern_mm_fuse f = {.prepare = prev ? add_norm_rows : embed_rows, .ctx = &in, .bias = {L->bq, L->bk, L->bv}};
+    if ((st = matmul(c, 3, qkv, c->x, qkv_out, &f, n, err))) return st;
 
-static void embed_tokens(model_ctx *c, const model_batch *b) {
-    const model *m = c->m;
-    int64_t e = m->hp.n_embd;
-    float *row = c->xn;
-    for (int32_t t = 0; t < b->n; t++) {
-        float *x = c->x + (size_t)t * (size_t)e;
-        kern_get_row(&m->tok_embd, b->token[t], x);
-        kern_get_row(&m->type_embd, 0, row);
-        kern_add(x, row, e);
-        kern_get_row(&m->pos_embd, b->pos[t], row);
-        kern_add(x, row, e);
-        kern_layernorm(x, m->embd_norm, m->embd_norm_b, e, m->hp.norm_eps, x);
-    }
+    enc_step att = {c, b, NULL, NULL};
+    f = (kern_mm_fuse){.prepare = attend_rows, .ctx = &att, .bias = {L->bo}};
+    const kern_matrix *wo = &L->wo;
+    if ((st = matmul(c, 1, &wo, c->att, &c->xn, &f, n, err))) return st;
+
+    enc_step mid = {c, b, L->attn_norm, L->attn_norm_b};
+    f = (kern_mm_fuse){.prepare = add_norm_rows, .ctx = &mid, .bias = {L->b_up}, .gelu = true};
+    const kern_matrix *up = &L->w_up;
+    if ((st = matmul(c, 1, &up, c->x, &c->up, &f, n, err))) return st;
+
+    f = (kern_mm_fuse){.bias = {L->b_down}};
+    const kern_matrix *down = &L->w_down;
+    return matmul(c, 1, &down, c->up, &c->xn, &f, n, err);
 }
 
 hearth_status model_encode(model_ctx *c, const model_batch *b, hearth_err *err) {
     hearth_status st = check_batch(c, b, err);
     if (st) return st;
     c->n_out = 0;
-    embed_tokens(c, b);
-    for (int32_t il = 0; il < c->m->hp.n_layer; il++)
+    int32_t n_layer = c->m->hp.n_layer;
+    for (int32_t il = 0; il < n_layer; il++)
         if ((st = layer(c, b, il, err))) return st;
+    const model_layer *last = &c->m->layers[n_layer - 1];
+    enc_step out = {c, b, last->ffn_norm, last->ffn_norm_b};
+    kern_pool_run(c->pool, final_norm_worker, &out);
     int64_t e = c->m->hp.n_embd;
     int32_t n_out = 0;
     for (int32_t t = 0; t < b->n; t++)

@@ -58,7 +58,9 @@ hearth_status model_ctx_new(const model *m, const model_ctx_params *p, kern_pool
     c->att = alloc_floats(nb, hp->n_head * hp->head_dim_v, &ok);
     c->gate = alloc_floats(nb, hp->n_ff, &ok);
     c->up = alloc_floats(nb, hp->n_ff, &ok);
-    c->scores = alloc_floats(c->n_threads, p->n_ctx, &ok);
+    /* bert.c: the score rows of a few queries and one input's keys of one head */
+    c->scores = alloc_floats(c->n_threads,
+                             p->n_ctx * (model_is_encoder(m) ? KERN_ATTEND_QUERIES + hp->head_dim_k : 1), &ok);
     c->attn_ws_floats = (kern_attn_workspace_floats(hp->head_dim_k, hp->head_dim_v) + 15) & ~(size_t)15;
     c->attn_ws_raw = alloc_floats(c->n_threads * (int64_t)c->attn_ws_floats + 16, 1, &ok);
     c->attn_ws = c->attn_ws_raw ? (float *)(((uintptr_t)c->attn_ws_raw + 63) & ~(uintptr_t)63) : NULL;

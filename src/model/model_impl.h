@@ -74,7 +74,9 @@ struct model_ctx {
     float *att;      /* [n_batch][n_head * head_dim_v] attention output */
     float *gate;     /* [n_batch][n_ff] */
     float *up;       /* [n_batch][n_ff] */
-    float *scores;   /* [n_threads][n_ctx] attention weights of one (token, head) (bert.c) */
+    float *scores;   /* [n_threads][n_ctx * (KERN_ATTEND_QUERIES + head_dim_k)] (bert.c): attention
+                        weights of a few (token, head) queries, then one input's keys of one
+                        head, transposed */
     float *attn_ws_raw;
     float *attn_ws;  /* [n_threads][attn_ws_floats] kern_attn workspaces, 64-byte aligned */
     size_t attn_ws_floats;

@@ -138,6 +138,12 @@ static bool register_families(obs *o) {
         LABELS("key", "kind"), NULL, 0);
     FAM(auth_failures, OBS_COUNTER, "hearth_auth_failures_total",
         "Requests refused by authentication or authorization, by reason.", LABELS("reason"), NULL, 0);
+    FAM(refused, OBS_COUNTER, "hearth_requests_refused_total",
+        "Requests a model refused for load with 503, by reason (queue_full, queue_wait, queue_wait_expired).",
+        LABELS("model", "reason"), NULL, 0);
+    FAM(queue_wait, OBS_GAUGE, "hearth_queue_wait_estimate_seconds",
+        "Estimated wait for a slot of a request arriving now (what max_queue_wait is compared with).",
+        LABELS("model"), NULL, 0);
     FAM(store_written, OBS_COUNTER, "hearth_store_rows_written_total", "Rows written to the request store.", NULL,
         NULL, 0);
     FAM(store_dropped, OBS_COUNTER, "hearth_store_dropped_total",
@@ -266,6 +272,7 @@ void obs_model_sample_set(obs *o, const char *model, const obs_model_sample *s) 
     obs_set(f->prefix_hits, VALUES(model), (double)s->prefix_hit_tokens);
     obs_set(f->decode_tps, VALUES(model), s->decode_tps);
     obs_set(f->prefill_tps, VALUES(model), s->prefill_tps);
+    obs_set(f->queue_wait, VALUES(model), s->queue_wait_s);
     obs_set(f->memory, VALUES(model, "weights"), (double)s->weights_bytes);
     obs_set(f->memory, VALUES(model, "repacked"), (double)s->repacked_bytes);
     obs_set(f->memory, VALUES(model, "kv"), (double)s->kv_bytes);
@@ -287,6 +294,10 @@ void obs_rate_limited(obs *o, const char *key_name, const char *kind) {
 
 void obs_auth_failure(obs *o, const char *reason) {
     if (o) obs_add(o->f.auth_failures, VALUES(reason), 1);
+}
+
+void obs_refused(obs *o, const char *model, const char *reason) {
+    if (o && model && reason) obs_add(o->f.refused, VALUES(model, reason), 1);
 }
 
 void obs_breaker(obs *o, const char *target, const char *state) {

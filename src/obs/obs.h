@@ -118,6 +118,9 @@ void obs_breaker(obs *o, const char *target, const char *state);
 void obs_rate_limited(obs *o, const char *key_name, const char *kind);
 /* reason: "missing", "invalid" (key), "model", "tools", "admin" (not allowed), "host" (DNS rebinding). */
 void obs_auth_failure(obs *o, const char *reason);
+/* A request a model's scheduler refused for load (503); reason: "queue_full", "queue_wait"
+ * (estimated wait over max_queue_wait at arrival), "queue_wait_expired" (still queued then). */
+void obs_refused(obs *o, const char *model, const char *reason);
 
 /* ---- sampled gauges ------------------------------------------------------------------- */
 typedef struct obs_model_sample {
@@ -125,6 +128,7 @@ typedef struct obs_model_sample {
     int64_t kv_pages_used, kv_pages_total;
     int64_t prefix_hit_tokens;         /* total since the model loaded */
     double decode_tps, prefill_tps;
+    double queue_wait_s;               /* the scheduler's estimated wait for a slot now */
     uint64_t weights_bytes, repacked_bytes, kv_bytes;
 } obs_model_sample;
 

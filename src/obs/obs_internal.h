@@ -17,6 +17,7 @@ typedef struct obs_families {
     obs_family *queue, *slots_busy, *slots_total, *kv_used, *kv_total, *prefix_hits, *decode_tps, *prefill_tps;
     obs_family *model_state, *load_duration, *load_failures, *memory;
     obs_family *upstream, *retries, *breaker, *rate_limited, *auth_failures;
+    obs_family *refused, *queue_wait;
     obs_family *store_written, *store_dropped, *store_failures, *store_pruned, *store_up, *store_queued;
     obs_family *build_info, *start_time;
 } obs_families;

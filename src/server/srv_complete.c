@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "server/srv_admit.h"
 #include "server/srv_gateway.h"
 #include "server/srv_internal.h"
 #include "server/srv_job.h"
@@ -77,7 +78,7 @@ static void run_to_end(srv_job *j, const srv_client *c, srv_reply *out) {
         } else if (ch->finish == SCHED_FINISH_CANCELLED) {
             srv_fail(&e, 503, "server_error", "cancelled", NULL, "the server is stopping");
         } else if (ch->finish == SCHED_FINISH_ERROR) {
-            srv_fail_status(&e, ch->err.status ? ch->err.status : HEARTH_ERR_INTERNAL, ch->err.msg);
+            srv_admit_finish_error(c->server->obs, j, &ch->err, &e);
         } else {
             continue;
         }
@@ -179,6 +180,7 @@ void srv_handle_completion(srv *s, srv_api api, const char *body, size_t len, co
     /* the job owns the model from here: srv_job_free releases it */
     if (!srv_job_prepare(&job, m, &req, timeout, &e) || !srv_lora_parse(req.root, &lora, &e) ||
         !srv_lora_key_allows(m, &lora, c->key, &e) || !srv_lora_select(m, &lora, job.lora, &job.n_lora, &e) || !srv_job_submit(&job, &e)) {
+        if (job.refused) obs_refused(s->obs, out->model, job.refused);
         srv_job_free(&job);
         return reply_error(out, &e, &req, NULL);
     }

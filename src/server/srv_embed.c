@@ -305,10 +305,15 @@ static bool embed_with(srv *s, srv_model *m, const emb_settings *cf, emb_req *r,
         if (cache && embed_cache_get(cache, &k, vecs + i * dim, dim, &nt)) {
             r->in[i].cached = true;
             tokens += nt;
-            continue;
+        } else {
+            ok = prepare(&r->in[i], i, srv_model_vocab(m), embed_batcher_n_ctx(b), r->truncate, e);
+            tokens += (int64_t)r->in[i].n;
         }
-        ok = prepare(&r->in[i], i, srv_model_vocab(m), embed_batcher_n_ctx(b), r->truncate, e);
-        tokens += (int64_t)r->in[i].n;
+        if (ok && tokens > cf->emb.max_request_tokens)   /* cached inputs count: the cap is the request's size */
+            ok = srv_invalid(e, "input",
+                             "the inputs reach %lld tokens by input[%zu]; at most %d are allowed per request "
+                             "(embeddings.max_request_tokens): split the request",
+                             (long long)tokens, i, cf->emb.max_request_tokens);
     }
     ok = ok && run_misses(c, b, r, &o, vecs, dim, deadline, e);
     for (size_t i = 0; ok && cache && i < r->n; i++) {

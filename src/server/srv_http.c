@@ -27,6 +27,7 @@
 
 #define STREAM_BLOCK 4096
 #define CORS_MAX_AGE "600"
+#define SRV_AUTO_RETRY_MAX_S 60 /* Retry-After at or past this: X-Should-Retry: false */
 /* libmicrohttpd answers headers that overflow a connection's memory pool with its own HTML
  * 431; the pool is max_header plus this (touched only when used), so that this file sees
  * and refuses nearly all oversized headers itself, with a JSON 431. */
@@ -175,6 +176,10 @@ static enum MHD_Result queue(struct MHD_Connection *mc, conn *c, srv_reply *r) {
         char ra[24];
         snprintf(ra, sizeof ra, "%d", r->retry_after_s);
         MHD_add_response_header(resp, "Retry-After", ra);
+        /* The official SDKs retry 429 and 5xx by themselves after sleeping whatever
+         * Retry-After says (openai-node 5+ without any cap): past a minute the caller is
+         * told at once instead of hanging in a retry. */
+        if (r->retry_after_s >= SRV_AUTO_RETRY_MAX_S) MHD_add_response_header(resp, "X-Should-Retry", "false");
     }
     if (r->allow) MHD_add_response_header(resp, "Allow", r->allow);
     if (c->must_close) MHD_add_response_header(resp, "Connection", "close");
@@ -184,7 +189,7 @@ static enum MHD_Result queue(struct MHD_Connection *mc, conn *c, srv_reply *r) {
     if (c->cors_origin[0]) {
         MHD_add_response_header(resp, "Access-Control-Allow-Origin", c->cors_origin);
         MHD_add_response_header(resp, "Vary", "Origin");
-        MHD_add_response_header(resp, "Access-Control-Expose-Headers", "X-Request-Id, Retry-After");
+        MHD_add_response_header(resp, "Access-Control-Expose-Headers", "X-Request-Id, Retry-After, X-Should-Retry");
     }
     if (c->preflight) {
         MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
@@ -409,8 +414,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
         snprintf(c->method, sizeof c->method, "%s", method);
         snprintf(c->path, sizeof c->path, "%s", url);
         MHD_set_connection_option(mc, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)s->idle_timeout_s);
-        enum MHD_Result r = begin(s, mc, c, url, method);
-        if (r != MHD_YES || c->replied || srv_route_has_body(c->route)) return r;
+        /* Answered on the next call, when MHD holds the whole request: libmicrohttpd closes
+           the connection after a reply queued on this first one, even for a bodiless GET. */
+        return begin(s, mc, c, url, method);
     } else if (c->replied) {
         *upload_size = 0;
         return MHD_YES;

@@ -6,6 +6,7 @@
 
 #include "base/clock.h"
 #include "base/mem.h"
+#include "server/srv_admit.h"
 #include "server/srv_response.h"
 
 #define TEXT_MAX ((size_t)1 << 30)
@@ -22,9 +23,32 @@ static void random_id(char *out, size_t cap, const char *prefix) {
     out[n] = '\0';
 }
 
+/* A forced tool call: the prompt ends with the call's opening and generation stops at
+ * its end (srv_tools.h); only templates with the tagged form can be forced. */
+static bool forced_call_prompt(srv_job *j, srv_error *e) {
+    const srv_req *r = j->req;
+    const srv_prompter *p = srv_model_prompter(j->model);
+    if (!srv_prompter_tool_calls(p))
+        return srv_invalid(e, "tool_choice",
+                           "forcing a tool call needs a chat template with the <tool_call> form; the template of "
+                           "'%.100s' has another one: use \"auto\"",
+                           srv_model_id(j->model));
+    if (j->n_stop >= STOP_MAX_STRINGS)
+        return srv_invalid(e, "stop", "a forced tool call takes one stop string: at most %d others", STOP_MAX_STRINGS - 1);
+    j->stop[j->n_stop++] = SRV_TOOL_CALL_CLOSE;
+    srv_buf prefill = {.max = 4096};
+    bool ok = srv_tools_prefill(r->forced_tool, &prefill) &&
+              srv_prompt_chat_prefill(p, r->messages, r->tools, prefill.data, prefill.len, &j->prompt_ids[0],
+                                      &j->n_prompt_ids[0], e);
+    if (!ok && !prefill.data) srv_fail(e, 500, "server_error", NULL, NULL, "out of memory");
+    srv_buf_free(&prefill);
+    return ok;
+}
+
 static bool tokenize_prompts(srv_job *j, srv_error *e) {
     const srv_req *r = j->req;
     const srv_prompter *p = srv_model_prompter(j->model);
+    if (r->api == SRV_API_CHAT && r->forced_tool) return forced_call_prompt(j, e);
     if (r->api == SRV_API_CHAT) return srv_prompt_chat(p, r->messages, r->tools, &j->prompt_ids[0], &j->n_prompt_ids[0], e);
     for (size_t i = 0; i < r->n_prompts; i++) {
         const srv_prompt_in *in = &r->prompts[i];
@@ -41,10 +65,26 @@ static bool tokenize_prompts(srv_job *j, srv_error *e) {
     return true;
 }
 
+/* Characters of completions prompt i, where OpenAI's text_offset of the first generated
+ * token points: its text, or the text its token ids stand for. */
+static int64_t prompt_chars(const srv_job *j, size_t i) {
+    const srv_prompt_in *in = &j->req->prompts[i];
+    if (!in->ids) return (int64_t)srv_utf8_chars(in->text, in->len);
+    const tok_vocab *v = srv_model_vocab(j->model);
+    int64_t n = 0;
+    char buf[256];
+    for (size_t k = 0; k < in->n_ids; k++) {
+        size_t len = tok_piece(v, in->ids[k], false, buf, sizeof buf);
+        n += (int64_t)srv_utf8_chars(buf, len < sizeof buf ? len : sizeof buf);
+    }
+    return n;
+}
+
 bool srv_job_prepare(srv_job *j, srv_model *m, const srv_req *r, double timeout_s, srv_error *e) {
     *j = (srv_job){.model = m, .req = r, .created = clock_unix_s()};
     random_id(j->id, sizeof j->id, r->api == SRV_API_CHAT ? "chatcmpl-" : "cmpl-");
     if (timeout_s > 0) j->deadline_ns = clock_mono_ns() + (uint64_t)(timeout_s * 1e9);
+    for (size_t i = 0; i < r->n_stop; i++) j->stop[j->n_stop++] = r->stop[i];
     if (!tokenize_prompts(j, e)) return false;
     size_t n_prompts = r->api == SRV_API_CHAT ? 1 : r->n_prompts;
     int64_t n_ctx = srv_model_n_ctx(m);
@@ -61,6 +101,7 @@ bool srv_job_prepare(srv_job *j, srv_model *m, const srv_req *r, double timeout_
             srv_choice *c = &j->ch[j->n_choices++];
             c->prompt = pi;
             c->text.max = TEXT_MAX;
+            if (r->api == SRV_API_COMPLETION) c->text_offset = prompt_chars(j, pi);
         }
     return true;
 }
@@ -71,6 +112,7 @@ bool srv_job_submit(srv_job *j, srv_error *e) {
     uint64_t base_seed = r->seed_given ? r->sampling.seed : sampler_random_seed();
     for (size_t i = 0; i < j->n_choices; i++) {
         srv_choice *c = &j->ch[i];
+        sched_refusal refusal;
         sched_request sr = {
             .prompt = j->prompt_ids[c->prompt],
             .n_prompt = j->n_prompt_ids[c->prompt],
@@ -81,11 +123,13 @@ bool srv_job_submit(srv_job *j, srv_error *e) {
                                                                           : srv_model_n_ctx(j->model)),
             .ignore_eos = r->ignore_eos,
             .sampling = r->sampling,
-            .stop = r->stop,
-            .n_stop = r->n_stop,
+            .stop = j->stop,
+            .n_stop = j->n_stop,
             .n_logprobs = r->n_logprobs,
             .deadline_ns = j->deadline_ns,
             .lora = {j->n_lora, j->lora},
+            .max_queue_wait_s = fleet_lease_max_queue_wait(j->model),
+            .refusal = &refusal,
         };
         sr.sampling.seed = base_seed + (uint64_t)(i % (size_t)r->n);
         hearth_err err = {0};
@@ -96,12 +140,12 @@ bool srv_job_submit(srv_job *j, srv_error *e) {
                 sched_release(j->ch[k].q);
                 j->ch[k].q = NULL;
             }
+            if (st == HEARTH_ERR_BUSY) {
+                j->refused = srv_admit_refused(e, &refusal, err.msg);
+                return false;
+            }
             srv_fail_status(e, st, err.msg);
             if (st == HEARTH_ERR_RANGE) e->code = "context_length_exceeded";
-            if (st == HEARTH_ERR_BUSY) {
-                double ra = sched_retry_after_s(s);
-                e->retry_after_s = ra >= 1 && ra < 3600 ? (int)(ra + 0.999) : ra >= 3600 ? 3600 : 1;
-            }
             return false;
         }
     }
@@ -161,6 +205,23 @@ bool srv_job_all_done(const srv_job *j) {
     return true;
 }
 
+bool srv_job_echo(const srv_job *j, size_t i, srv_buf *out) {
+    const srv_prompt_in *in = &j->req->prompts[j->ch[i].prompt];
+    if (!in->ids) return srv_buf_add(out, in->text, in->len);
+    const tok_vocab *v = srv_model_vocab(j->model);
+    char buf[256];
+    for (size_t k = 0; k < in->n_ids; k++) {
+        size_t len = tok_piece(v, in->ids[k], false, buf, sizeof buf);
+        if (!srv_buf_add(out, buf, len < sizeof buf ? len : sizeof buf)) return false;
+    }
+    return true;
+}
+
+bool srv_job_reads_tool_calls(const srv_job *j) {
+    return j->req->api == SRV_API_CHAT && j->req->tools && !j->req->forced_tool &&
+           srv_prompter_tool_calls(srv_model_prompter(j->model));
+}
+
 void srv_job_cancel(srv_job *j) {
     for (size_t i = 0; i < j->n_choices; i++)
         if (j->ch[i].q && !j->ch[i].done) sched_cancel(j->ch[i].q);
@@ -191,6 +252,7 @@ void srv_job_free(srv_job *j) {
         if (j->ch[i].q) sched_release(j->ch[i].q);
         srv_buf_free(&j->ch[i].text);
         json_decref(j->ch[i].logprobs);
+        srv_tool_stream_free(&j->ch[i].tools);
     }
     for (size_t i = 0; i < SRV_MAX_CHOICES; i++) mem_free(j->prompt_ids[i]);
     for (int32_t i = 0; i < j->n_lora; i++) model_lora_release(j->lora[i].adapter);

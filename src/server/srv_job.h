@@ -21,6 +21,7 @@
 #include "server/srv_json.h"
 #include "server/srv_model.h"
 #include "server/srv_request.h"
+#include "server/srv_tools.h"
 
 typedef struct srv_choice {
     sched_seq *q;
@@ -32,6 +33,7 @@ typedef struct srv_choice {
     srv_buf text;               /* everything released so far (non-streamed replies) */
     json_t *logprobs;           /* accumulated logprobs (non-streamed replies), or NULL */
     int64_t text_offset;        /* completions logprobs: bytes of token pieces so far */
+    srv_tool_stream tools;      /* streamed chat with tool calls read: text held back */
 } srv_choice;
 
 typedef struct srv_job {
@@ -46,7 +48,11 @@ typedef struct srv_job {
     srv_choice ch[SRV_MAX_CHOICES];
     size_t rr;                  /* round-robin cursor of srv_job_next */
     model_lora_use lora[SCHED_MAX_LORA]; /* adapters of every choice, one reference each */
+    const char *stop[STOP_MAX_STRINGS];  /* the request's, plus the call's end for a forced call */
+    size_t n_stop;
     int32_t n_lora;
+    const char *refused;        /* set when submit was refused for load: the metric reason
+                                   (srv_admit.h), static */
 } srv_job;
 
 /* Tokenizes the prompts and checks them against the context. timeout_s > 0 sets the
@@ -61,11 +67,19 @@ bool srv_job_submit(srv_job *j, srv_error *e);
  * The event is valid until the next call. False when none came (or all are done). */
 bool srv_job_next(srv_job *j, size_t *which, sched_event *ev, int timeout_ms);
 
+/* Completions with echo: appends the text of choice i's prompt (its text, or the text
+ * its token ids stand for) to out. */
+bool srv_job_echo(const srv_job *j, size_t i, srv_buf *out);
+
 /* Records an event into its choice: done/finish/usage always; text and logprobs
  * accumulated when keep is set (non-streamed replies). False on NOMEM. */
 bool srv_job_record(srv_job *j, size_t which, const sched_event *ev, bool keep);
 
 bool srv_job_all_done(const srv_job *j);
+/* A chat request with tools (tool_choice "auto") on a template whose <tool_call> form is
+ * known: its replies are read for tool calls (srv_tools.h). A forced call is not read:
+ * its whole reply is the call's arguments. */
+bool srv_job_reads_tool_calls(const srv_job *j);
 void srv_job_cancel(srv_job *j);
 int64_t srv_job_prompt_tokens(const srv_job *j);
 int64_t srv_job_completion_tokens(const srv_job *j);

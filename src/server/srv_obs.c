@@ -33,6 +33,7 @@ static void collect_one(void *ud, const fleet_loaded *m) {
         .prefix_hit_tokens = st.prefix_hits_tokens,
         .decode_tps = st.decode_tps,
         .prefill_tps = st.prefill_tps,
+        .queue_wait_s = st.queue_wait_s,
         .weights_bytes = (uint64_t)m->weights_bytes,
         .repacked_bytes = (uint64_t)m->packed_bytes,
         .kv_bytes = st.kv_pages_total > 0 ? (uint64_t)st.kv_pages_total * page_bytes : (uint64_t)m->kv_bytes,

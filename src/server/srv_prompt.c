@@ -11,9 +11,30 @@
 #include "chat/chat.h"
 #include "server/srv_json.h"
 
+/* With tools, a system turn lists them (merged with the client's first system message)
+ * and teaches the <tool_call> form that srv_tools.c reads back; an assistant message's
+ * tool_calls are written in that form. Without tools and tool calls the rendering is
+ * plain ChatML. */
 const char srv_builtin_chat_template[] =
+    "{%- if tools -%}"
+    "{{- '<|im_start|>system\\n' -}}"
+    "{%- if messages[0]['role'] == 'system' -%}{{- (messages[0]['content'] or '') + '\\n\\n' -}}{%- endif -%}"
+    "{{- 'You can call the functions whose JSON signatures are listed between <tools></tools>:\\n<tools>' -}}"
+    "{%- for tool in tools -%}{{- '\\n' + (tool | tojson) -}}{%- endfor -%}"
+    "{{- '\\n</tools>\\n\\nTo call a function, answer with a JSON object naming it and giving its arguments, "
+    "between <tool_call></tool_call> tags, one block per call:\\n<tool_call>\\n"
+    "{\"name\": <function-name>, \"arguments\": <args-json-object>}\\n</tool_call><|im_end|>\\n' -}}"
+    "{%- endif -%}"
     "{%- for message in messages -%}"
-    "{{- '<|im_start|>' + message['role'] + '\\n' + (message['content'] or '') + '<|im_end|>\\n' -}}"
+    "{%- if not (tools and loop.first and message['role'] == 'system') -%}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' + (message['content'] or '') -}}"
+    "{%- for call in (message['tool_calls'] or []) -%}"
+    "{{- '\\n<tool_call>\\n{\"name\": ' + (call['function']['name'] | tojson) + ', \"arguments\": ' + "
+    "(call['function']['arguments'] if call['function']['arguments'] is string "
+    "else (call['function']['arguments'] | tojson)) + '}\\n</tool_call>' -}}"
+    "{%- endfor -%}"
+    "{{- '<|im_end|>\\n' -}}"
+    "{%- endif -%}"
     "{%- endfor -%}"
     "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}";
 
@@ -31,6 +52,7 @@ struct srv_prompter {
     const tok_vocab *v;
     chat_template *tmpl;
     bool builtin;
+    bool tool_tags; /* the template teaches the <tool_call> form */
     special *sp;         /* control tokens, longest text first; then U+E000 and U+E001 as literals */
     size_t n_sp;         /* control tokens only */
     bool first_byte[256];
@@ -60,6 +82,7 @@ hearth_status srv_prompter_new(const tok_vocab *v, const char *template_src, siz
         template_src = srv_builtin_chat_template;
         len = strlen(srv_builtin_chat_template);
     }
+    p->tool_tags = memmem(template_src, len, "<tool_call>", strlen("<tool_call>")) != NULL;
     hearth_status st = chat_template_new(template_src, len, &p->tmpl, err);
     if (st != HEARTH_OK) {
         err_prefix(err, "chat template");
@@ -97,6 +120,8 @@ void srv_prompter_free(srv_prompter *p) {
     mem_free(p->eos_text);
     mem_free(p);
 }
+
+bool srv_prompter_tool_calls(const srv_prompter *p) { return p->tool_tags; }
 
 bool srv_prompter_builtin(const srv_prompter *p) { return p->builtin; }
 
@@ -319,6 +344,11 @@ static bool tokenize_rendered(const srv_prompter *p, const char *text, size_t le
 
 bool srv_prompt_chat(const srv_prompter *p, const json_t *messages, const json_t *tools, int32_t **ids, size_t *n,
                      srv_error *e) {
+    return srv_prompt_chat_prefill(p, messages, tools, NULL, 0, ids, n, e);
+}
+
+bool srv_prompt_chat_prefill(const srv_prompter *p, const json_t *messages, const json_t *tools, const char *prefill,
+                             size_t prefill_len, int32_t **ids, size_t *n, srv_error *e) {
     json_t *ctx = json_object();
     json_t *mm = masked_copy(p, messages);
     json_t *mt = tools ? masked_copy(p, tools) : NULL;
@@ -340,8 +370,23 @@ bool srv_prompt_chat(const srv_prompter *p, const json_t *messages, const json_t
     json_decref(ctx);
     if (st == HEARTH_ERR_INVALID) return srv_invalid(e, "messages", "%s", err.msg);
     if (st == HEARTH_ERR_RANGE) return srv_invalid(e, "messages", "the chat template exceeded a limit: %s", err.msg);
-    if (st != HEARTH_OK)
-        return srv_fail(e, 500, "server_error", NULL, NULL, "the model's chat template failed: %s", err.msg);
+    /* a template that cannot render these messages (an attribute they lack, a type it did
+     * not expect) is the request's problem to fix, not a server fault to retry */
+    if (st != HEARTH_OK && st != HEARTH_ERR_NOMEM)
+        return srv_fail(e, 400, "invalid_request_error", "chat_template_error", "messages",
+                        "the model's chat template could not render these messages: %s", err.msg);
+    if (st != HEARTH_OK) return srv_fail(e, 500, "server_error", NULL, NULL, "out of memory rendering the chat template");
+    if (prefill_len) {
+        char *longer = mem_realloc(text, len + prefill_len + 1);
+        if (!longer) {
+            mem_free(text);
+            return srv_fail(e, 500, "server_error", NULL, NULL, "out of memory building the prompt");
+        }
+        text = longer;
+        memcpy(text + len, prefill, prefill_len);
+        len += prefill_len;
+        text[len] = '\0';
+    }
     bool ok = tokenize_rendered(p, text, len, ids, n);
     mem_free(text);
     return ok ? true : srv_fail(e, 500, "server_error", NULL, NULL, "out of memory tokenizing the prompt");

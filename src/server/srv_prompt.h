@@ -28,7 +28,8 @@
 #include "tokenizer/tokenizer.h"
 
 /* The template used when the model file has none: ChatML
- * ("<|im_start|>ROLE\nCONTENT<|im_end|>\n" per message, then "<|im_start|>assistant\n"). */
+ * ("<|im_start|>ROLE\nCONTENT<|im_end|>\n" per message, then "<|im_start|>assistant\n"), plus
+ * a system turn listing the tools and the <tool_call> form when the request has tools. */
 extern const char srv_builtin_chat_template[];
 
 typedef struct srv_prompter srv_prompter;
@@ -39,12 +40,19 @@ hearth_status srv_prompter_new(const tok_vocab *v, const char *template_src, siz
                                hearth_err *err);
 void srv_prompter_free(srv_prompter *p);
 bool srv_prompter_builtin(const srv_prompter *p);
+/* The template teaches the <tool_call> form (srv_tools.h): replies are read for tool calls. */
+bool srv_prompter_tool_calls(const srv_prompter *p);
 
 /* Renders messages (and tools, may be NULL) with add_generation_prompt true and
  * tokenizes them. *ids is mem_alloc'd. Errors: 400 for a template's raise_exception
  * (its message) or a render limit, 500 for a template run-time failure or NOMEM. */
 bool srv_prompt_chat(const srv_prompter *p, const json_t *messages, const json_t *tools, int32_t **ids, size_t *n,
                      srv_error *e);
+
+/* As srv_prompt_chat, with prefill[0..prefill_len) (server-written text, which may hold
+ * control-token texts) after the rendered prompt: the start of the assistant's reply. */
+bool srv_prompt_chat_prefill(const srv_prompter *p, const json_t *messages, const json_t *tools, const char *prefill,
+                             size_t prefill_len, int32_t **ids, size_t *n, srv_error *e);
 
 /* Tokenizes a completions prompt (special-token text parsed). *ids is mem_alloc'd. */
 bool srv_prompt_text(const srv_prompter *p, const char *text, size_t len, int32_t **ids, size_t *n, srv_error *e);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "base/mem.h"
+#include "server/srv_tools.h"
 
 /* The member key of obj, treating JSON null as absent. */
 static json_t *field(const json_t *obj, const char *key) {
@@ -104,8 +105,11 @@ static bool parse_logit_bias(const json_t *root, int32_t n_vocab, srv_req *r, sr
         char *end = NULL;
         errno = 0;
         long long id = strtoll(key, &end, 10);
-        if (!key[0] || *end || errno || key[0] == ' ' || key[0] == '+' || id < 0 || id >= n_vocab)
+        if (!key[0] || *end || errno || key[0] == ' ' || key[0] == '+' || id < 0 || id >= n_vocab) {
+            if (n_vocab == INT32_MAX) /* the first pass, before the model's vocabulary is known */
+                return srv_invalid(e, "logit_bias", "logit_bias key '%.40s' is not a token id", key);
             return srv_invalid(e, "logit_bias", "logit_bias key '%.40s' is not a token id in [0, %d)", key, n_vocab);
+        }
         if (!json_is_number(val)) return srv_invalid(e, "logit_bias", "logit_bias value for token %lld must be a number", id);
         double b = json_number_value(val);
         if (!isfinite(b) || b < -100 || b > 100)
@@ -272,14 +276,19 @@ static bool parse_chat(const json_t *root, srv_req *r, srv_error *e) {
     if (!r->messages) return srv_fail(e, 500, "server_error", NULL, NULL, "out of memory");
     for (size_t i = 0; i < n; i++)
         if (!parse_message(json_array_get(msgs, i), i, r->messages, e)) return false;
-    json_t *tools = field(root, "tools");
-    if (tools) {
-        if (!json_is_array(tools)) return srv_invalid(e, "tools", "'tools' must be an array");
-        for (size_t i = 0; i < json_array_size(tools); i++)
-            if (!json_is_object(json_array_get(tools, i)))
-                return srv_invalid(e, "tools", "each tool must be an object");
-        if (json_array_size(tools) > 0) r->tools = tools;
+    const json_t *tools = NULL;
+    if (!srv_tools_parse_request(root, &tools, &r->forced_tool, e)) return false;
+    r->one_tool_call = json_is_false(json_object_get(root, "parallel_tool_calls"));
+    r->tools = (json_t *)tools;
+    json_t *mod = field(root, "modalities");
+    if (mod && !json_is_array(mod)) return srv_invalid(e, "modalities", "'modalities' must be an array of strings");
+    for (size_t i = 0; mod && i < json_array_size(mod); i++) {
+        json_t *m = json_array_get(mod, i);
+        if (!json_is_string(m) || strcmp(json_string_value(m), "text") != 0)
+            return srv_invalid(e, "modalities", "only the 'text' modality is supported");
     }
+    if (field(root, "audio")) return srv_invalid(e, "audio", "audio output is not supported");
+    if (field(root, "web_search_options")) return srv_invalid(e, "web_search_options", "web search is not supported");
     bool lp = false;
     if (!get_bool(root, "logprobs", &lp, e)) return false;
     json_int_t top = 0;
@@ -343,9 +352,6 @@ static bool parse_completion(const json_t *root, int32_t n_vocab, srv_req *r, sr
     }
     if (r->n_prompts * (size_t)r->n > SRV_MAX_CHOICES)
         return srv_invalid(e, "n", "prompts x n must be at most %d", SRV_MAX_CHOICES);
-    json_t *echo = field(root, "echo");
-    if (echo && !json_is_boolean(echo)) return srv_invalid(e, "echo", "'echo' must be a boolean");
-    if (json_is_true(echo)) return srv_invalid(e, "echo", "'echo' is not supported");
     json_t *suffix = field(root, "suffix");
     if (suffix && !(json_is_string(suffix) && json_string_length(suffix) == 0))
         return srv_invalid(e, "suffix", "'suffix' is not supported");
@@ -353,6 +359,9 @@ static bool parse_completion(const json_t *root, int32_t n_vocab, srv_req *r, sr
     bool given = false;
     if (!get_int(root, "logprobs", 0, SAMPLER_MAX_TOP_LOGPROBS, &lp, &given, e)) return false;
     r->n_logprobs = given ? (int)lp : -1;
+    if (!get_bool(root, "echo", &r->echo, e)) return false;
+    if (r->echo && given)
+        return srv_invalid(e, "echo", "'echo' with 'logprobs' is not supported (it needs the prompt's log probabilities)");
     return true;
 }
 

@@ -1,8 +1,9 @@
 /* Parsing and validation of /v1/chat/completions and /v1/completions bodies into a typed
  * request. Every field is type- and range-checked; the first problem becomes a 400 error
  * naming the field (param). Unknown fields are ignored, as OpenAI does, except the ones
- * whose silent omission would change the answer (echo, suffix, best_of > n, non-text
- * response_format, non-text content parts). This file knows no model internals beyond
+ * whose silent omission would change the answer (echo with logprobs, suffix, best_of > n, non-text
+ * response_format, non-text content parts, modalities other than text, audio,
+ * web_search_options, and the tool fields srv_tools.h refuses). This file knows no model internals beyond
  * the vocabulary size and never touches a connection.
  *
  * Extensions beyond OpenAI's fields: top_k, min_p, repetition_penalty (alias
@@ -41,7 +42,9 @@ typedef struct srv_req {
     const char *model;
     /* chat */
     json_t *messages;             /* normalised copy: roles checked, content as a string; owned */
-    json_t *tools;                /* borrowed from root, or NULL */
+    json_t *tools;                /* borrowed from root; NULL when none or tool_choice "none" */
+    const char *forced_tool;      /* tool_choice forces a call to this function (borrowed), or NULL */
+    bool one_tool_call;           /* parallel_tool_calls: false: a reply keeps its first call only */
     /* completions */
     srv_prompt_in prompts[SRV_MAX_CHOICES];
     size_t n_prompts;
@@ -56,6 +59,7 @@ typedef struct srv_req {
     const char *stop[STOP_MAX_STRINGS];
     size_t n_stop;
     int n_logprobs;               /* -1 none, else 0..20 top alternatives */
+    bool echo;                    /* completions: the prompt's text opens each choice's text */
     bool ignore_eos;
     double timeout_s;             /* 0: the server's */
 } srv_req;

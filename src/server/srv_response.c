@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "server/srv_json.h"
+#include "server/srv_tools.h"
 
 const char *srv_finish_reason(sched_finish f) {
     return f == SCHED_FINISH_STOP ? "stop" : f == SCHED_FINISH_LENGTH ? "length" : NULL;
@@ -70,13 +71,20 @@ bool srv_logprobs_completion(json_t **obj, const tok_vocab *v, const sched_event
             }
             json_decref(key);
         }
+        int64_t chars = tok ? (int64_t)srv_utf8_chars(json_string_value(tok), json_string_length(tok)) : 0;
         bool ok = json_array_append_new(toks, tok) == 0 &&
                   json_array_append_new(lps, lp_number(ev->logprobs ? ev->logprobs[i] : 0.0f)) == 0 &&
                   json_array_append_new(tops, top) == 0 && json_array_append_new(offs, json_integer(*offset)) == 0;
         if (!ok) return false;
-        *offset += (int64_t)tok_piece(v, ev->tokens[i], true, NULL, 0);
+        *offset += chars;
     }
     return true;
+}
+
+size_t srv_utf8_chars(const char *s, size_t n) {
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++) c += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return c;
 }
 
 json_t *srv_usage(const srv_job *j) {
@@ -99,14 +107,44 @@ json_t *srv_reply_full(const srv_job *j) {
     json_t *choices = json_array();
     for (size_t i = 0; root && choices && i < j->n_choices; i++) {
         const srv_choice *c = &j->ch[i];
-        json_t *text = srv_json_text(c->text.data ? c->text.data : "", c->text.len);
+        json_t *text = NULL;
+        if (!chat && j->req->echo) {
+            srv_buf both = {.max = (size_t)1 << 31};
+            if (srv_job_echo(j, i, &both) && (c->text.len == 0 || srv_buf_add(&both, c->text.data, c->text.len)))
+                text = srv_json_text(both.data ? both.data : "", both.len);
+            srv_buf_free(&both);
+        } else {
+            text = srv_json_text(c->text.data ? c->text.data : "", c->text.len);
+        }
         json_t *lp = c->logprobs ? json_incref(c->logprobs) : json_null();
         json_t *choice;
         if (chat) {
             if (c->logprobs) lp = json_pack("{s:o, s:n}", "content", lp, "refusal");
+            json_t *content = NULL;
+            json_t *calls = NULL;
+            if (j->req->forced_tool) {
+                json_t *call = srv_tools_forced_call(j->req->forced_tool, c->text.data, c->text.len,
+                                                     c->finish == SCHED_FINISH_STOP);
+                calls = call ? json_pack("[o]", call) : NULL;
+                content = calls ? json_null() : NULL;
+            } else if (srv_job_reads_tool_calls(j) && text) {
+                calls = srv_tools_extract(json_string_value(text), json_string_length(text), j->req->one_tool_call,
+                                          &content);
+            }
+            if (calls) {
+                json_decref(text);
+                text = content;
+            }
             choice = json_pack("{s:I, s:{s:s, s:o, s:n}, s:o, s:o}", "index", (json_int_t)i, "message", "role",
                                "assistant", "content", text, "refusal", "logprobs", lp, "finish_reason",
-                               finish_json(srv_finish_reason(c->finish)));
+                               calls && c->finish != SCHED_FINISH_LENGTH ? json_string("tool_calls")
+                                                                         : finish_json(srv_finish_reason(c->finish)));
+            if (calls && choice && json_object_set_new(json_object_get(choice, "message"), "tool_calls", calls) != 0) {
+                json_decref(choice);
+                choice = NULL;
+            } else if (calls && !choice) {
+                json_decref(calls);
+            }
         } else {
             choice = json_pack("{s:I, s:o, s:o, s:o}", "index", (json_int_t)i, "text", text, "logprobs", lp,
                                "finish_reason", finish_json(srv_finish_reason(c->finish)));
@@ -160,6 +198,17 @@ json_t *srv_chunk(const srv_job *j, size_t choice, const char *text, size_t len,
                       srv_json_text(text ? text : "", text ? len : 0), "logprobs", lp, "finish_reason",
                       finish_json(finish));
     }
+    if (!root || !c || json_object_set_new(root, "choices", json_pack("[o]", c)) != 0) {
+        json_decref(root);
+        return NULL;
+    }
+    return usage_placeholder(j, root);
+}
+
+json_t *srv_chunk_tool_calls(const srv_job *j, size_t choice, json_t *calls) {
+    json_t *root = envelope(j, "chat.completion.chunk");
+    json_t *c = json_pack("{s:I, s:{s:o}, s:n, s:n}", "index", (json_int_t)choice, "delta", "tool_calls", calls,
+                          "logprobs", "finish_reason");
     if (!root || !c || json_object_set_new(root, "choices", json_pack("[o]", c)) != 0) {
         json_decref(root);
         return NULL;

@@ -20,19 +20,26 @@ json_t *srv_logprobs_chat(const tok_vocab *v, const sched_event *ev, int n_top);
 
 /* Completions logprobs of ev's tokens appended to obj (created when *obj is NULL):
  * {"tokens":[], "token_logprobs":[], "top_logprobs":[{tok: lp}], "text_offset":[]};
- * *offset advances by each token's piece length. */
+ * as OpenAI, text_offset counts characters from the start of the prompt: *offset starts
+ * at the prompt's length (srv_job_prepare) and advances by each token's characters. */
 bool srv_logprobs_completion(json_t **obj, const tok_vocab *v, const sched_event *ev, int n_top, int64_t *offset);
 
-/* The whole reply of a finished job. */
+/* The whole reply of a finished job. A chat reply read for tool calls that holds some
+ * has message.tool_calls, the rest of its text as content (null when none) and
+ * finish_reason "tool_calls". */
 json_t *srv_reply_full(const srv_job *j);
 
 /* Streamed chunks. text may be NULL (no content); logprobs is stolen (may be NULL);
  * finish NULL while the choice runs. */
 json_t *srv_chunk_role(const srv_job *j, size_t choice);
 json_t *srv_chunk(const srv_job *j, size_t choice, const char *text, size_t len, json_t *logprobs, const char *finish);
+/* A chat chunk whose delta carries tool calls (calls stolen; each with its "index"). */
+json_t *srv_chunk_tool_calls(const srv_job *j, size_t choice, json_t *calls);
 json_t *srv_chunk_usage(const srv_job *j);
 
 json_t *srv_usage(const srv_job *j);
+/* Unicode characters of the UTF-8 text s[0..n). */
+size_t srv_utf8_chars(const char *s, size_t n);
 json_t *srv_model_object(const char *id, int64_t created);
 
 #endif

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "base/mem.h"
+#include "server/srv_admit.h"
 #include "server/srv_internal.h"
 #include "server/srv_job.h"
 #include "server/srv_response.h"
@@ -64,10 +65,31 @@ static void failure(srv_stream *st, hearth_status why, const char *msg) {
     error_frame(st, &e);
 }
 
-/* Frames of one event; ends the stream after the last choice finishes. */
-static bool on_event(srv_stream *st, size_t which, const sched_event *ev) {
+static void failed_choice(srv_stream *st, const hearth_err *err) {
+    srv_error e;
+    srv_admit_finish_error(st->client.server->obs, &st->job, err, &e);
+    error_frame(st, &e);
+}
+
+/* With tool calls read, text that may open a <tool_call> block is held back; at the
+ * choice's end the held text goes out as content, or as one tool_calls delta. */
+static bool tool_text(srv_stream *st, size_t which, const sched_event *ev, srv_buf *release, const char **finish) {
+    srv_choice *ch = &st->job.ch[which];
+    if (!srv_tool_stream_feed(&ch->tools, ev->text, ev->len, release)) return false;
+    if (ev->finish != SCHED_FINISH_STOP && ev->finish != SCHED_FINISH_LENGTH) return true;
+    bool nomem = false;
+    json_t *calls = srv_tool_stream_finish(&ch->tools, st->req.one_tool_call, release, &nomem);
+    if (nomem) return false;
+    if (!calls) return true;
+    if (ev->finish == SCHED_FINISH_STOP) *finish = "tool_calls"; /* as a whole reply says */
+    json_t *text = release->len ? srv_chunk(&st->job, which, release->data, release->len, NULL, NULL) : NULL;
+    srv_buf_consume(release, release->len);
+    return (!text || frame(st, text)) && frame(st, srv_chunk_tool_calls(&st->job, which, calls));
+}
+
+/* The frames of one event whose text is ev->text (after any holding back). */
+static bool emit(srv_stream *st, size_t which, const sched_event *ev, const char *finish) {
     srv_job *j = &st->job;
-    if (!srv_job_record(j, which, ev, false)) return false;
     if (ev->len > 0 || (st->req.n_logprobs >= 0 && ev->n_tokens > 0)) {
         json_t *lp = NULL;
         if (st->req.n_logprobs >= 0 && ev->n_tokens > 0) {
@@ -87,7 +109,7 @@ static bool on_event(srv_stream *st, size_t which, const sched_event *ev) {
         return true;
     case SCHED_FINISH_STOP:
     case SCHED_FINISH_LENGTH:
-        if (!frame(st, srv_chunk(j, which, NULL, 0, NULL, srv_finish_reason(ev->finish)))) return false;
+        if (!frame(st, srv_chunk(j, which, NULL, 0, NULL, finish))) return false;
         break;
     case SCHED_FINISH_TIMEOUT:
         failure(st, HEARTH_ERR_TIMEOUT, "");
@@ -96,13 +118,63 @@ static bool on_event(srv_stream *st, size_t which, const sched_event *ev) {
         failure(st, HEARTH_ERR_CANCELLED, "the request was cancelled (the server is stopping)");
         return true;
     case SCHED_FINISH_ERROR:
-        failure(st, ev->err.status ? ev->err.status : HEARTH_ERR_INTERNAL, ev->err.msg);
+        failed_choice(st, &ev->err);
         return true;
     }
     if (!srv_job_all_done(j)) return true;
     if (st->req.include_usage && !frame(st, srv_chunk_usage(j))) return false;
     st->ended = true;
     return srv_buf_add(&st->out, "data: [DONE]\n\n", 14);
+}
+
+/* A forced call streams as OpenAI streams calls: one delta with its id, type and name,
+ * then its arguments in pieces; the events' text goes out only there. */
+static bool forced_text(srv_stream *st, size_t which, const sched_event *ev, const char **finish) {
+    srv_choice *ch = &st->job.ch[which];
+    const char *name = st->req.forced_tool;
+    if (!ch->tools.in_call) {
+        ch->tools.in_call = true;
+        char id[40];
+        srv_tools_call_id(id, sizeof id);
+        json_t *call = json_pack("[{s:i, s:s, s:s, s:{s:s, s:s}}]", "index", 0, "id", id, "type", "function", "function",
+                                 "name", name, "arguments", "");
+        if (!call || !frame(st, srv_chunk_tool_calls(&st->job, which, call))) return false;
+    }
+    bool end = ev->finish == SCHED_FINISH_STOP || ev->finish == SCHED_FINISH_LENGTH;
+    srv_buf args = {.max = OUT_MAX};
+    bool ok = srv_tool_stream_forced(&ch->tools, ev->text, ev->len, end, ev->finish == SCHED_FINISH_STOP, &args);
+    if (ok && args.len) {
+        json_t *piece = json_pack("[{s:i, s:{s:o}}]", "index", 0, "function", "arguments", srv_json_text(args.data, args.len));
+        ok = piece && frame(st, srv_chunk_tool_calls(&st->job, which, piece));
+    }
+    srv_buf_free(&args);
+    if (ev->finish == SCHED_FINISH_STOP) *finish = "tool_calls";
+    return ok;
+}
+
+/* Frames of one event; ends the stream after the last choice finishes. */
+static bool on_event(srv_stream *st, size_t which, const sched_event *ev) {
+    srv_job *j = &st->job;
+    if (!srv_job_record(j, which, ev, false)) return false;
+    const char *finish = srv_finish_reason(ev->finish);
+    srv_buf held = {.max = OUT_MAX};
+    sched_event shown = *ev;
+    if (st->req.api == SRV_API_CHAT && st->req.forced_tool) {
+        if (!forced_text(st, which, ev, &finish)) return false;
+        shown.text = NULL;
+        shown.len = 0;
+    } else if (srv_job_reads_tool_calls(j)) {
+        bool ok = tool_text(st, which, ev, &held, &finish);
+        shown.text = held.data;
+        shown.len = held.len;
+        if (!ok) {
+            srv_buf_free(&held);
+            return false;
+        }
+    }
+    bool ok = emit(st, which, &shown, finish);
+    srv_buf_free(&held);
+    return ok;
 }
 
 bool srv_stream_start(srv_stream *st, srv_error *e) {
@@ -117,7 +189,7 @@ bool srv_stream_start(srv_stream *st, srv_error *e) {
     if (ev.finish == SCHED_FINISH_TIMEOUT)
         return srv_fail(e, 504, "timeout_error", "timeout", NULL, "the request did not finish before its deadline");
     if (ev.finish == SCHED_FINISH_ERROR) {
-        srv_fail_status(e, ev.err.status ? ev.err.status : HEARTH_ERR_INTERNAL, ev.err.msg);
+        srv_admit_finish_error(st->client.server->obs, &st->job, &ev.err, e);
         return false;
     }
     if (ev.finish == SCHED_FINISH_CANCELLED)
@@ -126,6 +198,13 @@ bool srv_stream_start(srv_stream *st, srv_error *e) {
         for (size_t i = 0; i < st->job.n_choices; i++)
             if (!frame(st, srv_chunk_role(&st->job, i)))
                 return srv_fail(e, 500, "server_error", NULL, NULL, "out of memory");
+    for (size_t i = 0; st->req.api == SRV_API_COMPLETION && st->req.echo && i < st->job.n_choices; i++) {
+        srv_buf prompt = {.max = OUT_MAX};
+        bool ok = srv_job_echo(&st->job, i, &prompt) &&
+                  (prompt.len == 0 || frame(st, srv_chunk(&st->job, i, prompt.data, prompt.len, NULL, NULL)));
+        srv_buf_free(&prompt);
+        if (!ok) return srv_fail(e, 500, "server_error", NULL, NULL, "out of memory");
+    }
     if (!on_event(st, which, &ev)) return srv_fail(e, 500, "server_error", NULL, NULL, "out of memory");
     return true;
 }

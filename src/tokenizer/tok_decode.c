@@ -107,6 +107,8 @@ struct tok_stream {
     size_t n_held;
     char *out;      /* returned to the caller */
     size_t cap;
+    char *tmp;      /* the held bytes and the next piece, kept between tokens */
+    size_t tmp_cap;
 };
 
 tok_stream *tok_stream_new(const tok_vocab *v, bool render_special) {
@@ -120,6 +122,7 @@ tok_stream *tok_stream_new(const tok_vocab *v, bool render_special) {
 void tok_stream_free(tok_stream *s) {
     if (!s) return;
     mem_free(s->out);
+    mem_free(s->tmp);
     mem_free(s);
 }
 
@@ -183,8 +186,13 @@ hearth_status tok_stream_push(tok_stream *s, int32_t id, char **out, size_t *n, 
     /* Worst case every byte becomes U+FFFD (3 bytes). */
     if (piece_max > (SIZE_MAX - 1) / 3 || !reserve(s, 3 * piece_max + 1))
         return err_set(err, HEARTH_ERR_NOMEM, "out of memory detokenizing");
-    char *tmp = mem_alloc(piece_max ? piece_max : 1);
-    if (!tmp) return err_set(err, HEARTH_ERR_NOMEM, "out of memory detokenizing");
+    if (piece_max >= s->tmp_cap) {
+        char *grown = mem_realloc(s->tmp, piece_max + 1);
+        if (!grown) return err_set(err, HEARTH_ERR_NOMEM, "out of memory detokenizing");
+        s->tmp = grown;
+        s->tmp_cap = piece_max + 1;
+    }
+    char *tmp = s->tmp;
     memcpy(tmp, s->held, s->n_held);
     sink sk = {tmp + s->n_held, piece_max - s->n_held, 0};
     emit_piece(s->v, id, s->render_special, &sk);
@@ -192,7 +200,6 @@ hearth_status tok_stream_push(tok_stream *s, int32_t id, char **out, size_t *n, 
     s->n_held = 0;
     *n = drain(s, tmp, total, 0);
     *out = s->out;
-    mem_free(tmp);
     return HEARTH_OK;
 }
 

@@ -53,19 +53,65 @@ static bool cut_fragment(const char *text, frag f, int32_t id, const char *t, si
     return pos >= end || frag_push(out, (frag){-1, pos, end - pos});
 }
 
+/* The bytes and the pairs of adjacent bytes a text holds: a special token whose first
+ * byte or first two bytes are not among them cannot occur in it. */
+typedef struct text_bytes {
+    uint64_t one[256 / 64];
+    uint64_t two[65536 / 64];
+} text_bytes;
+
+static void note_bytes(const char *text, size_t len, text_bytes *tb) {
+    memset(tb, 0, sizeof *tb);
+    for (size_t i = 0; i < len; i++) {
+        unsigned b = (unsigned char)text[i];
+        tb->one[b >> 6] |= 1ull << (b & 63);
+        if (i + 1 < len) {
+            unsigned pair = b << 8 | (unsigned char)text[i + 1];
+            tb->two[pair >> 6] |= 1ull << (pair & 63);
+        }
+    }
+}
+
+static bool may_occur(const text_bytes *tb, const char *t, size_t n) {
+    unsigned b = (unsigned char)t[0];
+    if (!(tb->one[b >> 6] >> (b & 63) & 1)) return false;
+    if (n < 2) return true;
+    unsigned pair = b << 8 | (unsigned char)t[1];
+    return tb->two[pair >> 6] >> (pair & 63) & 1;
+}
+
+/* True when token text t occurs in one of the text fragments. */
+static bool occurs(const char *text, const frag_list *frags, const char *t, size_t n) {
+    for (size_t i = 0; i < frags->n; i++) {
+        const frag *f = &frags->v[i];
+        if (f->id < 0 && f->len >= n && memmem(text + f->off, f->len, t, n)) return true;
+    }
+    return false;
+}
+
 static bool partition(const tok_vocab *v, const char *text, size_t len, bool parse_special, frag_list *frags) {
     if (len == 0) return true;
     if (!frag_push(frags, (frag){-1, 0, len})) return false;
-    bool present[256] = {false};
-    for (size_t i = 0; i < len; i++) present[(unsigned char)text[i]] = true;
+    text_bytes tb;
+    note_bytes(text, len, &tb);
     frag_list next = {0};
     bool ok = true;
-    for (int32_t s = 0; ok && s < v->n_special; s++) {
+    for (int32_t s = 0, run_end = 0; ok && s < v->n_special; s++) {
         int32_t id = v->special[s];
         const tok_token *tk = &v->tokens[id];
-        if (!parse_special && (tk->attr & (TOK_ATTR_CONTROL | TOK_ATTR_UNKNOWN))) continue;
         const char *t = v->text + tk->off;
-        if (tk->len > len || !present[(unsigned char)t[0]]) continue;
+        /* deepseek-llm has 2,400 special tokens, 2,385 of them "[PAD...]": a run whose start
+         * is not in the text is skipped at once, and fragments are only rebuilt for a
+         * token that occurs. */
+        if (s >= run_end) {
+            run_end = v->special_run_end[s];
+            if (!may_occur(&tb, t, tk->len)) {
+                s = run_end - 1;
+                continue;
+            }
+        }
+        if (!parse_special && (tk->attr & (TOK_ATTR_CONTROL | TOK_ATTR_UNKNOWN))) continue;
+        if (tk->len > len || !occurs(text, frags, t, tk->len)) continue;
         next.n = 0;
         for (size_t i = 0; ok && i < frags->n; i++) {
             frag f = frags->v[i];

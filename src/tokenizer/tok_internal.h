@@ -72,6 +72,9 @@ struct tok_vocab {
 
     uint8_t *eog;          /* [n] 1 when the id ends generation */
     int32_t *special;      /* ids matched as whole tokens before tokenizing, longest text first */
+    int32_t *special_run_end; /* [n_special] index after the run of entries whose texts start alike
+                                 (same first byte, same second byte or none): tok_encode skips a
+                                 whole run when the text lacks that start */
     int32_t n_special;
 
     int32_t byte_token[256]; /* SPM: <0xXX> (or the one-byte token), BPE: byte's mapped char; -1 none */
@@ -125,9 +128,6 @@ bool tok_ids_push(tok_ids *a, int32_t id); /* false on NOMEM */
 bool tok_spm_encode(const tok_vocab *v, const char *text, size_t len, bool prefix_space, tok_ids *out);
 bool tok_bpe_encode(const tok_vocab *v, const char *text, size_t len, tok_ids *out);
 bool tok_wpm_encode(const tok_vocab *v, const char *text, size_t len, tok_ids *out);
-
-/* BPE merging of one already byte-mapped word (tok_bpe.c). */
-bool tok_bpe_word(const tok_vocab *v, const char *word, size_t len, tok_ids *out);
 
 /* Pre-tokenizers (tok_pretok.c). */
 typedef struct tok_pre_info {

@@ -289,25 +289,21 @@ bool tok_pretok_split(const tok_pretok *p, const uint32_t *cps, size_t n, size_t
     shown_text t = {0};
     bounds_list cur = {0}, next = {0};
     pcre2_match_data *md = NULL;
-    bool ok = show_text(cps, n, &t) && bounds_push(&cur, n);
+    /* One pair suffices: only the whole match is read (a smaller ovector makes pcre2_match
+     * return 0, not a failure); one block for all regexes keeps pcre2's frame memory. */
+    bool ok = show_text(cps, n, &t) && bounds_push(&cur, n) && (md = pcre2_match_data_create(1, p->gctx)) != NULL;
     for (int r = 0; ok && r < p->n; r++) {
-        md = pcre2_match_data_create_from_pattern(p->re[r], p->gctx);
-        if (!md) {
-            ok = false;
-            break;
-        }
         next.n = 0;
         size_t a = 0;
         for (size_t i = 0; ok && i < cur.n; i++) {
             if (cur.v[i] > a) ok = split_piece(p->re[r], md, &t, a, cur.v[i], &next);
             a = cur.v[i];
         }
-        pcre2_match_data_free(md);
-        md = NULL;
         bounds_list swap = cur;
         cur = next;
         next = swap;
     }
+    pcre2_match_data_free(md);
     free_shown(&t);
     mem_free(next.v);
     if (!ok) {

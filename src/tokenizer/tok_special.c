@@ -185,6 +185,14 @@ static void set_strip_attrs(tok_vocab *v, const tok_spec *spec) {
     }
 }
 
+/* Texts start with the same byte and either the same second byte or none. */
+static bool same_start(const tok_vocab *v, int32_t a, int32_t b) {
+    const tok_token *ta = &v->tokens[a], *tb = &v->tokens[b];
+    const char *sa = v->text + ta->off, *sb = v->text + tb->off;
+    if (sa[0] != sb[0] || (ta->len < 2) != (tb->len < 2)) return false;
+    return ta->len < 2 || sa[1] == sb[1];
+}
+
 /* Longest text first, then lowest id: sorted as (UINT32_MAX - len) << 32 | id. */
 static hearth_status list_specials(tok_vocab *v) {
     const uint16_t matched = TOK_ATTR_CONTROL | TOK_ATTR_USER_DEFINED | TOK_ATTR_UNKNOWN;
@@ -193,7 +201,8 @@ static hearth_status list_specials(tok_vocab *v) {
         if (v->tokens[id].attr & matched) n++;
     uint64_t *keys = mem_alloc_array(n ? (size_t)n : 1, sizeof *keys);
     v->special = mem_alloc_array(n ? (size_t)n : 1, sizeof *v->special);
-    if (!keys || !v->special) {
+    v->special_run_end = mem_alloc_array(n ? (size_t)n : 1, sizeof *v->special_run_end);
+    if (!keys || !v->special || !v->special_run_end) {
         mem_free(keys);
         return HEARTH_ERR_NOMEM;
     }
@@ -202,6 +211,8 @@ static hearth_status list_specials(tok_vocab *v) {
         if (v->tokens[id].attr & matched) keys[k++] = ((uint64_t)(UINT32_MAX - v->tokens[id].len) << 32) | (uint32_t)id;
     qsort(keys, (size_t)n, sizeof *keys, u64_cmp);
     for (int32_t i = 0; i < n; i++) v->special[i] = (int32_t)(keys[i] & 0xFFFFFFFFu);
+    for (int32_t i = n - 1; i >= 0; i--)
+        v->special_run_end[i] = i + 1 < n && same_start(v, v->special[i], v->special[i + 1]) ? v->special_run_end[i + 1] : i + 1;
     v->n_special = n;
     mem_free(keys);
     return HEARTH_OK;

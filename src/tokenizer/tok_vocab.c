@@ -181,6 +181,7 @@ void tok_free(tok_vocab *v) {
     tok_table_free(&v->by_pair);
     mem_free(v->eog);
     mem_free(v->special);
+    mem_free(v->special_run_end);
     tok_pretok_free(v->pretok);
     mem_free(v);
 }

@@ -80,16 +80,19 @@ static void check_stream(const tok_vocab *v, const int32_t *ids, size_t n, bool 
     tok_stream *s = tok_stream_new(v, render_special);
     if (!s) fz_fail("tok_stream_new failed");
     char *all = NULL;
-    size_t all_len = 0;
+    size_t all_len = 0, all_cap = 0;
     hearth_err err;
     for (size_t i = 0; i <= n; i++) {
         char *out;
         size_t k;
         hearth_status st = i < n ? tok_stream_push(s, ids[i], &out, &k, &err) : tok_stream_flush(s, &out, &k, &err);
         if (st) fz_fail("stream: %s", err.msg);
-        char *grown = mem_realloc(all, all_len + k + 1);
-        if (!grown) fz_fail("out of memory");
-        all = grown;
+        if (all_len + k >= all_cap) {
+            all_cap = 2 * (all_len + k) + 64;
+            char *grown = mem_realloc(all, all_cap);
+            if (!grown) fz_fail("out of memory");
+            all = grown;
+        }
         memcpy(all + all_len, out, k);
         all_len += k;
     }

@@ -57,7 +57,7 @@ static int setup(void **state) {
     snprintf(args, sizeof args, "mkmodel --arch llama --dim 64 --layers 2 --heads 4 --vocab 512 --ctx 256 --type f32 -o %s",
              e->llama);
     mkmodel(args);
-    const char *tmpl = "embeddings:\n  max_inputs: 40\n  cache: %s\n  max_queue: %d\n"
+    const char *tmpl = "embeddings:\n  max_inputs: 40\n  max_request_tokens: 300\n  cache: %s\n  max_queue: %d\n"
                        "models:\n  - name: bert\n    path: %s\n    preload: true\n    threads: 2\n"
                        "  - name: llama\n    path: %s\n    threads: 1\n    slots: 1\n";
     snprintf(yaml, sizeof yaml, tmpl, "true", 8192, e->bert, e->llama);
@@ -234,6 +234,15 @@ static void test_base64_and_dimensions(void **state) {
     json_decref(d);
 }
 
+/* A request body of n inputs, each `len` token ids. */
+static void id_inputs(int n, int len, char *buf, size_t cap) {
+    size_t o = (size_t)snprintf(buf, cap, "{\"model\":\"bert\",\"input\":[");
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < len; k++)
+            o += (size_t)snprintf(buf + o, cap - o, "%s300%s", k ? "," : i ? ",[" : "[", k == len - 1 ? "]" : "");
+    snprintf(buf + o, cap - o, "]}");
+}
+
 static void test_errors_name_the_input(void **state) {
     env *e = *state;
     expect_400(&e->srv, "{\"model\":\"bert\",\"input\":\"\"}", "input", (const char *const[]){"empty", NULL});
@@ -251,6 +260,14 @@ static void test_errors_name_the_input(void **state) {
     for (int i = 0; i < 41; i++) strcat(body, i ? ",\"w\"" : "\"w\"");
     strcat(body, "]}");
     expect_400(&e->srv, body, "input", (const char *const[]){"41", "40", NULL});
+    /* more tokens than embeddings.max_request_tokens (300): 6 inputs of 60 token ids; 5 pass */
+    char many[4096];
+    id_inputs(6, 60, many, sizeof many);
+    expect_400(&e->srv, many, "input", (const char *const[]){"360 tokens", "input[5]", "300", "max_request_tokens", NULL});
+    id_inputs(5, 60, many, sizeof many);
+    json_t *five = post_ok(&e->srv, many);
+    assert_int_equal(json_array_size(json_object_get(five, "data")), 5);
+    json_decref(five);
     /* input 1 is longer than the context: both counts named; truncate embeds it */
     char words[2048] = "", req[4096];
     for (int i = 0; i < 100; i++) strcat(words, i ? " fox" : "fox");

@@ -557,6 +557,38 @@ static bool get_with_big_header(const char *path, size_t n, srvtest_resp *r) {
     return rc == CURLE_OK;
 }
 
+/* Requests after the first on one client handle reuse its connection (HTTP/1.1 keep-alive):
+ * bodiless GETs, a completion and a GET after it. */
+static void test_keep_alive(void **state) {
+    NEED_SERVER();
+    static const char *const paths[] = {"/health", "/v1/models", "/v1/completions", "/v1/models/" MODEL_ID, "/ready"};
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
+        srvtest_resp r = {0};
+        char url[160];
+        snprintf(url, sizeof url, "http://127.0.0.1:%d%s", server.port, paths[i]);
+        bool post = !strcmp(paths[i], "/v1/completions");
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, post ? "{\"model\":\"" MODEL_ID "\",\"prompt\":\"Hello\",\"max_tokens\":2}" : NULL);
+        curl_easy_setopt(c, CURLOPT_HTTPGET, post ? 0L : 1L);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect_body);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+        CURLcode rc = curl_easy_perform(c);
+        if (rc != CURLE_OK) fail_msg("%s: %s", paths[i], curl_easy_strerror(rc));
+        long status = 0, connects = -1;
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &connects);
+        if (status != 200) fail_msg("%s: status %ld: %s", paths[i], status, r.body ? r.body : "");
+        if (i > 0 && connects != 0) fail_msg("%s opened %ld new connection(s), want the kept-alive one", paths[i], connects);
+        free(r.body);
+    }
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+}
+
 static void test_http_limits(void **state) {
     NEED_SERVER();
     size_t n = (size_t)9 << 20;
@@ -623,6 +655,7 @@ int main(void) {
         cmocka_unit_test(test_deadline),
         cmocka_unit_test(test_bad_requests),
         cmocka_unit_test(test_http_limits),
+        cmocka_unit_test(test_keep_alive),
         cmocka_unit_test(test_template_raise_exception),
         cmocka_unit_test(test_queue_full),
     };

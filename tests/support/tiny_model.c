@@ -35,21 +35,29 @@ static float next_uniform(uint32_t *state) {
     return (float)(*state >> 8) / (float)(1u << 24) - 0.5f; /* [-0.5, 0.5) */
 }
 
+/* Values repeat with this period (a prime, so rows of power-of-two widths differ): only
+ * one period is computed, the rest is copied, which keeps large test models cheap. */
+#define FILL_PERIOD 4099
+
 static hearth_status fill_tensor(void *vctx, void *dst, uint64_t size, hearth_err *err) {
     fill_ctx *c = vctx;
     uint32_t st = c->seed;
-    if (c->type == GGML_F32) {
-        float *f = dst;
-        for (uint64_t i = 0; i < size / 4; i++) f[i] = (c->norm ? 1.0f : 0.0f) + next_uniform(&st);
-    } else if (c->type == GGML_F16 || c->type == GGML_BF16) {
-        uint16_t *h = dst;
-        for (uint64_t i = 0; i < size / 2; i++) {
-            float v = (c->norm ? 1.0f : 0.0f) + next_uniform(&st);
-            h[i] = c->type == GGML_F16 ? kern_f32_to_f16(v) : kern_f32_to_bf16(v);
-        }
-    } else {
+    size_t esize = c->type == GGML_F32 ? 4 : c->type == GGML_F16 || c->type == GGML_BF16 ? 2 : 0;
+    if (!esize) {
         /* quantized blocks: every f16 scale 0x1111 (about 5e-4) and every quant 0x11: finite values */
         memset(dst, 0x11, size);
+        return HEARTH_OK;
+    }
+    uint64_t n = size / esize, period = n < FILL_PERIOD ? n : FILL_PERIOD;
+    for (uint64_t i = 0; i < period; i++) {
+        float v = (c->norm ? 1.0f : 0.0f) + next_uniform(&st);
+        if (esize == 4) ((float *)dst)[i] = v;
+        else ((uint16_t *)dst)[i] = c->type == GGML_F16 ? kern_f32_to_f16(v) : kern_f32_to_bf16(v);
+    }
+    for (uint64_t done = period; done < n;) { /* each copy doubles the filled prefix */
+        uint64_t k = done < n - done ? done : n - done;
+        memcpy((char *)dst + done * esize, dst, k * esize);
+        done += k;
     }
     return HEARTH_OK;
 }

@@ -25,6 +25,7 @@ static void test_defaults(void **state) {
     assert_int_equal(c->embeddings.cache_max_bytes, (int64_t)64 << 20);
     assert_true(c->embeddings.cache_ttl_s == 3600);
     assert_int_equal(c->embeddings.max_inputs, 2048);
+    assert_int_equal(c->embeddings.max_request_tokens, 300000);
     assert_int_equal(c->embeddings.batch_tokens, 2048);
     assert_int_equal(c->embeddings.max_queue, 8192);
     assert_int_equal(c->defaults.pooling, -1);
@@ -34,7 +35,7 @@ static void test_defaults(void **state) {
 static void test_values_and_round_trip(void **state) {
     (void)state;
     const char *yaml = "embeddings:\n  cache: false\n  cache_max_entries: 5\n  cache_max_bytes: 2MiB\n"
-                       "  cache_ttl: 90s\n  max_inputs: 7\n  batch_tokens: 512\n  max_queue: 99\n"
+                       "  cache_ttl: 90s\n  max_inputs: 7\n  max_request_tokens: 4096\n  batch_tokens: 512\n  max_queue: 99\n"
                        "defaults:\n  pooling: last\n"
                        "models:\n  - name: a\n    path: /x/a.gguf\n    pooling: cls\n  - name: b\n    path: /x/b.gguf\n";
     cfg_setting set[] = {{"embeddings.max_inputs", "9", "flag --test"}};
@@ -46,6 +47,7 @@ static void test_values_and_round_trip(void **state) {
     assert_int_equal(c->embeddings.cache_max_bytes, 2 << 20);
     assert_true(c->embeddings.cache_ttl_s == 90);
     assert_int_equal(c->embeddings.max_inputs, 9);
+    assert_int_equal(c->embeddings.max_request_tokens, 4096);
     assert_int_equal(c->embeddings.batch_tokens, 512);
     assert_int_equal(c->embeddings.max_queue, 99);
     assert_int_equal(c->models[0].pooling, 2);
@@ -56,7 +58,7 @@ static void test_values_and_round_trip(void **state) {
     const cfg_embeddings *x = &back->embeddings, *y = &c->embeddings;
     assert_true(x->cache == y->cache && x->cache_max_entries == y->cache_max_entries &&
                 x->cache_max_bytes == y->cache_max_bytes && x->cache_ttl_s == y->cache_ttl_s &&
-                x->max_inputs == y->max_inputs && x->batch_tokens == y->batch_tokens && x->max_queue == y->max_queue);
+                x->max_inputs == y->max_inputs && x->max_request_tokens == y->max_request_tokens && x->batch_tokens == y->batch_tokens && x->max_queue == y->max_queue);
     assert_int_equal(back->models[0].pooling, 2);
     assert_int_equal(back->models[1].pooling, 3);
     mem_free(dump);

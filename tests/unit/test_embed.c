@@ -1,5 +1,5 @@
 /* Embeddings beyond the golden values: several inputs in one pass equal each alone (and
- * packing into several passes changes nothing); the pooling types agree with the per-token
+ * packing into several passes changes nothing); 1, 2 and 3 threads give the same bits; the pooling types agree with the per-token
  * states; a Q8_0 copy of the bert fixture (quantized here with the kernels' from_float)
  * stays within cosine 0.999 of F16; decoder embeddings (llama, mean and last pooling) are
  * finite, unit-norm, deterministic and batch-independent; too-long inputs are refused
@@ -112,6 +112,36 @@ static void test_bert_batching(void **state) {
     gen_model *gm = open_model(BERT);
     check_batching(gm, EMBED_POOL_MEAN);
     check_batching(gm, EMBED_POOL_CLS);
+    gen_model_close(gm);
+}
+
+/* The pass splits tokens, attention and matmul outputs across threads in ways that
+   depend on their number; the vectors must not. */
+static void test_bert_threads_identical(void **state) {
+    if (!fixtures_available()) return;
+    gen_model *gm = open_model(BERT);
+    inputs x;
+    tokenize_all(gm, &x);
+    float *ref = NULL;
+    for (int th = 1; th <= 3; th++) {
+        embed_ctx *e = NULL;
+        hearth_err err = {0};
+        embed_config cfg = {.n_threads = th};
+        if (embed_ctx_new(gm->model, &cfg, &e, &err)) fail_msg("embed_ctx_new: %s", err.msg);
+        int64_t dim = embed_n_embd(e);
+        float *v = embed(e, x.in, N_TEXTS, EMBED_POOL_MEAN, true, NULL);
+        if (!ref) ref = v;
+        else {
+            for (int64_t k = 0; k < N_TEXTS * dim; k++)
+                if (memcmp(&v[k], &ref[k], sizeof(float)) != 0)
+                    fail_msg("%d threads: input %lld value %lld is %.9g, with 1 thread %.9g", th, (long long)(k / dim),
+                             (long long)(k % dim), v[k], ref[k]);
+            free(v);
+        }
+        embed_ctx_free(e);
+    }
+    free(ref);
+    free_inputs(&x);
     gen_model_close(gm);
 }
 
@@ -458,7 +488,8 @@ static void test_cli(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_bert_batching),   cmocka_unit_test(test_pooling_types),
+        cmocka_unit_test(test_bert_batching),
+        cmocka_unit_test(test_bert_threads_identical),   cmocka_unit_test(test_pooling_types),
         cmocka_unit_test(test_bert_q8_0),       cmocka_unit_test(test_decoder),
         cmocka_unit_test(test_too_long),        cmocka_unit_test(test_malformed_bert),
         cmocka_unit_test(test_encoder_not_for_logits), cmocka_unit_test(test_alloc_failures),

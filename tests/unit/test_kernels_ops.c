@@ -1,6 +1,7 @@
 /* Elementwise ops against their formulas evaluated in double, plus literal values a
  * wrong pairing, base or approximation cannot produce: RoPE's two pairings, softmax
- * with masks and huge logits, GELU's tanh approximation, in-place use. */
+ * with masks and huge logits, GELU's tanh approximation, in-place use; the encoder's
+ * attention of 1-4 queries from transposed keys, writing nothing outside its outputs. */
 #include "testutil.h"
 
 #include <math.h>
@@ -163,6 +164,16 @@ static void test_softmax(void **state) {
     double wm[4] = {0.25, 0.25, 0.25, 0.25};
     expect_near("softmax all masked", masked, wm, 4, 0);
 
+    for (int n = 15; n <= 70; n += 11) {   /* whole vectors and tails */
+        float z[70];
+        double wz[70], zs = 0, zm = -1e300;
+        for (int i = 0; i < n; i++) zm = fmax(zm, z[i] = (float)(0.37 * i - 0.011 * i * i));
+        for (int i = 0; i < n; i++) zs += exp(z[i] - zm);
+        for (int i = 0; i < n; i++) wz[i] = exp(z[i] - zm) / zs;
+        kern_softmax(z, n);
+        expect_near("softmax long", z, wz, n, 1e-6);
+    }
+
     float one[1] = {-3.0f};
     kern_softmax(one, 1);
     assert_true(one[0] == 1.0f);
@@ -218,30 +229,40 @@ static void test_silu_mul_gelu_add(void **state) {
         expect_near("gelu long", lo, lw, n, 2e-6);
     }
 
-    /* float attention pieces over strided rows, for widths around the vector sizes */
-    enum { ROWS = 9, STRIDE = 70 };
-    static float q[STRIDE], rows[ROWS * STRIDE], sc[ROWS], wsum[STRIDE];
-    kt_fill_normal(&r, q, STRIDE, 1.0f);
-    kt_fill_normal(&r, rows, ROWS * STRIDE, 1.0f);
-    for (int n = 1; n <= 40; n += 3) {
-        double want_s[ROWS], want_w[STRIDE];
-        for (int j = 0; j < ROWS; j++) {
-            double s = 0;
-            for (int i = 0; i < n; i++) s += (double)q[i] * rows[j * STRIDE + i];
-            want_s[j] = 0.25 * s;
-        }
-        kern_dot_rows(q, rows, STRIDE, ROWS, n, 0.25f, sc);
-        expect_near("dot_rows", sc, want_s, ROWS, 1e-5);
-        for (int i = 0; i < n; i++) {
-            double s = 0;
-            for (int j = 0; j < ROWS; j++) s += (double)sc[j] * rows[j * STRIDE + i];
-            want_w[i] = s;
-        }
-        wsum[n] = 12345.0f; /* past the width: untouched */
-        kern_weighted_rows(sc, rows, STRIDE, ROWS, n, wsum);
-        expect_near("weighted_rows", wsum, want_w, n, 1e-5);
-        assert_true(wsum[n] == 12345.0f);
-    }
+    /* attention of 1-4 queries from transposed keys: key counts around 8, 16, 32 and 64,
+       value widths around the 32-output chunks; each query as computed alone in double */
+    enum { DK = 24, MAXK = 70, LD = 71, V_STRIDE = 50, NQ = KERN_ATTEND_QUERIES, Q_STRIDE = 30, O_STRIDE = 53 };
+    static float kt[DK * LD], vals[MAXK * V_STRIDE], qa[NQ * Q_STRIDE], ws[NQ * MAXK], att[NQ * O_STRIDE];
+    kt_fill_normal(&r, kt, DK * LD, 1.0f);
+    kt_fill_normal(&r, vals, MAXK * V_STRIDE, 1.0f);
+    kt_fill_normal(&r, qa, NQ * Q_STRIDE, 1.0f);
+    static const int key_counts[] = {1, 2, 7, 8, 9, 15, 16, 17, 31, 32, 33, 37, 63, 64, 65, 70};
+    for (size_t c = 0; c < sizeof key_counts / sizeof key_counts[0]; c++)
+        for (int dv = 1; dv <= V_STRIDE; dv += 7)
+            for (int nq = 1; nq <= NQ; nq++) {
+                int nk = key_counts[c];
+                for (int i = 0; i < NQ * O_STRIDE; i++) att[i] = 12345.0f;   /* outside the outputs: untouched */
+                kern_attend_cols(nq, qa, Q_STRIDE, kt, LD, DK, nk, 0.3f, vals, V_STRIDE, dv, ws, att, O_STRIDE);
+                for (int qi = 0; qi < nq; qi++) {
+                    double p[MAXK], mx = -1e300, sum = 0, want_a[V_STRIDE];
+                    for (int j = 0; j < nk; j++) {
+                        double s = 0;
+                        for (int i = 0; i < DK; i++) s += (double)qa[qi * Q_STRIDE + i] * kt[i * LD + j];
+                        p[j] = 0.3 * s;
+                        mx = fmax(mx, p[j]);
+                    }
+                    for (int j = 0; j < nk; j++) sum += (p[j] = exp(p[j] - mx));
+                    for (int i = 0; i < dv; i++) {
+                        double s = 0;
+                        for (int j = 0; j < nk; j++) s += p[j] / sum * vals[j * V_STRIDE + i];
+                        want_a[i] = s;
+                    }
+                    expect_near("attend_cols", att + qi * O_STRIDE, want_a, dv, 1e-5);
+                }
+                for (int i = 0; i < NQ * O_STRIDE; i++)
+                    if ((i / O_STRIDE >= nq || i % O_STRIDE >= dv) && att[i] != 12345.0f)
+                        fail_msg("attend_cols, %d queries, width %d: wrote out[%d]", nq, dv, i);
+            }
 
     float a[3] = {1, 2, 3}, b[3] = {0.5f, -2, 10};
     kern_add(a, b, 3);

@@ -1,0 +1,70 @@
+/* OpenAI tool calling on chat completions: validation of the request's `tools`,
+ * `tool_choice` and `parallel_tool_calls` (and refusal of the legacy `functions` /
+ * `function_call`), and the reading of tool calls out of generated text.
+ *
+ * Tool calls are read in the tagged form that ChatML-family templates (Qwen2.5, Qwen3,
+ * Hermes 2/3, and the built-in template) teach their models:
+ *   <tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>
+ * Each block becomes one OpenAI tool call {"id","type":"function","function":{"name",
+ * "arguments": a JSON string}}; text outside the blocks stays the message content. Text
+ * holding a block that does not parse stays content, whole: a reply is never half
+ * reinterpreted. The stream filter releases content as it comes and holds back only what
+ * may still turn into a block. Values and buffers only; never touches a connection. */
+#ifndef SERVER_SRV_TOOLS_H
+#define SERVER_SRV_TOOLS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "server/srv_error.h"
+#include "server/srv_json.h"
+
+#define SRV_TOOL_CALL_OPEN "<tool_call>"
+#define SRV_TOOL_CALL_CLOSE "</tool_call>"
+
+/* Checks the tool fields of a chat body. *tools is the request's tool list (borrowed
+ * from root) to give the template, or NULL when there is none or tool_choice is "none".
+ * *forced is the function a call must be made to (borrowed): tool_choice naming it, or
+ * "required" with exactly one tool; NULL otherwise. "required" with several tools is
+ * refused (400, param tool_choice): choosing among them needs constrained decoding. */
+bool srv_tools_parse_request(const json_t *root, const json_t **tools, const char **forced, srv_error *e);
+
+/* A forced call: the prompt ends with the opening of the call to `name` in the tagged
+ * form, up to and including `"arguments": `, so the model writes only the arguments;
+ * generation stops at SRV_TOOL_CALL_CLOSE. The arguments are the text as generated, less
+ * the brace closing the call's object when the model closed it (closed): as OpenAI warns
+ * of its own, they are the model's text and may not be valid JSON. */
+bool srv_tools_prefill(const char *name, srv_buf *out);
+/* A fresh call id: "call_" and 24 letters and digits. */
+void srv_tools_call_id(char *out, size_t cap);
+json_t *srv_tools_forced_call(const char *name, const char *text, size_t len, bool closed);
+
+/* The tool calls in text[0..len), or NULL when it holds none or a block does not parse
+ * (NULL on NOMEM too). When calls are found, *content is the text outside the blocks,
+ * trimmed (a JSON string, or JSON null when empty). With first_only (the request's
+ * parallel_tool_calls: false) only the first call is kept. */
+json_t *srv_tools_extract(const char *text, size_t len, bool first_only, json_t **content);
+
+/* Per-choice stream state: text not yet released as content. */
+typedef struct srv_tool_stream {
+    srv_buf held;
+    bool in_call; /* an opening tag was seen: everything from it waits for the end */
+} srv_tool_stream;
+
+/* Adds generated text; appends to *release what can go out as content now. */
+bool srv_tool_stream_feed(srv_tool_stream *ts, const char *text, size_t len, srv_buf *release);
+
+/* At the end of the choice: the tool calls of what was held (each with its "index" for
+ * a streamed delta; the first only with first_only), or NULL with every held byte
+ * appended to *release. */
+json_t *srv_tool_stream_finish(srv_tool_stream *ts, bool first_only, srv_buf *release, bool *nomem);
+
+/* Streamed arguments of a forced call: releases text as it comes except a tail of
+ * closing braces and spaces; at the end (end set) drops the call's closing brace when
+ * closed and releases the rest. */
+bool srv_tool_stream_forced(srv_tool_stream *ts, const char *text, size_t len, bool end, bool closed, srv_buf *release);
+
+void srv_tool_stream_free(srv_tool_stream *ts);
+
+#endif
