@@ -47,16 +47,22 @@ static void put_aligned(chat_ctx *c, cbuf *b, const char *sign, const char *body
 
 /* ---- printf-style ----------------------------------------------------------------- */
 
-static int64_t star_or_digits(chat_ctx *c, cstr *fmt, size_t *i, cv args, size_t *ai, bool tuple) {
+/* A width or precision: digits, or '*' taking the next argument (a negative one sets
+ * *negative, which Python reads as the '-' flag of a width). */
+static int64_t star_or_digits(chat_ctx *c, cstr *fmt, size_t *i, cv args, size_t *ai, bool tuple, bool *negative) {
     int64_t v = 0;
     if (*i < fmt->len && fmt->s[*i] == '*') {
         (*i)++;
         cv x = tuple && *ai < args.u.l->n ? args.u.l->v[(*ai)++] : cv_undef();
         if (x.t != CV_INT) chat_fail(c, HEARTH_ERR_FORMAT, "TypeError", "* wants int");
-        v = x.u.i < 0 ? -x.u.i : x.u.i;
-    } else
-        while (*i < fmt->len && fmt->s[*i] >= '0' && fmt->s[*i] <= '9') v = v * 10 + (fmt->s[(*i)++] - '0');
-    if (v > MAX_WIDTH) chat_fail(c, HEARTH_ERR_FORMAT, "ValueError", "width too big");
+        if (x.u.i < -MAX_WIDTH || x.u.i > MAX_WIDTH) chat_fail(c, HEARTH_ERR_FORMAT, "ValueError", "width too big");
+        *negative = x.u.i < 0;
+        return x.u.i < 0 ? -x.u.i : x.u.i;
+    }
+    while (*i < fmt->len && fmt->s[*i] >= '0' && fmt->s[*i] <= '9') {
+        v = v * 10 + (fmt->s[(*i)++] - '0');
+        if (v > MAX_WIDTH) chat_fail(c, HEARTH_ERR_FORMAT, "ValueError", "width too big");
+    }
     return v;
 }
 
@@ -91,10 +97,13 @@ cv percent_format(chat_ctx *c, cstr *fmt, cv args) {
             if (nf < 6 && !strchr(flags, fmt->s[i])) flags[nf++] = fmt->s[i];
             i++;
         }
-        int64_t width = star_or_digits(c, fmt, &i, args, &ai, tuple), prec = -1;
+        bool neg_width = false, neg_prec = false;
+        int64_t width = star_or_digits(c, fmt, &i, args, &ai, tuple, &neg_width), prec = -1;
+        if (neg_width && nf < 6 && !strchr(flags, '-')) flags[nf++] = '-';
         if (i < fmt->len && fmt->s[i] == '.') {
             i++;
-            prec = star_or_digits(c, fmt, &i, args, &ai, tuple);
+            prec = star_or_digits(c, fmt, &i, args, &ai, tuple, &neg_prec);
+            if (neg_prec) prec = 0;
         }
         while (i < fmt->len && strchr("hlL", fmt->s[i])) i++;
         if (i >= fmt->len) chat_fail(c, HEARTH_ERR_FORMAT, "ValueError", "incomplete format");

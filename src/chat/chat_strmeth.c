@@ -82,7 +82,7 @@ static cv search(chat_ctx *c, cstr *s, const char *m, cargs *a) {
     int64_t at = -1;
     if (!sp.empty_past) {
         cv piece = cv_str(c, p, n);
-        at = str_find(piece.u.s, sub, m[0] == 'r');
+        at = str_find(c, piece.u.s, sub, m[0] == 'r');
         cv_unref(c, piece);
     }
     if (at < 0 && strstr(m, "index")) chat_fail(c, HEARTH_ERR_FORMAT, "ValueError", "substring not found");
@@ -228,8 +228,13 @@ static cv partition(chat_ctx *c, cstr *s, cv sepv, bool right) {
     if (!sep->len) chat_fail(c, HEARTH_ERR_FORMAT, "ValueError", "empty separator");
     const char *hit = NULL;
     if (!right) hit = memmem(s->s, s->len, sep->s, sep->len);
-    else
-        for (const char *q = s->s; (q = memmem(q, s->len - (size_t)(q - s->s), sep->s, sep->len)); q++) hit = q;
+    else {
+        chat_rfind f;
+        chat_rfind_init(c, &f, s->s, s->len, sep->s, sep->len);
+        size_t at = chat_rfind_in(&f, s->len);
+        chat_rfind_done(c, &f);
+        hit = at == SIZE_MAX ? NULL : s->s + at;
+    }
     clist *t = cl_new(c, 3);
     t->tuple = true;
     if (!hit) {

@@ -1,0 +1,44 @@
+/* Chat templates, defects found in review: formatting widths that overflowed while being
+ * read, repeats of empty sequences that spun without limit, and reverse searches whose
+ * work grew with the product of the text's and the needle's lengths. Each case must end
+ * quickly with the Python answer or a clear error. */
+#include <stdlib.h>
+
+#include "chat_check.h"
+
+static void test_percent_width_overflow(void **state) {
+    check_error("{{ '%99999999999999999999d' % 1 }}", HEARTH_ERR_FORMAT, "width too big");
+    check_error("{{ '%.99999999999999999999f' % 1.5 }}", HEARTH_ERR_FORMAT, "width too big");
+    check_error("{{ '%-18446744073709551617s' % 'x' }}", HEARTH_ERR_FORMAT, "width too big");
+    check_error("{{ '%*d' % (-9223372036854775807 - 1, 5) }}", HEARTH_ERR_FORMAT, "width too big");
+    check_render("{{ '%*d|' % (-4, 5) }}", "5   |");
+    check_render("{{ '%5s|%-4d|' % ('ab', 7) }}", "   ab|7   |");
+}
+
+static void test_empty_repeat(void **state) {
+    check_render("{{ '' * 10**18 }}|", "|");
+    check_render("{{ ([] * 10**18)|length }}", "0");
+    check_render("{{ 10**18 * '' }}|{{ (10**18 * ())|length }}", "|0");
+}
+
+/* Needle 'a' * (n / 2) in 'a' * n: a backward search that compares the whole needle at
+ * every position does n * n / 4 byte comparisons. */
+static void test_reverse_search_linear(void **state) {
+    const char *ctx = "{\"n\": 400000}";
+    check_render_ctx("{% set s = 'a' * n %}{% set t = 'a' * (n // 2) %}"
+                     "{{ s.rfind(t) }} {{ s.rindex(t) }} {{ s.rpartition(t)[0]|length }} "
+                     "{{ s.rsplit(t)|length }} {{ (s ~ 'b').rfind(t ~ 'c') }}",
+                     ctx, "200000 200000 200000 3 -1");
+    check_render("{{ 'abcabc'.rfind('bc') }} {{ 'abcabc'.rfind('bc', 0, 4) }} {{ 'abcabc'.rpartition('b') }} "
+                 "{{ 'a,b,,c'.rsplit(',', 2) }} {{ 'xyx'.rfind('') }} {{ 'aaaa'.rsplit('aa') }}",
+                 "4 1 ('abca', 'b', 'c') ['a,b', '', 'c'] 3 ['', '', '']");
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_percent_width_overflow),
+        cmocka_unit_test(test_empty_repeat),
+        cmocka_unit_test(test_reverse_search_linear),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
