@@ -4,6 +4,7 @@
  * format-spec mini-language (fill, align, sign, '#', '0', width, grouping, precision,
  * type). Widths count code points. Never formats outside its output buffer. */
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -387,7 +388,8 @@ static cv field_value(chat_ctx *c, const char *s, size_t n, cargs *a, int *auto_
         if (*auto_idx > 0)
             chat_fail(c, HEARTH_ERR_FORMAT, "ValueError", "cannot switch from automatic field numbering to manual field specification");
         *auto_idx = -1;
-        v = arg_get(a, (int)strtol(s, NULL, 10), NULL);
+        long idx = strtol(s, NULL, 10); /* an index past INT_MAX is past every argument */
+        v = idx <= INT_MAX ? arg_get(a, (int)idx, NULL) : cv_undef();
     } else {
         char name[128];
         snprintf(name, sizeof name, "%.*s", (int)(k < 127 ? k : 127), s);

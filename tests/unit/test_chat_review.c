@@ -13,6 +13,8 @@ static void test_percent_width_overflow(void **state) {
     check_error("{{ '%*d' % (-9223372036854775807 - 1, 5) }}", HEARTH_ERR_FORMAT, "width too big");
     check_render("{{ '%*d|' % (-4, 5) }}", "5   |");
     check_render("{{ '%5s|%-4d|' % ('ab', 7) }}", "   ab|7   |");
+    check_error("{{ '{4294967296}'.format('x') }}", HEARTH_ERR_FORMAT, "IndexError");
+    check_render("{{ '{1}{0}'.format('a', 'b') }}", "ba");
 }
 
 static void test_empty_repeat(void **state) {
