@@ -17,6 +17,12 @@ static void test_percent_width_overflow(void **state) {
     check_render("{{ '{1}{0}'.format('a', 'b') }}", "ba");
 }
 
+static void test_truncate_huge_bounds(void **state) {
+    check_render("{{ 'abc def'|truncate(9223372036854775807) }}|{{ 'abc def'|truncate(5, leeway=9223372036854775807) }}",
+                 "abc def|abc def");
+    check_render("{{ 'abc defgh'|truncate(7, leeway=0) }}", "abc...");
+}
+
 static void test_empty_repeat(void **state) {
     check_render("{{ '' * 10**18 }}|", "|");
     check_render("{{ ([] * 10**18)|length }}", "0");
@@ -39,6 +45,7 @@ static void test_reverse_search_linear(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_percent_width_overflow),
+        cmocka_unit_test(test_truncate_huge_bounds),
         cmocka_unit_test(test_empty_repeat),
         cmocka_unit_test(test_reverse_search_linear),
     };
