@@ -261,11 +261,10 @@ static void parse_spec(chat_ctx *c, const char *s, size_t n, fspec *f) {
     }
     if (i < n) f->type = s[i++];
     if (i < n) chat_fail(c, HEARTH_ERR_FORMAT, "ValueError", "Invalid format specifier '%.*s'", (int)n, s);
-    if (!f->fill_len) {
-        f->fill[0] = f->zero && !f->align ? '0' : ' ';
+    if (!f->fill_len) { /* '0' pads with zeros whatever the alignment; it implies '=' for numbers only */
+        f->fill[0] = f->zero ? '0' : ' ';
         f->fill_len = 1;
     }
-    if (f->zero && !f->align) f->align = '=';
 }
 
 /* Inserts the grouping character every 3 digits of the integer part of digits. */
@@ -316,7 +315,7 @@ static void format_number(chat_ctx *c, cbuf *b, cv v, fspec *f) {
             if (neg || u > 0x10FFFF) chat_fail(c, HEARTH_ERR_FORMAT, "OverflowError", "%%c arg not in range(0x110000)");
             cbuf *t = cb_new(c);
             chat_put_cp(c, t, (uint32_t)u);
-            put_aligned(c, b, "", t->p, t->n, f->width, f->align ? f->align : '<', f->fill, f->fill_len);
+            put_aligned(c, b, "", t->p, t->n, f->width, f->align ? f->align : f->zero ? '=' : '<', f->fill, f->fill_len);
             chat_obj_unref(c, &t->h);
             return;
         }
@@ -347,7 +346,7 @@ static void format_number(chat_ctx *c, cbuf *b, cv v, fspec *f) {
     bool radix = f->alt && type && strchr("boxX", type);
     if (radix) cb_put(c, t, body, 2);
     put_grouped(c, t, body + (radix ? 2 : 0), f->group, type && strchr("boxX", type) ? 4 : 3);
-    put_aligned(c, b, sign, t->p, t->n, f->width, f->align ? f->align : '>', f->fill, f->fill_len);
+    put_aligned(c, b, sign, t->p, t->n, f->width, f->align ? f->align : f->zero ? '=' : '>', f->fill, f->fill_len);
     chat_obj_unref(c, &t->h);
 }
 

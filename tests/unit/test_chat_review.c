@@ -15,6 +15,10 @@ static void test_percent_width_overflow(void **state) {
     check_render("{{ '%5s|%-4d|' % ('ab', 7) }}", "   ab|7   |");
     check_error("{{ '{4294967296}'.format('x') }}", HEARTH_ERR_FORMAT, "IndexError");
     check_render("{{ '{1}{0}'.format('a', 'b') }}", "ba");
+    /* '0' before the width pads with zeros whatever the alignment (Python 3.10+) */
+    check_render("{{ '{:<08}'.format(5) }}|{{ '{:^08}'.format(5) }}|{{ '{:x<08}'.format(5) }}|{{ '{:08}'.format('ab') }}|"
+                 "{{ '{:=08}'.format(-5) }}|{{ '{:08.2f}'.format(-1.5) }}|{{ '{:05c}'.format(65) }}",
+                 "50000000|00050000|5xxxxxxx|ab000000|-0000005|-0001.50|0000A");
 }
 
 static void test_truncate_huge_bounds(void **state) {
