@@ -341,10 +341,13 @@ static void format_number(chat_ctx *c, cbuf *b, cv v, fspec *f) {
             memcpy(body, prefix, 2);
         }
     }
-    const char *sign = neg ? "-" : f->sign == '+' ? "+" : f->sign == ' ' ? " " : "";
-    cbuf *t = cb_new(c);
+    /* the sign and any 0x-style prefix come before '=' padding: {:#010x} is 0x0012d687 */
     bool radix = f->alt && type && strchr("boxX", type);
-    if (radix) cb_put(c, t, body, 2);
+    char sign[4] = {0};
+    size_t ns = 0;
+    if (neg || f->sign == '+' || f->sign == ' ') sign[ns++] = neg ? '-' : f->sign;
+    if (radix) memcpy(sign + ns, body, 2);
+    cbuf *t = cb_new(c);
     put_grouped(c, t, body + (radix ? 2 : 0), f->group, type && strchr("boxX", type) ? 4 : 3);
     put_aligned(c, b, sign, t->p, t->n, f->width, f->align ? f->align : f->zero ? '=' : '>', f->fill, f->fill_len);
     chat_obj_unref(c, &t->h);

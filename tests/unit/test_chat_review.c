@@ -19,6 +19,9 @@ static void test_percent_width_overflow(void **state) {
     check_render("{{ '{:<08}'.format(5) }}|{{ '{:^08}'.format(5) }}|{{ '{:x<08}'.format(5) }}|{{ '{:08}'.format('ab') }}|"
                  "{{ '{:=08}'.format(-5) }}|{{ '{:08.2f}'.format(-1.5) }}|{{ '{:05c}'.format(65) }}",
                  "50000000|00050000|5xxxxxxx|ab000000|-0000005|-0001.50|0000A");
+    check_render("{{ '{:#010x}'.format(1234567) }}|{{ '{:#010b}'.format(-5) }}|{{ '{:*=#10o}'.format(8) }}|"
+                 "{{ '{:>#8x}'.format(255) }}|{{ '{:#x}'.format(-255) }}",
+                 "0x0012d687|-0b0000101|0o******10|    0xff|-0xff");
 }
 
 static void test_truncate_huge_bounds(void **state) {
