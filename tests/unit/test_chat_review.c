@@ -1,6 +1,7 @@
 /* Chat templates, defects found in review: formatting widths that overflowed while being
- * read, repeats of empty sequences that spun without limit, and reverse searches whose
- * work grew with the product of the text's and the needle's lengths. Each case must end
+ * read, repeats of empty sequences that spun without limit, reverse searches whose work
+ * grew with the product of the text's and the needle's lengths, and comparisons of
+ * shared structures whose work grew exponentially. Each case must end
  * quickly with the Python answer or a clear error. */
 #include <stdlib.h>
 
@@ -49,12 +50,29 @@ static void test_reverse_search_linear(void **state) {
                  "4 1 ('abca', 'b', 'c') ['a,b', '', 'c'] 3 ['', '', '']");
 }
 
+/* Lists sharing their sublists: 2**60 leaves reachable from 61 lists. Comparing two of
+ * them visited every path. */
+static void test_shared_structure_compare(void **state) {
+    const char *build = "{% set ns = namespace(a=[1], b=[1]) %}{% for i in range(60) %}"
+                        "{% set ns.a = [ns.a, ns.a] %}{% set ns.b = [ns.b, ns.b] %}{% endfor %}";
+    char src[512];
+    snprintf(src, sizeof src, "%s%s", build, "{{ ns.a == ns.a }} {{ ns.a in [ns.a] }} {{ [ns.a, ns.a]|unique|list|length }}");
+    check_render(src, "True True 1");
+    snprintf(src, sizeof src, "%s%s", build, "{{ ns.a == ns.b }}");
+    check_error(src, HEARTH_ERR_RANGE, "evaluation steps");
+    snprintf(src, sizeof src, "%s%s", build, "{{ [ns.a, ns.b]|sort|length }}");
+    check_error(src, HEARTH_ERR_RANGE, "evaluation steps");
+    check_render("{% set l = [1, [2]] %}{{ l == [1, [2]] }} {{ l == l }} {{ [1, [2]] < [1, [3]] }} {{ {'a': [1]} == {'a': [1]} }}",
+                 "True True True True");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_percent_width_overflow),
         cmocka_unit_test(test_truncate_huge_bounds),
         cmocka_unit_test(test_empty_repeat),
         cmocka_unit_test(test_reverse_search_linear),
+        cmocka_unit_test(test_shared_structure_compare),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
