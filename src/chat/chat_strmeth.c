@@ -45,7 +45,10 @@ static span bounds(chat_ctx *c, cstr *s, cv start, cv end) {
     if (z < 0) z = z + len < 0 ? 0 : z + len;
     if (a > len) a = len;
     if (z > len) z = len;
-    if (z < a) z = a;
+    if (z < a) { /* an end before the start: not even "" is found (Python's end - start < len(sub)) */
+        r.empty_past = true;
+        z = a;
+    }
     r.cp0 = a;
     r.cp1 = z;
     r.b0 = cs_cp_offset(s, (size_t)a);

@@ -48,6 +48,11 @@ static void test_reverse_search_linear(void **state) {
     check_render("{{ 'abcabc'.rfind('bc') }} {{ 'abcabc'.rfind('bc', 0, 4) }} {{ 'abcabc'.rpartition('b') }} "
                  "{{ 'a,b,,c'.rsplit(',', 2) }} {{ 'xyx'.rfind('') }} {{ 'aaaa'.rsplit('aa') }}",
                  "4 1 ('abca', 'b', 'c') ['a,b', '', 'c'] 3 ['', '', '']");
+    /* an end before the start finds nothing, not even "" */
+    check_render("{{ 'abcdef'.rfind('', 4, 2) }} {{ 'abcdef'.find('', 5, -3) }} {{ 'abc'.count('', 2, 1) }} "
+                 "{{ 'abc'.endswith('', 3, 1) }} {{ 'abc'.startswith('', 2, 0) }} {{ 'abc'.find('', 1, 1) }} "
+                 "{{ 'abc'.count('', 1, 2) }}",
+                 "-1 -1 0 False False 1 2");
 }
 
 /* Lists sharing their sublists: 2**60 leaves reachable from 61 lists. Comparing two of
