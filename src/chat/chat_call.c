@@ -404,6 +404,7 @@ _Noreturn static void overflow(chat_ctx *c) {
 
 static cv repeat(chat_ctx *c, cv seq, int64_t times) {
     if (times < 0) times = 0;
+    if (seq.t == CV_STR ? seq.u.s->len == 0 : seq.u.l->n == 0) times = 0; /* nothing to repeat, however often */
     if (seq.t == CV_STR) {
         size_t total;
         if (!ck_mul(seq.u.s->len, (size_t)times, &total) || total > c->max_output)

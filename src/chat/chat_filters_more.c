@@ -106,7 +106,7 @@ static cv truncate(chat_ctx *c, cv val, cargs *a) {
         chat_fail(c, HEARTH_ERR_FORMAT, "AssertionError", "expected length >= %lld, got %lld", (long long)end_len,
                   (long long)length);
     if (leeway < 0) chat_fail(c, HEARTH_ERR_FORMAT, "AssertionError", "expected leeway >= 0, got %lld", (long long)leeway);
-    if (len <= length + leeway) return cv_ref(val);
+    if (len <= length || len - length <= leeway) return cv_ref(val); /* len <= length + leeway, without overflow */
     size_t cut = cs_cp_offset(s, (size_t)(length - end_len));
     if (!(kw.t != CV_UNDEF && cv_truthy(kw))) { /* s[:cut].rsplit(" ", 1)[0] */
         size_t k = cut;

@@ -305,7 +305,18 @@ cv str_split(chat_ctx *c, cstr *s, cv sep, int64_t maxsplit, bool right);
 size_t py_slice(chat_ctx *c, int64_t len, cv start, cv stop, cv step, int64_t *first, int64_t *stride);
 cv str_slice(chat_ctx *c, cstr *s, cv start, cv stop, cv step);
 cv str_index_cp(chat_ctx *c, cstr *s, int64_t i, bool *ok);
-int64_t str_find(cstr *s, cstr *sub, bool reverse); /* code point index or -1 */
+int64_t str_find(chat_ctx *c, cstr *s, cstr *sub, bool reverse); /* code point index or -1 */
+/* The last occurrence of a needle in prefixes of one text, found again and again in time
+ * linear in the text and the needle: long needles are searched forward in the reversed
+ * text (memmem is linear), short ones compared backward in place. */
+typedef struct chat_rfind {
+    const char *s, *sub;
+    size_t n, m;
+    cbuf *rs, *rsub; /* the reversed text and needle, for long needles */
+} chat_rfind;
+void chat_rfind_init(chat_ctx *c, chat_rfind *f, const char *s, size_t n, const char *sub, size_t m);
+size_t chat_rfind_in(const chat_rfind *f, size_t z); /* byte offset of the last match inside s[0..z), or SIZE_MAX */
+void chat_rfind_done(chat_ctx *c, chat_rfind *f);
 cv str_splitlines(chat_ctx *c, cstr *s); /* str.splitlines() */
 
 /* ---- Python numbers (chat_pynum.c) ------------------------------------------ */

@@ -4,6 +4,7 @@
  * format-spec mini-language (fill, align, sign, '#', '0', width, grouping, precision,
  * type). Widths count code points. Never formats outside its output buffer. */
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,16 +48,22 @@ static void put_aligned(chat_ctx *c, cbuf *b, const char *sign, const char *body
 
 /* ---- printf-style ----------------------------------------------------------------- */
 
-static int64_t star_or_digits(chat_ctx *c, cstr *fmt, size_t *i, cv args, size_t *ai, bool tuple) {
+/* A width or precision: digits, or '*' taking the next argument (a negative one sets
+ * *negative, which Python reads as the '-' flag of a width). */
+static int64_t star_or_digits(chat_ctx *c, cstr *fmt, size_t *i, cv args, size_t *ai, bool tuple, bool *negative) {
     int64_t v = 0;
     if (*i < fmt->len && fmt->s[*i] == '*') {
         (*i)++;
         cv x = tuple && *ai < args.u.l->n ? args.u.l->v[(*ai)++] : cv_undef();
         if (x.t != CV_INT) chat_fail(c, HEARTH_ERR_FORMAT, "TypeError", "* wants int");
-        v = x.u.i < 0 ? -x.u.i : x.u.i;
-    } else
-        while (*i < fmt->len && fmt->s[*i] >= '0' && fmt->s[*i] <= '9') v = v * 10 + (fmt->s[(*i)++] - '0');
-    if (v > MAX_WIDTH) chat_fail(c, HEARTH_ERR_FORMAT, "ValueError", "width too big");
+        if (x.u.i < -MAX_WIDTH || x.u.i > MAX_WIDTH) chat_fail(c, HEARTH_ERR_FORMAT, "ValueError", "width too big");
+        *negative = x.u.i < 0;
+        return x.u.i < 0 ? -x.u.i : x.u.i;
+    }
+    while (*i < fmt->len && fmt->s[*i] >= '0' && fmt->s[*i] <= '9') {
+        v = v * 10 + (fmt->s[(*i)++] - '0');
+        if (v > MAX_WIDTH) chat_fail(c, HEARTH_ERR_FORMAT, "ValueError", "width too big");
+    }
     return v;
 }
 
@@ -91,10 +98,13 @@ cv percent_format(chat_ctx *c, cstr *fmt, cv args) {
             if (nf < 6 && !strchr(flags, fmt->s[i])) flags[nf++] = fmt->s[i];
             i++;
         }
-        int64_t width = star_or_digits(c, fmt, &i, args, &ai, tuple), prec = -1;
+        bool neg_width = false, neg_prec = false;
+        int64_t width = star_or_digits(c, fmt, &i, args, &ai, tuple, &neg_width), prec = -1;
+        if (neg_width && nf < 6 && !strchr(flags, '-')) flags[nf++] = '-';
         if (i < fmt->len && fmt->s[i] == '.') {
             i++;
-            prec = star_or_digits(c, fmt, &i, args, &ai, tuple);
+            prec = star_or_digits(c, fmt, &i, args, &ai, tuple, &neg_prec);
+            if (neg_prec) prec = 0;
         }
         while (i < fmt->len && strchr("hlL", fmt->s[i])) i++;
         if (i >= fmt->len) chat_fail(c, HEARTH_ERR_FORMAT, "ValueError", "incomplete format");
@@ -251,11 +261,10 @@ static void parse_spec(chat_ctx *c, const char *s, size_t n, fspec *f) {
     }
     if (i < n) f->type = s[i++];
     if (i < n) chat_fail(c, HEARTH_ERR_FORMAT, "ValueError", "Invalid format specifier '%.*s'", (int)n, s);
-    if (!f->fill_len) {
-        f->fill[0] = f->zero && !f->align ? '0' : ' ';
+    if (!f->fill_len) { /* '0' pads with zeros whatever the alignment; it implies '=' for numbers only */
+        f->fill[0] = f->zero ? '0' : ' ';
         f->fill_len = 1;
     }
-    if (f->zero && !f->align) f->align = '=';
 }
 
 /* Inserts the grouping character every 3 digits of the integer part of digits. */
@@ -306,7 +315,7 @@ static void format_number(chat_ctx *c, cbuf *b, cv v, fspec *f) {
             if (neg || u > 0x10FFFF) chat_fail(c, HEARTH_ERR_FORMAT, "OverflowError", "%%c arg not in range(0x110000)");
             cbuf *t = cb_new(c);
             chat_put_cp(c, t, (uint32_t)u);
-            put_aligned(c, b, "", t->p, t->n, f->width, f->align ? f->align : '<', f->fill, f->fill_len);
+            put_aligned(c, b, "", t->p, t->n, f->width, f->align ? f->align : f->zero ? '=' : '<', f->fill, f->fill_len);
             chat_obj_unref(c, &t->h);
             return;
         }
@@ -332,12 +341,15 @@ static void format_number(chat_ctx *c, cbuf *b, cv v, fspec *f) {
             memcpy(body, prefix, 2);
         }
     }
-    const char *sign = neg ? "-" : f->sign == '+' ? "+" : f->sign == ' ' ? " " : "";
-    cbuf *t = cb_new(c);
+    /* the sign and any 0x-style prefix come before '=' padding: {:#010x} is 0x0012d687 */
     bool radix = f->alt && type && strchr("boxX", type);
-    if (radix) cb_put(c, t, body, 2);
+    char sign[4] = {0};
+    size_t ns = 0;
+    if (neg || f->sign == '+' || f->sign == ' ') sign[ns++] = neg ? '-' : f->sign;
+    if (radix) memcpy(sign + ns, body, 2);
+    cbuf *t = cb_new(c);
     put_grouped(c, t, body + (radix ? 2 : 0), f->group, type && strchr("boxX", type) ? 4 : 3);
-    put_aligned(c, b, sign, t->p, t->n, f->width, f->align ? f->align : '>', f->fill, f->fill_len);
+    put_aligned(c, b, sign, t->p, t->n, f->width, f->align ? f->align : f->zero ? '=' : '>', f->fill, f->fill_len);
     chat_obj_unref(c, &t->h);
 }
 
@@ -378,7 +390,8 @@ static cv field_value(chat_ctx *c, const char *s, size_t n, cargs *a, int *auto_
         if (*auto_idx > 0)
             chat_fail(c, HEARTH_ERR_FORMAT, "ValueError", "cannot switch from automatic field numbering to manual field specification");
         *auto_idx = -1;
-        v = arg_get(a, (int)strtol(s, NULL, 10), NULL);
+        long idx = strtol(s, NULL, 10); /* an index past INT_MAX is past every argument */
+        v = idx <= INT_MAX ? arg_get(a, (int)idx, NULL) : cv_undef();
     } else {
         char name[128];
         snprintf(name, sizeof name, "%.*s", (int)(k < 127 ? k : 127), s);

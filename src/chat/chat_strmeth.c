@@ -45,7 +45,10 @@ static span bounds(chat_ctx *c, cstr *s, cv start, cv end) {
     if (z < 0) z = z + len < 0 ? 0 : z + len;
     if (a > len) a = len;
     if (z > len) z = len;
-    if (z < a) z = a;
+    if (z < a) { /* an end before the start: not even "" is found (Python's end - start < len(sub)) */
+        r.empty_past = true;
+        z = a;
+    }
     r.cp0 = a;
     r.cp1 = z;
     r.b0 = cs_cp_offset(s, (size_t)a);
@@ -82,7 +85,7 @@ static cv search(chat_ctx *c, cstr *s, const char *m, cargs *a) {
     int64_t at = -1;
     if (!sp.empty_past) {
         cv piece = cv_str(c, p, n);
-        at = str_find(piece.u.s, sub, m[0] == 'r');
+        at = str_find(c, piece.u.s, sub, m[0] == 'r');
         cv_unref(c, piece);
     }
     if (at < 0 && strstr(m, "index")) chat_fail(c, HEARTH_ERR_FORMAT, "ValueError", "substring not found");
@@ -228,8 +231,13 @@ static cv partition(chat_ctx *c, cstr *s, cv sepv, bool right) {
     if (!sep->len) chat_fail(c, HEARTH_ERR_FORMAT, "ValueError", "empty separator");
     const char *hit = NULL;
     if (!right) hit = memmem(s->s, s->len, sep->s, sep->len);
-    else
-        for (const char *q = s->s; (q = memmem(q, s->len - (size_t)(q - s->s), sep->s, sep->len)); q++) hit = q;
+    else {
+        chat_rfind f;
+        chat_rfind_init(c, &f, s->s, s->len, sep->s, sep->len);
+        size_t at = chat_rfind_in(&f, s->len);
+        chat_rfind_done(c, &f);
+        hit = at == SIZE_MAX ? NULL : s->s + at;
+    }
     clist *t = cl_new(c, 3);
     t->tuple = true;
     if (!hit) {

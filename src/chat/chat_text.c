@@ -269,18 +269,16 @@ cv str_split(chat_ctx *c, cstr *s, cv sep, int64_t maxsplit, bool right) {
     }
     size_t z = s->len;
     int64_t done = 0;
+    chat_rfind f;
+    chat_rfind_init(c, &f, s->s, s->len, d->s, d->len);
     while (maxsplit < 0 || done < maxsplit) {
-        size_t at = SIZE_MAX;
-        for (size_t k = z >= d->len ? z - d->len + 1 : 0; k-- > 0;)
-            if (!memcmp(s->s + k, d->s, d->len)) {
-                at = k;
-                break;
-            }
+        size_t at = chat_rfind_in(&f, z);
         if (at == SIZE_MAX) break;
         cl_push(c, l, cv_str(c, s->s + at + d->len, z - at - d->len));
         z = at;
         done++;
     }
+    chat_rfind_done(c, &f);
     cl_push(c, l, cv_str(c, s->s, z));
     for (size_t i = 0, j = l->n - 1; i < j; i++, j--) {
         cv t = l->v[i];
@@ -362,15 +360,55 @@ static int64_t cp_index_of(cstr *s, size_t byte) {
     return n;
 }
 
-int64_t str_find(cstr *s, cstr *sub, bool reverse) {
+#define RFIND_NAIVE 16 /* needles up to this long are compared backward in place */
+
+static cbuf *reversed(chat_ctx *c, const char *s, size_t n) {
+    cbuf *b = cb_new(c);
+    cb_put(c, b, s, n);
+    for (size_t i = 0, j = n; i + 1 < j; i++, j--) {
+        char t = b->p[i];
+        b->p[i] = b->p[j - 1];
+        b->p[j - 1] = t;
+    }
+    return b;
+}
+
+void chat_rfind_init(chat_ctx *c, chat_rfind *f, const char *s, size_t n, const char *sub, size_t m) {
+    *f = (chat_rfind){.s = s, .n = n, .sub = sub, .m = m};
+    if (m > RFIND_NAIVE && m <= n) {
+        f->rs = reversed(c, s, n);
+        f->rsub = reversed(c, sub, m);
+    }
+}
+
+size_t chat_rfind_in(const chat_rfind *f, size_t z) {
+    if (f->m > z) return SIZE_MAX;
+    if (f->rs) { /* s[0..z) is rs[n - z..n); its last match is rs's first there */
+        const char *hit = memmem(f->rs->p + (f->n - z), z, f->rsub->p, f->m);
+        return hit ? f->n - (size_t)(hit - f->rs->p) - f->m : SIZE_MAX;
+    }
+    for (size_t k = z - f->m + 1; k-- > 0;)
+        if (!memcmp(f->s + k, f->sub, f->m)) return k;
+    return SIZE_MAX;
+}
+
+void chat_rfind_done(chat_ctx *c, chat_rfind *f) {
+    if (f->rs) chat_obj_unref(c, &f->rs->h);
+    if (f->rsub) chat_obj_unref(c, &f->rsub->h);
+    *f = (chat_rfind){0};
+}
+
+int64_t str_find(chat_ctx *c, cstr *s, cstr *sub, bool reverse) {
     if (sub->len > s->len) return -1;
     if (!reverse) {
         const char *hit = sub->len ? memmem(s->s, s->len, sub->s, sub->len) : s->s;
         return hit ? cp_index_of(s, (size_t)(hit - s->s)) : -1;
     }
-    for (size_t k = s->len - sub->len + 1; k-- > 0;)
-        if (!memcmp(s->s + k, sub->s, sub->len)) return cp_index_of(s, k);
-    return -1;
+    chat_rfind f;
+    chat_rfind_init(c, &f, s->s, s->len, sub->s, sub->len);
+    size_t at = chat_rfind_in(&f, s->len);
+    chat_rfind_done(c, &f);
+    return at == SIZE_MAX ? -1 : cp_index_of(s, at);
 }
 
 void html_escape(chat_ctx *c, cbuf *b, const char *s, size_t n) {

@@ -429,14 +429,22 @@ static bool eq_depth(chat_ctx *c, cv a, cv b, int depth) {
     case CV_UNDEF:
     case CV_NONE: return true;
     case CV_STR: return a.u.s->len == b.u.s->len && !memcmp(a.u.s->s, b.u.s->s, a.u.s->len);
+    /* Containers: one step per item compared (shared sublists would otherwise make the
+     * work exponential in their depth), and a container equals itself, as Python's
+     * comparison of identical items says. */
     case CV_LIST:
+        if (a.u.l == b.u.l) return true;
         if (a.u.l->tuple != b.u.l->tuple || a.u.l->n != b.u.l->n) return false;
-        for (size_t i = 0; i < a.u.l->n; i++)
+        for (size_t i = 0; i < a.u.l->n; i++) {
+            chat_steps(c, 1);
             if (!eq_depth(c, a.u.l->v[i], b.u.l->v[i], depth + 1)) return false;
+        }
         return true;
     case CV_DICT:
+        if (a.u.d == b.u.d) return true;
         if (a.u.d->n != b.u.d->n) return false;
         for (size_t i = 0; i < a.u.d->n; i++) {
+            chat_steps(c, 1);
             cv *o = cd_get(c, b.u.d, a.u.d->k[i]);
             if (!o || !eq_depth(c, a.u.d->v[i], *o, depth + 1)) return false;
         }
