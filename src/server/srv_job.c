@@ -128,7 +128,9 @@ bool srv_job_submit(srv_job *j, srv_error *e) {
             .n_logprobs = r->n_logprobs,
             .deadline_ns = j->deadline_ns,
             .lora = {j->n_lora, j->lora},
-            .max_queue_wait_s = fleet_lease_max_queue_wait(j->model),
+            /* the request's first choice is admitted or refused; the others (n > 1) follow
+               it, or each would count its siblings' budgets as a wait and refuse the request */
+            .max_queue_wait_s = i == 0 ? fleet_lease_max_queue_wait(j->model) : 0,
             .refusal = &refusal,
         };
         sr.sampling.seed = base_seed + (uint64_t)(i % (size_t)r->n);

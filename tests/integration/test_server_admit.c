@@ -4,7 +4,8 @@
  * queue_wait_exceeded, streamed or not, counted in /metrics and logged; once the slot is
  * free it is served. With the bound off the same request queues and completes when the
  * slot frees; a reload that sets max_queue_wait applies to the next request without
- * loading the model again. No timing is asserted: the holder runs until told to stop. */
+ * loading the model again; a request with n = 2 is not refused for its own second choice.
+ * No timing is asserted: the holder runs until told to stop. */
 #define _GNU_SOURCE
 #include <curl/curl.h>
 #include <pthread.h>
@@ -148,6 +149,20 @@ static void expect_served(const srvtest *t) {
     srvtest_resp_free(&r);
 }
 
+/* n = 2 on the free slot: the second choice waits for the first (200 tokens, far over the
+ * 1 ms bound) instead of the request refusing itself. */
+static void expect_two_choices_served(const srvtest *t) {
+    srvtest_resp r;
+    assert_true(srvtest_http(t, "POST", "/v1/completions",
+                             "{\"model\":\"" MODEL_ID "\",\"prompt\":\"Hi\",\"max_tokens\":200,\"n\":2,\"ignore_eos\":true}",
+                             NULL, &r));
+    json_t *j = srvtest_json(&r);
+    size_t n = json_array_size(json_object_get(j, "choices"));
+    if (r.status != 200 || n != 2) fail_msg("n = 2: expected 200 with 2 choices, got %ld: %s", r.status, r.body);
+    json_decref(j);
+    srvtest_resp_free(&r);
+}
+
 static void test_flag_refuses_at_arrival(void **state) {
     if (!fixtures_available()) skip();
     srvtest *t = &g_server;
@@ -164,6 +179,7 @@ static void test_flag_refuses_at_arrival(void **state) {
     if (!(est > 0.001)) fail_msg("hearth_queue_wait_estimate_seconds is %g with the slot held", est);
     holder_stop(h);
     expect_served(t); /* the slot is free: nothing to wait for */
+    expect_two_choices_served(t);
     char *log = read_file(t->log_path, NULL);
     assert_non_null(log);
     if (!strstr(log, "\"status\":503") || !strstr(log, "\"error\":\"queue_wait_exceeded\""))
