@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -43,6 +44,8 @@ bool srvtest_start_args(srvtest *t, const char *args) {
     snprintf(cmd, sizeof cmd, "exec %s serve --port 0 %s", HEARTH_BIN, args);
     t->pid = fork();
     if (t->pid == 0) {
+        /* a test that fails before srvtest_stop must not leave its server running */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
         dup2(fd, 2);
         int null = open("/dev/null", O_WRONLY);
         dup2(null, 1);
