@@ -13,6 +13,7 @@
 #include "base/mem.h"
 #include "server/srv_auth.h"
 #include "server/srv_embed.h"
+#include "server/srv_gateway.h"
 #include "server/srv_internal.h"
 #include "server/srv_json.h"
 
@@ -328,6 +329,13 @@ static bool embed_with(srv *s, srv_model *m, const emb_settings *cf, emb_req *r,
     return ok;
 }
 
+static bool is_route(srv *s, const char *name) {
+    srv_gw_ref *ref = srv_gw_acquire(s);
+    bool yes = ref && gw_has_route(srv_gw_of(ref), name);
+    srv_gw_release(ref);
+    return yes;
+}
+
 void srv_handle_embeddings(srv *s, const char *body, size_t len, const srv_client *c, srv_reply *out) {
     srv_error e;
     emb_req r = {0};
@@ -341,6 +349,10 @@ void srv_handle_embeddings(srv *s, const char *body, size_t len, const srv_clien
     else if (!name) ok = srv_invalid(&e, "model", "you must provide a model parameter");
     else if (!srv_key_permits_model(s, c->key, name, &e))
         ok = false;
+    else if (!fleet_has(s->fleet, name) && is_route(s, name))
+        ok = srv_fail(&e, 400, "invalid_request_error", "route_not_supported", "model",
+                      "'%.200s' is a route: routes serve chat completions and completions, not embeddings; name a model",
+                      name);
     else if (!fleet_has(s->fleet, name))
         ok = srv_fail(&e, 404, "invalid_request_error", "model_not_found", "model", "The model '%.200s' does not exist",
                       name);

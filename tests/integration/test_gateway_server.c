@@ -363,6 +363,9 @@ static void test_route_limits(void **state) {
             fail_msg("case %zu: status %ld, expected 400 with param %s: %s", i, r->status, cases[i].param, r->body);
         json_decref(j);
     }
+    http(port, "POST", "/v1/embeddings", "{\"model\":\"remote\",\"input\":\"hi\"}", r);
+    if (r->status != 400 || !strstr(r->body, "\"route_not_supported\""))
+        fail_msg("embeddings on a route: status %ld, expected 400 route_not_supported: %s", r->status, r->body);
     if (fu_requests(up) != 0) fail_msg("the upstream saw %d requests over the limits, expected 0", fu_requests(up));
     chat(port, "remote", false, r);
     if (r->status != 200) fail_msg("a request within the limits: status %ld: %s", r->status, r->body);
