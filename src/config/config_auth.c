@@ -26,7 +26,7 @@ void cfg_limits_defaults(cfg_limits *l) {
     l->stop_length = 256;
     l->messages = 1024;
     l->headers = 64;
-    l->connections_per_ip = 32;
+    l->connections_per_ip = 64;
     l->header_timeout_s = 30;
     l->idle_timeout_s = 60;
 }

@@ -445,7 +445,7 @@ static void test_pipelined(void **state) {
 static void test_slow_clients(void **state) {
     (void)state;
     NEED_SERVER();
-    enum { N_SLOW = 20 }; /* below limits.connections_per_ip (32): all come from 127.0.0.1 */
+    enum { N_SLOW = 20 }; /* below limits.connections_per_ip (64): all come from 127.0.0.1 */
     raw slow[N_SLOW];
     for (int i = 0; i < N_SLOW; i++) {
         raw_open(&slow[i]);
