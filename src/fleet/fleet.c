@@ -28,6 +28,11 @@
  *   5. Entries removed by a reload are retired: never handed to new requests, unloaded
  *      when their last request ends, freed when no load, request or waiter refers to them.
  *   6. Hooks (events, attach/detach) run without f->mu held.
+ *   7. A lease's adapter ("model:adapter") is taken in the same hold of f->mu as its
+ *      count, so every use refs counts (requests in /admin/models) already holds its
+ *      adapter: unloading the adapter from then on never fails that request.
+ *   8. An entry a reload adds starts no load (request or preload) until the reload has
+ *      reported it available: its "loading" is never reported before that "available".
  * Never prints; never touches HTTP. */
 #include "fleet/fleet.h"
 
@@ -52,6 +57,7 @@ typedef struct fleet_entry {
     bool retired;                 /* invariant 5 */
     bool unload_pending;          /* unload as soon as refs reach 0 */
     bool admin_unloaded;          /* an operator unloaded it: no automatic preload */
+    uint64_t unreported;          /* invariant 8: the reload (its number) yet to report it; 0: reported */
     fleet_inst *inst;             /* invariant 1 */
     int refs;                     /* invariant 2 */
     int waiters;                  /* callers inside fleet_acquire holding this entry */
@@ -83,6 +89,7 @@ struct fleet {
     int64_t budget;               /* bytes; 0 unlimited */
     double max_keep_alive_s;
     bool stopping;
+    uint64_t reloads;             /* reloads so far (numbers fleet_entry.unreported) */
     pthread_t housekeeper;
     bool housekeeper_started;
 };
@@ -357,6 +364,7 @@ static hearth_status acquire_locked(fleet *f, fleet_entry **ep, const char *name
             }
             __attribute__((fallthrough)); /* the backoff is over: try again */
         case FLEET_AVAILABLE:
+            if (e->unreported) break; /* invariant 8: the reload reports it, then wakes us */
             if (!start_load(f, e, err)) return err->status ? err->status : HEARTH_ERR_NOMEM;
             my_attempt = e->attempt;
             break;
@@ -379,6 +387,24 @@ static hearth_status acquire_locked(fleet *f, fleet_entry **ep, const char *name
             pthread_cond_wait(&f->cv, &f->mu);
         }
     }
+}
+
+/* Ends the lease's count on its entry and starts the idle clock. f->mu held. */
+static void release_locked(fleet *f, const fleet_lease *l) {
+    fleet_entry *e = l->e;
+    uint64_t now = clock_mono_ns();
+    e->last_used_ns = now;
+    e->last_used_unix = clock_unix_s();
+    double ttl = e->mc.ttl_s;
+    if (l->has_keep_alive) { /* extends, within the configured maximum, never shortens */
+        double ka = l->keep_alive_s, max = f->max_keep_alive_s;
+        if (max != CFG_FOREVER && (ka == CFG_FOREVER || ka > max)) ka = max;
+        if (ttl != CFG_FOREVER && (ka == CFG_FOREVER || ka > ttl)) ttl = ka;
+    }
+    uint64_t until;
+    ttl_ns_or_forever(ttl, now, &until);
+    e->refs--;
+    if (until > e->idle_until_ns) e->idle_until_ns = until; /* a deadline only moves later */
 }
 
 hearth_status fleet_acquire(fleet *f, const char *name, const fleet_acquire_opts *o, fleet_lease **out,
@@ -404,24 +430,25 @@ hearth_status fleet_acquire(fleet *f, const char *name, const fleet_acquire_opts
     hearth_status st = acquire_locked(f, &e, name, o, l, retry_after_s, err);
     e->waiters--;
     if (st == HEARTH_OK && o->retry_failed) e->unload_pending = false;
+    /* The adapter is taken in the same hold of f->mu as the count (invariant 7). */
+    hearth_err ae = {0};
+    hearth_status adapter_st = st == HEARTH_OK && adapter
+                                   ? fleet_loras_get(l->inst->loras, l->name, adapter, &l->lora, &ae)
+                                   : HEARTH_OK;
+    if (adapter_st != HEARTH_OK) release_locked(f, l);
     pthread_cond_signal(&f->wake);
     pthread_mutex_unlock(&f->mu);
-    if (st != HEARTH_OK) {
+    if (st != HEARTH_OK || adapter_st != HEARTH_OK) {
         mem_free(l);
-        return st;
+        if (adapter_st == HEARTH_ERR_NOT_FOUND)
+            return err_set(err, adapter_st,
+                           "the model '%s:%.200s' does not exist (model '%s' has no adapter '%.200s')", base, adapter,
+                           base, adapter);
+        if (adapter_st != HEARTH_OK) *err = ae;
+        return st != HEARTH_OK ? st : adapter_st;
     }
     snprintf(l->base, sizeof l->base, "%s", l->name);
-    if (adapter) { /* the lease keeps the instance, and so its registry, alive */
-        hearth_err ae = {0};
-        st = fleet_loras_get(l->inst->loras, l->name, adapter, &l->lora, &ae);
-        if (st != HEARTH_OK) {
-            fleet_release(l);
-            if (st == HEARTH_ERR_NOT_FOUND)
-                return err_set(err, st, "the model '%s:%.200s' does not exist (model '%s' has no adapter '%.200s')",
-                               base, adapter, base, adapter);
-            *err = ae;
-            return st;
-        }
+    if (adapter) {
         size_t n = strlen(l->name);
         snprintf(l->name + n, sizeof l->name - n, ":%s", adapter);
     }
@@ -432,21 +459,8 @@ hearth_status fleet_acquire(fleet *f, const char *name, const fleet_acquire_opts
 void fleet_release(fleet_lease *l) {
     if (!l) return;
     fleet *f = l->f;
-    fleet_entry *e = l->e;
     pthread_mutex_lock(&f->mu);
-    uint64_t now = clock_mono_ns();
-    e->last_used_ns = now;
-    e->last_used_unix = clock_unix_s();
-    double ttl = e->mc.ttl_s;
-    if (l->has_keep_alive) { /* extends, within the configured maximum, never shortens */
-        double ka = l->keep_alive_s, max = f->max_keep_alive_s;
-        if (max != CFG_FOREVER && (ka == CFG_FOREVER || ka > max)) ka = max;
-        if (ttl != CFG_FOREVER && (ka == CFG_FOREVER || ka > ttl)) ttl = ka;
-    }
-    uint64_t until;
-    ttl_ns_or_forever(ttl, now, &until);
-    e->refs--;
-    if (until > e->idle_until_ns) e->idle_until_ns = until; /* a deadline only moves later */
+    release_locked(f, l);
     pthread_cond_signal(&f->wake);
     pthread_mutex_unlock(&f->mu);
     model_lora_release(l->lora.adapter);
@@ -525,7 +539,7 @@ rescan:;
                 }
                 if (!pinned(e) && e->idle_until_ns < next) next = e->idle_until_ns;
             }
-            if (!e->retired && e->mc.preload && !e->admin_unloaded && f->opt.start_preloads) {
+            if (!e->retired && !e->unreported && e->mc.preload && !e->admin_unloaded && f->opt.start_preloads) {
                 hearth_err err;
                 bool idle = e->state == FLEET_FAILED || (e->state == FLEET_AVAILABLE && e->waiters == 0);
                 if (idle && e->retry_at_ns <= now) start_load(f, e, &err);
@@ -673,6 +687,7 @@ hearth_status fleet_reload(fleet *f, const cfg_config *cfg, char *summary, size_
     }
     size_t kept = 0, added = 0, dropped = 0;
     pthread_mutex_lock(&f->mu);
+    uint64_t reload_no = ++f->reloads;
     int64_t ram = f->opt.ram_bytes > 0 ? f->opt.ram_bytes : fleet_ram_bytes();
     memcpy(f->store, store, sizeof store);
     f->budget = cfg_memory_budget(&cfg->server, ram);
@@ -693,6 +708,7 @@ hearth_status fleet_reload(fleet *f, const cfg_config *cfg, char *summary, size_
             kept++;
         } else {
             keep = fresh[i];
+            keep->unreported = reload_no;
             fresh[i] = NULL;
             added++;
         }
@@ -715,7 +731,11 @@ hearth_status fleet_reload(fleet *f, const cfg_config *cfg, char *summary, size_
         if (fresh[i]) free_entry(fresh[i]);
         cfg_model_clear(&copies[i]);
     }
-    pthread_mutex_lock(&f->mu); /* housekeeping (preloads, retired models) after the states above */
+    pthread_mutex_lock(&f->mu); /* loads, preloads and retired models after the states above */
+    for (int pass = 0; pass < 2; pass++)
+        for (fleet_entry *e = pass ? f->retired : f->entries; e; e = e->next)
+            if (e->unreported == reload_no) e->unreported = 0;
+    pthread_cond_broadcast(&f->cv);
     pthread_cond_signal(&f->wake);
     pthread_mutex_unlock(&f->mu);
     mem_free(fresh);

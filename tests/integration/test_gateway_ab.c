@@ -20,6 +20,7 @@
 
 #include "config/config.h"
 #include "fault_upstream.h"
+#include "http_body.h"
 #include "server/srv.h"
 #include "srvtest.h"
 
@@ -123,22 +124,15 @@ static int teardown(void **state) {
 
 typedef struct resp {
     long status;
-    char body[1 << 16];
+    char *body; /* malloc'd: resp_free */
     size_t len;
     size_t abort_after; /* > 0: hang up once this many body bytes arrived */
     char target[400];   /* X-Hearth-Target */
 } resp;
 
-static size_t on_body(char *p, size_t sz, size_t n, void *ud) {
-    resp *r = ud;
-    size_t k = sz * n;
-    if (r->len + k < sizeof r->body) {
-        memcpy(r->body + r->len, p, k);
-        r->len += k;
-        r->body[r->len] = '\0';
-    }
-    if (r->abort_after && r->len >= r->abort_after) return 0;
-    return k;
+static void resp_free(resp *r) {
+    if (r) free(r->body);
+    free(r);
 }
 
 static size_t on_header(char *p, size_t sz, size_t n, void *ud) {
@@ -151,10 +145,13 @@ static size_t on_header(char *p, size_t sz, size_t n, void *ud) {
 /* One request; rid (may be NULL) is sent as X-Request-Id. */
 static void http(const char *method, const char *path, const char *body, const char *rid, resp *r) {
     size_t abort_after = r->abort_after;
+    free(r->body);
     memset(r, 0, sizeof *r);
     r->abort_after = abort_after;
     CURL *h = curl_easy_init();
     assert_non_null(h);
+    http_body sink;
+    http_body_collect(h, &sink, &r->body, &r->len, abort_after);
     char url[256], idh[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
     struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
@@ -166,8 +163,6 @@ static void http(const char *method, const char *path, const char *body, const c
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
     if (body) curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(h, CURLOPT_TIMEOUT, 120L);
@@ -253,7 +248,7 @@ static double metric(const char *sample) {
     size_t n = strlen(sample);
     for (const char *p = r->body; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
         if (!strncmp(p, sample, n) && p[n] == ' ') v = strtod(p + n + 1, NULL);
-    free(r);
+    resp_free(r);
     return v;
 }
 
@@ -326,7 +321,7 @@ static void test_arms_answer_as_direct(void **state) {
         seen[first]++;
     }
     if (!seen[0] || !seen[1]) fail_msg("%d users: %d on the base, %d on the adapter", N_USERS, seen[0], seen[1]);
-    free(r);
+    resp_free(r);
 }
 
 static void test_split_follows_weights(void **state) {
@@ -342,7 +337,7 @@ static void test_split_follows_weights(void **state) {
     int lo = N_SPLIT / 2 - N_SPLIT * 12 / 100, hi = N_SPLIT / 2 + N_SPLIT * 12 / 100;
     printf("weighted 50/50 over %d requests: %d on the adapter\n", N_SPLIT, on_lora);
     if (on_lora < lo || on_lora > hi) fail_msg("%d of %d on the adapter, expected %d..%d", on_lora, N_SPLIT, lo, hi);
-    free(r);
+    resp_free(r);
 }
 
 /* A routed request's request log line against the direct one of the arm it took. */
@@ -389,7 +384,7 @@ static void test_routed_requests_accounted(void **state) {
         fail_msg("TTFT samples of the route: %.0f before, %.0f after two routed requests", ttft0, ttft1);
     if (gen1 - gen0 < 2 || prompt1 - prompt0 < 2)
         fail_msg("route token counters: generated %.0f -> %.0f, prompt %.0f -> %.0f", gen0, gen1, prompt0, prompt1);
-    free(r);
+    resp_free(r);
 }
 
 static void test_remote_stream_accounted(void **state) {
@@ -403,7 +398,7 @@ static void test_remote_stream_accounted(void **state) {
     if (!json_is_real(json_object_get(line, "ttft_ms"))) fail_msg("a remote stream logged no TTFT");
     assert_string_equal(json_string_value(json_object_get(line, "target")), "up/m");
     json_decref(line);
-    free(r);
+    resp_free(r);
 }
 
 /* A routed stream whose client hangs up: the local attempt is cancelled, the slot freed. */
@@ -436,7 +431,7 @@ static void test_hangup_frees_the_slot(void **state) {
     if (busy != 0) fail_msg("slots still busy after the hang-up: %.0f", busy);
     if (cancelled - cancelled0 < 1)
         fail_msg("the local attempt was not cancelled (cancelled attempts %.0f -> %.0f)", cancelled0, cancelled);
-    free(r);
+    resp_free(r);
 }
 
 int main(void) {

@@ -19,6 +19,7 @@
 
 #include "config/config.h"
 #include "fault_upstream.h"
+#include "http_body.h"
 #include "server/srv.h"
 #include "srvtest.h"
 
@@ -54,20 +55,14 @@ static void model_yaml(char *buf, size_t cap, int port) {
 
 typedef struct resp {
     long status;
-    char body[1 << 16];
+    char *body; /* malloc'd: resp_free */
     size_t len;
     char target[400]; /* X-Hearth-Target */
 } resp;
 
-static size_t on_body(char *p, size_t sz, size_t n, void *ud) {
-    resp *r = ud;
-    size_t k = sz * n;
-    if (r->len + k < sizeof r->body) {
-        memcpy(r->body + r->len, p, k);
-        r->len += k;
-        r->body[r->len] = '\0';
-    }
-    return k;
+static void resp_free(resp *r) {
+    if (r) free(r->body);
+    free(r);
 }
 
 static size_t on_header(char *p, size_t sz, size_t n, void *ud) {
@@ -77,10 +72,14 @@ static size_t on_header(char *p, size_t sz, size_t n, void *ud) {
     return k;
 }
 
+/* One request into r (zeroed, or holding an earlier answer, whose body it frees). */
 static void http(int port, const char *method, const char *path, const char *body, resp *r) {
+    free(r->body);
     memset(r, 0, sizeof *r);
     CURL *h = curl_easy_init();
     assert_non_null(h);
+    http_body sink;
+    http_body_collect(h, &sink, &r->body, &r->len, 0);
     char url[256];
     snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
     struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
@@ -88,8 +87,6 @@ static void http(int port, const char *method, const char *path, const char *bod
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
     if (body) curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(h, CURLOPT_TIMEOUT, 60L);
@@ -153,11 +150,11 @@ static void expect_answer(const resp *r, bool stream) {
 
 /* The admin record of one target in /admin/routes. */
 static json_t *admin_target(int port, const char *name) {
-    resp *r = malloc(sizeof *r);
+    resp *r = calloc(1, sizeof *r);
     http(port, "GET", "/admin/routes", NULL, r);
     assert_int_equal(r->status, 200);
     json_t *all = json_loads(r->body, 0, NULL), *found = NULL;
-    free(r);
+    resp_free(r);
     assert_non_null(all);
     size_t i;
     json_t *t;
@@ -210,7 +207,7 @@ static void test_fallback_400_admin_metrics(void **state) {
              models, fu_dead_port(), fu_port(bad), fu_port(picky), fu_port(flaky));
     srv *s = start_server(yaml, true);
     int port = srv_port(s);
-    resp *r = malloc(sizeof *r);
+    resp *r = calloc(1, sizeof *r);
 
     /* fallback from a refused connection and from 500s, whole and streamed */
     for (int stream = 0; stream < 2; stream++) {
@@ -284,7 +281,7 @@ static void test_fallback_400_admin_metrics(void **state) {
     assert_true(logcap_has("\"msg\":\"gateway\""));
     assert_true(logcap_has("\"target\":\"via-dead\"") || logcap_has("\"model\":\"via-dead\""));
 
-    free(r);
+    resp_free(r);
     srv_free(s);
     fu_stop(bad);
     fu_stop(picky);
@@ -339,7 +336,7 @@ static void test_route_limits(void **state) {
              fu_port(up));
     srv *s = start_server(yaml, false);
     int port = srv_port(s);
-    resp *r = malloc(sizeof *r);
+    resp *r = calloc(1, sizeof *r);
     static const struct {
         const char *extra, *param;
     } cases[] = {
@@ -370,7 +367,7 @@ static void test_route_limits(void **state) {
     chat(port, "remote", false, r);
     if (r->status != 200) fail_msg("a request within the limits: status %ld: %s", r->status, r->body);
     assert_int_equal(fu_requests(up), 1);
-    free(r);
+    resp_free(r);
     srv_free(s);
     fu_stop(up);
 }
@@ -422,12 +419,12 @@ static void *slow_stream(void *arg) {
 }
 
 static bool has_model(int port, const char *id) {
-    resp *r = malloc(sizeof *r);
+    resp *r = calloc(1, sizeof *r);
     http(port, "GET", "/v1/models", NULL, r);
     char pat[96];
     snprintf(pat, sizeof pat, "\"id\":\"%s\"", id);
     bool found = strstr(r->body, pat) != NULL;
-    free(r);
+    resp_free(r);
     return found;
 }
 
@@ -450,7 +447,7 @@ static void test_reload_swaps_routes(void **state) {
     srv *s = NULL;
     assert_int_equal(srv_new(&sc, &s, &err), HEARTH_OK);
     int port = srv_port(s);
-    resp *r = malloc(sizeof *r);
+    resp *r = calloc(1, sizeof *r);
     chat(port, "one", false, r);
     expect_answer(r, false);
 
@@ -466,6 +463,7 @@ static void test_reload_swaps_routes(void **state) {
     pthread_join(th, NULL);
     expect_answer(&q.r, true);
     expect_target(&q.r, "slow", "up/m", 1, 1);
+    free(q.r.body);
     assert_true(has_model(port, "two"));
     assert_false(has_model(port, "one"));
     chat(port, "one", false, r);
@@ -487,7 +485,7 @@ static void test_reload_swaps_routes(void **state) {
     assert_true(has_model(port, "two"));
     assert_false(has_model(port, "three"));
 
-    free(r);
+    resp_free(r);
     srv_free(s);
     fu_stop(up);
 }
@@ -512,7 +510,7 @@ static void test_two_servers_fallback_and_recovery(void **state) {
              models, port_b);
     srv *a = start_server(yaml, true);
     int port_a = srv_port(a);
-    resp *r = malloc(sizeof *r);
+    resp *r = calloc(1, sizeof *r);
     char st[32];
 
     /* B answers */
@@ -559,7 +557,7 @@ static void test_two_servers_fallback_and_recovery(void **state) {
     assert_true(logcap_has("\"to\":\"closed\""));
     assert_false(logcap_has(KEY_VALUE));
 
-    free(r);
+    resp_free(r);
     srv_free(a);
     srv_free(b);
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "config/config.h"
+#include "http_body.h"
 #include "server/srv.h"
 #include "testutil.h"
 
@@ -19,26 +20,18 @@
 
 typedef struct resp {
     long status;
-    char body[1 << 14];
+    char *body; /* malloc'd */
     size_t len;
 } resp;
 
-static size_t on_body(char *p, size_t sz, size_t n, void *ud) {
-    resp *r = ud;
-    size_t k = sz * n;
-    if (r->len + k < sizeof r->body) {
-        memcpy(r->body + r->len, p, k);
-        r->len += k;
-        r->body[r->len] = '\0';
-    }
-    return k;
-}
-
-/* POST /v1/{path} with body, or GET /v1/models when body is NULL. */
+/* POST /v1/{path} with body, or GET /v1/models when body is NULL; r->body is the
+ * caller's to free. */
 static void post_to(int port, const char *path, const char *body, resp *r) {
     memset(r, 0, sizeof *r);
     CURL *h = curl_easy_init();
     assert_non_null(h);
+    http_body sink;
+    http_body_collect(h, &sink, &r->body, &r->len, 0);
     char url[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/%s", port, body ? path : "models");
     struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
@@ -46,8 +39,6 @@ static void post_to(int port, const char *path, const char *body, resp *r) {
     curl_easy_setopt(h, CURLOPT_URL, url);
     if (body) curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
     curl_easy_setopt(h, CURLOPT_TIMEOUT, 120L);
     CURLcode rc = curl_easy_perform(h);
     if (rc != CURLE_OK) fail_msg("%s: %s", body ? body : "GET /v1/models", curl_easy_strerror(rc));
@@ -62,12 +53,11 @@ static void expect(int port, const char *model_name, const char *lora, long want
     char body[512];
     snprintf(body, sizeof body, "{\"model\":\"%s\",\"prompt\":\"Once\",\"max_tokens\":2,\"temperature\":0%s%s}", model_name,
              lora ? ",\"lora\":" : "", lora ? lora : "");
-    resp *r = malloc(sizeof *r);
-    assert_non_null(r);
-    post(port, body, r);
-    if (r->status != want) fail_msg("%s: status %ld, expected %ld: %.300s", body, r->status, want, r->body);
-    if (want == 403 && !strstr(r->body, "\"permission_error\"")) fail_msg("%s: not a permission_error: %s", body, r->body);
-    free(r);
+    resp r;
+    post(port, body, &r);
+    if (r.status != want) fail_msg("%s: status %ld, expected %ld: %.300s", body, r.status, want, r.body);
+    if (want == 403 && !strstr(r.body, "\"permission_error\"")) fail_msg("%s: not a permission_error: %s", body, r.body);
+    free(r.body);
 }
 
 static void test_adapter_only_key(void **state) {
@@ -103,13 +93,12 @@ static void test_adapter_only_key(void **state) {
     int port = srv_port(s);
 
     /* /v1/models lists what the key may use: the adapter id and the route, not the base */
-    resp *r = malloc(sizeof *r);
-    assert_non_null(r);
-    post(port, NULL, r);
-    if (r->status != 200 || !strstr(r->body, "\"id\":\"base:ad\"") || !strstr(r->body, "\"id\":\"support\"") ||
-        strstr(r->body, "\"id\":\"base\"") || strstr(r->body, "\"id\":\"base:other\""))
-        fail_msg("GET /v1/models with a key for [base:ad, support]: %ld %.600s", r->status, r->body);
-    free(r);
+    resp r;
+    post(port, NULL, &r);
+    if (r.status != 200 || !strstr(r.body, "\"id\":\"base:ad\"") || !strstr(r.body, "\"id\":\"support\"") ||
+        strstr(r.body, "\"id\":\"base\"") || strstr(r.body, "\"id\":\"base:other\""))
+        fail_msg("GET /v1/models with a key for [base:ad, support]: %ld %.600s", r.status, r.body);
+    free(r.body);
 
     expect(port, "base:ad", NULL, 200);
     expect(port, "base:ad", "[{\"name\":\"ad\",\"scale\":0.5}]", 200);
@@ -124,12 +113,10 @@ static void test_adapter_only_key(void **state) {
     expect(port, "support", "[{\"name\":\"other\"}]", 403);
 
     /* embeddings run without adapters: an adapter id is refused, not served by the base */
-    r = malloc(sizeof *r);
-    assert_non_null(r);
-    post_to(port, "embeddings", "{\"model\":\"base:ad\",\"input\":\"Once\"}", r);
-    if (r->status != 400 || !strstr(r->body, "model_not_supported"))
-        fail_msg("embeddings on an adapter id: %ld %.300s", r->status, r->body);
-    free(r);
+    post_to(port, "embeddings", "{\"model\":\"base:ad\",\"input\":\"Once\"}", &r);
+    if (r.status != 400 || !strstr(r.body, "model_not_supported"))
+        fail_msg("embeddings on an adapter id: %ld %.300s", r.status, r.body);
+    free(r.body);
     srv_free(s);
 }
 

@@ -12,6 +12,7 @@
 
 #include <curl/curl.h>
 
+#include "http_body.h"
 #include "srvtest.h"
 #include "testutil.h"
 
@@ -522,17 +523,6 @@ static void test_bad_requests(void **state) {
     assert_int_equal(failures, 0);
 }
 
-static size_t collect_body(char *data, size_t size, size_t n, void *ud) {
-    srvtest_resp *r = ud;
-    char *grown = realloc(r->body, r->len + size * n + 1);
-    if (!grown) return 0;
-    memcpy(grown + r->len, data, size * n);
-    r->len += size * n;
-    grown[r->len] = '\0';
-    r->body = grown;
-    return size * n;
-}
-
 /* GET path with one extra header of n bytes. */
 static bool get_with_big_header(const char *path, size_t n, srvtest_resp *r) {
     *r = (srvtest_resp){0};
@@ -545,8 +535,8 @@ static bool get_with_big_header(const char *path, size_t n, srvtest_resp *r) {
     struct curl_slist *h = curl_slist_append(NULL, header);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+    http_body sink;
+    http_body_collect(c, &sink, &r->body, &r->len, 0);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
     CURLcode rc = curl_easy_perform(c);
     if (rc == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
@@ -573,8 +563,8 @@ static void test_keep_alive(void **state) {
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, post ? "{\"model\":\"" MODEL_ID "\",\"prompt\":\"Hello\",\"max_tokens\":2}" : NULL);
         curl_easy_setopt(c, CURLOPT_HTTPGET, post ? 0L : 1L);
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect_body);
-        curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+        http_body sink;
+        http_body_collect(c, &sink, &r.body, &r.len, 0);
         curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
         CURLcode rc = curl_easy_perform(c);
         if (rc != CURLE_OK) fail_msg("%s: %s", paths[i], curl_easy_strerror(rc));

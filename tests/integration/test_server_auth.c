@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "http_body.h"
 #include "srvtest.h"
 #include "testutil.h"
 
@@ -108,18 +109,6 @@ typedef struct resp {
     char retry_after[32], www_auth[64], acao[160], allow_methods[80];
 } resp;
 
-static size_t on_body(char *p, size_t size, size_t n, void *ud) {
-    resp *r = ud;
-    size_t k = size * n;
-    char *nb = realloc(r->body, r->len + k + 1);
-    if (!nb) return 0;
-    memcpy(nb + r->len, p, k);
-    r->body = nb;
-    r->len += k;
-    nb[r->len] = '\0';
-    return k;
-}
-
 static size_t on_header(char *p, size_t size, size_t n, void *ud) {
     resp *r = ud;
     size_t k = size * n;
@@ -134,8 +123,9 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud) {
 static resp http(const srvtest *t, const char *method, const char *path, const char *key, const char *body,
                  const char *const *headers) {
     resp r = {0};
-    r.body = calloc(1, 1);
     CURL *c = curl_easy_init();
+    http_body sink;
+    http_body_collect(c, &sink, &r.body, &r.len, 0);
     char url[256], auth[160];
     snprintf(url, sizeof url, "http://127.0.0.1:%d%s", t->port, path);
     struct curl_slist *h = curl_slist_append(NULL, "Expect:");
@@ -150,8 +140,6 @@ static resp http(const srvtest *t, const char *method, const char *path, const c
     if (body) curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
     if (!strcmp(method, "HEAD")) curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);

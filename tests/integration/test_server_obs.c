@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "promtext.h"
+#include "http_body.h"
 #include "srvtest.h"
 #include "testutil.h"
 
@@ -57,18 +58,6 @@ typedef struct resp {
     char request_id[128];
 } resp;
 
-static size_t on_body(char *p, size_t size, size_t n, void *ud) {
-    resp *r = ud;
-    size_t k = size * n;
-    char *nb = realloc(r->body, r->len + k + 1);
-    if (!nb) return 0;
-    memcpy(nb + r->len, p, k);
-    r->body = nb;
-    r->len += k;
-    nb[r->len] = '\0';
-    return k;
-}
-
 static size_t on_header(char *p, size_t size, size_t n, void *ud) {
     resp *r = ud;
     size_t k = size * n;
@@ -83,8 +72,9 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud) {
 /* One request; headers: NULL-terminated "Name: value" strings. */
 static resp http(const srvtest *t, const char *method, const char *path, const char *body, const char *const *headers) {
     resp r = {0};
-    r.body = calloc(1, 1);
     CURL *c = curl_easy_init();
+    http_body sink;
+    http_body_collect(c, &sink, &r.body, &r.len, 0);
     char url[256];
     snprintf(url, sizeof url, "http://127.0.0.1:%d%s", t->port, path);
     struct curl_slist *h = curl_slist_append(NULL, "Expect:");
@@ -94,8 +84,6 @@ static resp http(const srvtest *t, const char *method, const char *path, const c
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     if (body) curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "http_body.h"
 #include "testutil.h"
 
 static void sleep_ms(long ms) {
@@ -95,24 +96,6 @@ int srvtest_stop(srvtest *t) {
     return code;
 }
 
-typedef struct sink {
-    srvtest_resp *r;
-    size_t max;   /* 0: unlimited */
-} sink;
-
-static size_t on_body(char *p, size_t size, size_t n, void *ud) {
-    sink *s = ud;
-    size_t k = size * n;
-    char *nb = realloc(s->r->body, s->r->len + k + 1);
-    if (!nb) return 0;
-    s->r->body = nb;
-    memcpy(nb + s->r->len, p, k);
-    s->r->len += k;
-    nb[s->r->len] = '\0';
-    if (s->max && s->r->len >= s->max) return 0; /* hang up */
-    return k;
-}
-
 void srvtest_header_value(const char *p, size_t len, const char *name, char *out, size_t cap) {
     size_t n = strlen(name);
     if (len <= n || strncasecmp(p, name, n) || p[n] != ':') return;
@@ -133,9 +116,10 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud) {
 static bool perform(const srvtest *t, const char *method, const char *path, const char *body, const char *ctype,
                     size_t max_bytes, srvtest_resp *r) {
     memset(r, 0, sizeof *r);
-    r->body = calloc(1, 1);
     CURL *c = curl_easy_init();
     if (!c) return false;
+    http_body sink;
+    http_body_collect(c, &sink, &r->body, &r->len, max_bytes);
     char url[512];
     snprintf(url, sizeof url, "http://127.0.0.1:%d%s", t->port, path);
     struct curl_slist *h = NULL;
@@ -147,7 +131,6 @@ static bool perform(const srvtest *t, const char *method, const char *path, cons
     /* Small bodies go at once; large ones wait for "100 Continue" as real clients do, so
        a server refusing them early (413) is heard instead of a reset mid-upload. */
     if (!body || strlen(body) < ((size_t)1 << 20)) h = curl_slist_append(h, "Expect:");
-    sink s = {r, max_bytes};
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     if (body) {
@@ -155,8 +138,6 @@ static bool perform(const srvtest *t, const char *method, const char *path, cons
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
     }
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 300L);
