@@ -24,15 +24,17 @@ static void random_id(char *out, size_t cap, const char *prefix) {
 }
 
 /* A forced tool call: the prompt ends with the call's opening and generation stops at
- * its end (srv_tools.h); only templates with the tagged form can be forced. */
+ * its end (srv_tools.h); only templates with the tagged form can be forced. The call's
+ * end is the last stop string (srv_job_call_closed). */
 static bool forced_call_prompt(srv_job *j, srv_error *e) {
     const srv_req *r = j->req;
     const srv_prompter *p = srv_model_prompter(j->model);
-    if (!srv_prompter_tool_calls(p))
+    if (srv_prompter_toolfmt(p) != SRV_TOOLFMT_TAGGED)
         return srv_invalid(e, "tool_choice",
                            "forcing a tool call needs a chat template with the <tool_call> form; the template of "
-                           "'%.100s' has another one: use \"auto\"",
-                           srv_model_id(j->model));
+                           "'%.100s' has %s: use \"auto\"",
+                           srv_model_id(j->model),
+                           srv_prompter_tool_calls(p) ? "another one" : "no tool calls");
     if (j->n_stop >= STOP_MAX_STRINGS)
         return srv_invalid(e, "stop", "a forced tool call takes one stop string: at most %d others", STOP_MAX_STRINGS - 1);
     j->stop[j->n_stop++] = SRV_TOOL_CALL_CLOSE;
@@ -122,6 +124,8 @@ bool srv_job_submit(srv_job *j, srv_error *e) {
                                                                           ? INT32_MAX
                                                                           : srv_model_n_ctx(j->model)),
             .ignore_eos = r->ignore_eos,
+            .show_control = srv_job_reads_tool_calls(j) &&
+                            srv_toolfmt_shows_control(srv_prompter_toolfmt(srv_model_prompter(j->model))),
             .sampling = r->sampling,
             .stop = j->stop,
             .n_stop = j->n_stop,
@@ -194,6 +198,7 @@ bool srv_job_record(srv_job *j, size_t which, const sched_event *ev, bool keep) 
     if (ev->finish != SCHED_FINISH_NONE) {
         c->done = true;
         c->finish = ev->finish;
+        c->stop_index = ev->stop_index;
         c->err = ev->err;
         c->completion_tokens = ev->completion_tokens;
         c->cached_tokens = ev->cached_tokens;
@@ -222,6 +227,12 @@ bool srv_job_echo(const srv_job *j, size_t i, srv_buf *out) {
 bool srv_job_reads_tool_calls(const srv_job *j) {
     return j->req->api == SRV_API_CHAT && j->req->tools && !j->req->forced_tool &&
            srv_prompter_tool_calls(srv_model_prompter(j->model));
+}
+
+bool srv_job_call_closed(const srv_job *j, size_t i, const sched_event *ev) {
+    sched_finish f = ev ? ev->finish : j->ch[i].finish;
+    int stop = ev ? ev->stop_index : j->ch[i].stop_index;
+    return f == SCHED_FINISH_STOP && (stop < 0 || (size_t)stop + 1 == j->n_stop);
 }
 
 void srv_job_cancel(srv_job *j) {

@@ -28,6 +28,7 @@ typedef struct srv_choice {
     size_t prompt;              /* index into the job's prompts */
     bool done;
     sched_finish finish;
+    int stop_index;             /* when finish is STOP: the job's stop string that matched, or -1 */
     hearth_err err;             /* when finish is ERROR */
     int64_t completion_tokens, cached_tokens;
     srv_buf text;               /* everything released so far (non-streamed replies) */
@@ -76,10 +77,15 @@ bool srv_job_echo(const srv_job *j, size_t i, srv_buf *out);
 bool srv_job_record(srv_job *j, size_t which, const sched_event *ev, bool keep);
 
 bool srv_job_all_done(const srv_job *j);
-/* A chat request with tools (tool_choice "auto") on a template whose <tool_call> form is
- * known: its replies are read for tool calls (srv_tools.h). A forced call is not read:
+/* A chat request with tools (tool_choice "auto") on a template that teaches a tool-call
+ * form: its replies are read for tool calls (srv_toolfmt.h). A forced call is not read:
  * its whole reply is the call's arguments. */
 bool srv_job_reads_tool_calls(const srv_job *j);
+/* A forced call's choice i ended at the call's end (its closing tag or an end-of-
+ * generation token), not at one of the user's stop strings nor at a length limit: the
+ * brace closing the call is not part of the arguments. ev: the choice's last event when
+ * streaming (NULL: what srv_job_record kept). */
+bool srv_job_call_closed(const srv_job *j, size_t i, const sched_event *ev);
 void srv_job_cancel(srv_job *j);
 int64_t srv_job_prompt_tokens(const srv_job *j);
 int64_t srv_job_completion_tokens(const srv_job *j);

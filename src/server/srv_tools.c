@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "engine/sampler.h"
+#include "server/srv_toolfmt.h"
 
 #define NAME_MAX_LEN 64
 #define HELD_MAX ((size_t)1 << 30)
@@ -141,26 +142,28 @@ void srv_tools_call_id(char *out, size_t cap) {
     out[n] = '\0';
 }
 
+json_t *srv_tools_call_new(const json_t *name, const json_t *args) {
+    if (!json_is_string(name) || !valid_name(json_string_value(name), json_string_length(name)) ||
+        !(!args || json_is_object(args) || json_is_string(args)))
+        return NULL;
+    char *text = args && !json_is_string(args) ? json_dumps(args, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_t *astr = json_is_string(args) ? json_incref((json_t *)args) : !args ? json_string("{}") : text ? json_string(text) : NULL;
+    free(text);
+    char id[40];
+    srv_tools_call_id(id, sizeof id);
+    return astr ? json_pack("{s:s, s:s, s:{s:O, s:o}}", "id", id, "type", "function", "function", "name", name,
+                            "arguments", astr)
+                : NULL;
+}
+
 /* One block's body: {"name": ..., "arguments": {...}} ("parameters" is read too, as some
  * models write it). NULL when it is not such an object. */
 static json_t *parse_call(const char *body, size_t n) {
     trim(&body, &n);
     json_t *obj = json_loadb(body, n, JSON_REJECT_DUPLICATES, NULL);
-    json_t *name = json_object_get(obj, "name");
     json_t *args = json_object_get(obj, "arguments");
     if (!args) args = json_object_get(obj, "parameters");
-    json_t *call = NULL;
-    if (json_is_string(name) && valid_name(json_string_value(name), json_string_length(name)) &&
-        (!args || json_is_object(args) || json_is_string(args))) {
-        char *text = args && !json_is_string(args) ? json_dumps(args, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-        json_t *astr = json_is_string(args) ? json_incref(args) : !args ? json_string("{}") : text ? json_string(text) : NULL;
-        free(text);
-        char id[40];
-        srv_tools_call_id(id, sizeof id);
-        if (astr)
-            call = json_pack("{s:s, s:s, s:{s:O, s:o}}", "id", id, "type", "function", "function", "name", name,
-                             "arguments", astr);
-    }
+    json_t *call = srv_tools_call_new(json_object_get(obj, "name"), args);
     json_decref(obj);
     return call;
 }
@@ -239,49 +242,11 @@ bool srv_tool_stream_forced(srv_tool_stream *ts, const char *text, size_t len, b
 }
 
 bool srv_tool_stream_feed(srv_tool_stream *ts, const char *text, size_t len, srv_buf *release) {
-    if (!ts->held.max) ts->held.max = HELD_MAX;
-    if (!srv_buf_add(&ts->held, text, len)) return false;
-    if (ts->in_call) return true;
-    const size_t lo = strlen(SRV_TOOL_CALL_OPEN);
-    const char *h = ts->held.data;
-    size_t n = ts->held.len, keep = 0;
-    const char *open = n ? memmem(h, n, SRV_TOOL_CALL_OPEN, lo) : NULL;
-    if (open) {
-        ts->in_call = true;
-        keep = n - (size_t)(open - h);
-    } else {
-        /* the longest tail that an opening tag could still complete */
-        for (size_t k = n < lo - 1 ? n : lo - 1; k > 0; k--)
-            if (!memcmp(h + n - k, SRV_TOOL_CALL_OPEN, k)) {
-                keep = k;
-                break;
-            }
-    }
-    if (!srv_buf_add(release, h, n - keep)) return false;
-    srv_buf_consume(&ts->held, n - keep);
-    return true;
+    return srv_toolfmt_hold_marker(ts, SRV_TOOL_CALL_OPEN, text, len, release);
 }
 
 json_t *srv_tool_stream_finish(srv_tool_stream *ts, bool first_only, srv_buf *release, bool *nomem) {
-    *nomem = false;
-    json_t *content = NULL;
-    json_t *calls = ts->in_call ? srv_tools_extract(ts->held.data, ts->held.len, first_only, &content) : NULL;
-    if (calls) {
-        /* content around the blocks was held too: it goes out before the calls */
-        if (json_is_string(content) && !srv_buf_add(release, json_string_value(content), json_string_length(content)))
-            *nomem = true;
-        for (size_t i = 0; !*nomem && i < json_array_size(calls); i++)
-            if (json_object_set_new(json_array_get(calls, i), "index", json_integer((json_int_t)i)) != 0) *nomem = true;
-    } else if (!srv_buf_add(release, ts->held.data, ts->held.len)) {
-        *nomem = true;
-    }
-    json_decref(content);
-    srv_buf_consume(&ts->held, ts->held.len);
-    if (*nomem) {
-        json_decref(calls);
-        return NULL;
-    }
-    return calls;
+    return srv_toolfmt_finish(SRV_TOOLFMT_TAGGED, NULL, ts, first_only, release, nomem);
 }
 
 void srv_tool_stream_free(srv_tool_stream *ts) {

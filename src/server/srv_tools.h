@@ -40,6 +40,11 @@ bool srv_tools_prefill(const char *name, srv_buf *out);
 void srv_tools_call_id(char *out, size_t cap);
 json_t *srv_tools_forced_call(const char *name, const char *text, size_t len, bool closed);
 
+/* An OpenAI tool call with a fresh id: name must be a valid function name (JSON string),
+ * args a JSON object (sent as its compact text), a string (sent as written) or NULL ("{}").
+ * NULL when they are not (or on NOMEM). */
+json_t *srv_tools_call_new(const json_t *name, const json_t *args);
+
 /* The tool calls in text[0..len), or NULL when it holds none or a block does not parse
  * (NULL on NOMEM too). When calls are found, *content is the text outside the blocks,
  * trimmed (a JSON string, or JSON null when empty). With first_only (the request's
@@ -50,6 +55,7 @@ json_t *srv_tools_extract(const char *text, size_t len, bool first_only, json_t 
 typedef struct srv_tool_stream {
     srv_buf held;
     bool in_call; /* an opening tag was seen: everything from it waits for the end */
+    bool passing; /* the reply can no longer be a call (srv_toolfmt.h, LLAMA): all goes out */
 } srv_tool_stream;
 
 /* Adds generated text; appends to *release what can go out as content now. */
