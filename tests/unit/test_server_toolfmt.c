@@ -434,6 +434,74 @@ static void test_stream_mistral(void **state) {
     srv_buf_free(&rel);
 }
 
+/* Whole replies and streams agree: for every way of cutting a reply into two pieces and
+ * for byte-by-byte feeding, the streamed calls equal the whole reply's, and the streamed
+ * content equals its content (the whole reply trims once, the stream around the calls:
+ * compared without spaces). */
+static void squeeze(const char *s, size_t n, char *out, size_t cap) {
+    size_t k = 0;
+    for (size_t i = 0; i < n && k + 1 < cap; i++)
+        if (s[i] != ' ' && s[i] != '\n' && s[i] != '\r' && s[i] != '\t') out[k++] = s[i];
+    out[k] = '\0';
+}
+
+static void check_stream_equals_whole(srv_toolfmt f, const char *text) {
+    size_t len = strlen(text);
+    json_t *content = NULL;
+    json_t *whole = srv_toolfmt_extract(f, tools, text, len, false, &content);
+    char want[1024], got[1024];
+    if (whole) squeeze(json_is_string(content) ? json_string_value(content) : "", json_is_string(content) ? json_string_length(content) : 0, want, sizeof want);
+    else squeeze(text, len, want, sizeof want);
+    for (size_t cut = 0; cut <= len + 1; cut++) {
+        srv_buf rel = {.max = 1 << 20};
+        srv_tool_stream ts = {0};
+        if (cut <= len) {
+            assert_true(srv_toolfmt_feed(f, &ts, text, cut, &rel));
+            assert_true(srv_toolfmt_feed(f, &ts, text + cut, len - cut, &rel));
+        } else {
+            for (size_t i = 0; i < len; i++) assert_true(srv_toolfmt_feed(f, &ts, text + i, 1, &rel));
+        }
+        bool nomem = true;
+        json_t *calls = srv_toolfmt_finish(f, tools, &ts, false, &rel, &nomem);
+        assert_false(nomem);
+        squeeze(rel.data ? rel.data : "", rel.len, got, sizeof got);
+        if (strcmp(got, want) != 0) fail_msg("%s, cut %zu of '%s': content '%s', whole reply '%s'", srv_toolfmt_name(f), cut, text, got, want);
+        if ((calls == NULL) != (whole == NULL) || json_array_size(calls) != json_array_size(whole))
+            fail_msg("%s, cut %zu of '%s': %zu calls streamed, %zu whole", srv_toolfmt_name(f), cut, text, json_array_size(calls),
+                     json_array_size(whole));
+        for (size_t i = 0; i < json_array_size(calls); i++) {
+            assert_string_equal(call_name(calls, i), call_name(whole, i));
+            assert_string_equal(call_args(calls, i), call_args(whole, i));
+        }
+        json_decref(calls);
+        srv_tool_stream_free(&ts);
+        srv_buf_free(&rel);
+    }
+    json_decref(whole);
+    json_decref(content);
+}
+
+static void test_stream_equals_whole(void **state) {
+    (void)state;
+    static const struct {
+        srv_toolfmt f;
+        const char *text;
+    } cases[] = {
+        {SRV_TOOLFMT_LLAMA, " {\"name\": \"get_weather\", \"parameters\": {\"city\": \"Zürich\"}};\n{\"name\": \"get_time\", \"parameters\": {}}"},
+        {SRV_TOOLFMT_LLAMA, "<|python_tag|>{\"name\": \"get_time\", \"arguments\": {}}"},
+        {SRV_TOOLFMT_LLAMA, "{\"name\": \"get_time\", \"parameters\": {}} and text"},
+        {SRV_TOOLFMT_LLAMA, "Plain words {\"name\": \"get_time\", \"parameters\": {}}"},
+        {SRV_TOOLFMT_LLAMA, "<|python_ta"},
+        {SRV_TOOLFMT_MISTRAL, "Sure. [TOOL_CALLS][{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Oslo\"}}] after"},
+        {SRV_TOOLFMT_MISTRAL, "[TOOL_CALLS]get_weather[CALL_ID]abcDEF123[ARGS]{\"city\": \"東京\"}[TOOL_CALLS]get_time[ARGS]{}"},
+        {SRV_TOOLFMT_MISTRAL, "[TOOL [TOOL_CALLS]get_time[ARGS]{\"x\": "},
+        {SRV_TOOLFMT_MISTRAL, "a [TOOL_CALL b [TOOL_CALLS"},
+        {SRV_TOOLFMT_TAGGED, "x <tool_call>{\"name\": \"get_time\", \"arguments\": {}}</tool_call> y"},
+        {SRV_TOOLFMT_NONE, "[TOOL_CALLS]get_time[ARGS]{}"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_stream_equals_whole(cases[i].f, cases[i].text);
+}
+
 /* A forced call's own end (its close tag, the last stop string, or an end-of-generation
  * token) closes it; the user's stop strings and length limits do not. */
 static void test_forced_call_closed(void **state) {
@@ -467,6 +535,7 @@ int main(void) {
         cmocka_unit_test(test_mistral_replies),
         cmocka_unit_test(test_stream_llama),
         cmocka_unit_test(test_stream_mistral),
+        cmocka_unit_test(test_stream_equals_whole),
         cmocka_unit_test(test_forced_call_closed),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
