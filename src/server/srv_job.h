@@ -21,7 +21,7 @@
 #include "server/srv_json.h"
 #include "server/srv_model.h"
 #include "server/srv_request.h"
-#include "server/srv_tools.h"
+#include "server/srv_toolfmt.h"
 
 typedef struct srv_choice {
     sched_seq *q;
@@ -51,6 +51,8 @@ typedef struct srv_job {
     model_lora_use lora[SCHED_MAX_LORA]; /* adapters of every choice, one reference each */
     const char *stop[STOP_MAX_STRINGS];  /* the request's, plus the call's end for a forced call */
     size_t n_stop;
+    bool call_stop;             /* a forced call: the last stop string is the call's end */
+    const char *call_close;     /* a forced call: the text closing it (srv_toolfmt_forced_open) */
     int32_t n_lora;
     const char *refused;        /* set when submit was refused for load: the metric reason
                                    (srv_admit.h), static */
@@ -81,11 +83,11 @@ bool srv_job_all_done(const srv_job *j);
  * form: its replies are read for tool calls (srv_toolfmt.h). A forced call is not read:
  * its whole reply is the call's arguments. */
 bool srv_job_reads_tool_calls(const srv_job *j);
-/* A forced call's choice i ended at the call's end (its closing tag or an end-of-
- * generation token), not at one of the user's stop strings nor at a length limit: the
- * brace closing the call is not part of the arguments. ev: the choice's last event when
- * streaming (NULL: what srv_job_record kept). */
-bool srv_job_call_closed(const srv_job *j, size_t i, const sched_event *ev);
+/* A forced call's choice i ended at the call's own end (the form's stop string or an
+ * end-of-generation token), not at one of the user's stop strings nor at a length limit:
+ * the text closing the call (call_close), which is not part of the arguments; else NULL.
+ * ev: the choice's last event when streaming (NULL: what srv_job_record kept). */
+const char *srv_job_call_closed_by(const srv_job *j, size_t i, const sched_event *ev);
 void srv_job_cancel(srv_job *j);
 int64_t srv_job_prompt_tokens(const srv_job *j);
 int64_t srv_job_completion_tokens(const srv_job *j);

@@ -124,7 +124,7 @@ json_t *srv_reply_full(const srv_job *j) {
             json_t *calls = NULL;
             if (j->req->forced_tool) {
                 json_t *call = srv_tools_forced_call(j->req->forced_tool, c->text.data, c->text.len,
-                                                     srv_job_call_closed(j, i, NULL));
+                                                     srv_job_call_closed_by(j, i, NULL));
                 calls = call ? json_pack("[o]", call) : NULL;
                 content = calls ? json_null() : NULL;
             } else if (srv_job_reads_tool_calls(j) && text) {

@@ -145,7 +145,7 @@ static bool forced_text(srv_stream *st, size_t which, const sched_event *ev, con
     }
     bool end = ev->finish == SCHED_FINISH_STOP || ev->finish == SCHED_FINISH_LENGTH;
     srv_buf args = {.max = OUT_MAX};
-    bool ok = srv_tool_stream_forced(&ch->tools, ev->text, ev->len, end, srv_job_call_closed(&st->job, which, ev), &args);
+    bool ok = srv_tool_stream_forced(&ch->tools, ev->text, ev->len, end, srv_job_call_closed_by(&st->job, which, ev), &args);
     if (ok && args.len) {
         json_t *piece = json_pack("[{s:i, s:{s:o}}]", "index", 0, "function", "arguments", srv_json_text(args.data, args.len));
         ok = piece && frame(st, srv_chunk_tool_calls(&st->job, which, piece));

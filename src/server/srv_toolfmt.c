@@ -15,7 +15,7 @@ static bool has(const char *src, size_t len, const char *needle) {
 srv_toolfmt srv_toolfmt_of_template(const char *src, size_t len) {
     if (!src) return SRV_TOOLFMT_NONE;
     if (has(src, len, SRV_TOOL_CALL_OPEN)) return SRV_TOOLFMT_TAGGED;
-    if (has(src, len, SRV_TOOLFMT_MISTRAL_MARK)) return SRV_TOOLFMT_MISTRAL;
+    if (has(src, len, SRV_TOOLFMT_MISTRAL_MARK)) return has(src, len, "[ARGS]") ? SRV_TOOLFMT_MISTRAL_ARGS : SRV_TOOLFMT_MISTRAL;
     if (has(src, len, "<|start_header_id|>") && has(src, len, "\"parameters\": ")) return SRV_TOOLFMT_LLAMA;
     return SRV_TOOLFMT_NONE;
 }
@@ -25,12 +25,15 @@ const char *srv_toolfmt_name(srv_toolfmt f) {
     case SRV_TOOLFMT_TAGGED: return "tagged";
     case SRV_TOOLFMT_LLAMA: return "llama";
     case SRV_TOOLFMT_MISTRAL: return "mistral";
+    case SRV_TOOLFMT_MISTRAL_ARGS: return "mistral-args";
     case SRV_TOOLFMT_NONE: break;
     }
     return "none";
 }
 
-bool srv_toolfmt_shows_control(srv_toolfmt f) { return f == SRV_TOOLFMT_MISTRAL || f == SRV_TOOLFMT_LLAMA; }
+static bool mistral(srv_toolfmt f) { return f == SRV_TOOLFMT_MISTRAL || f == SRV_TOOLFMT_MISTRAL_ARGS; }
+
+bool srv_toolfmt_shows_control(srv_toolfmt f) { return mistral(f) || f == SRV_TOOLFMT_LLAMA; }
 
 static bool is_space(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
 
@@ -156,7 +159,7 @@ json_t *srv_toolfmt_extract(srv_toolfmt f, const json_t *tools, const char *text
                             json_t **content) {
     *content = NULL;
     if (f == SRV_TOOLFMT_TAGGED) return srv_tools_extract(text, len, first_only, content);
-    if (f != SRV_TOOLFMT_LLAMA && f != SRV_TOOLFMT_MISTRAL) return NULL;
+    if (f != SRV_TOOLFMT_LLAMA && !mistral(f)) return NULL;
     json_t *calls = json_array();
     srv_buf outside = {.max = len + 1};
     bool ok = calls && (f == SRV_TOOLFMT_LLAMA ? read_llama(tools, text, len, calls)
@@ -178,6 +181,27 @@ json_t *srv_toolfmt_extract(srv_toolfmt f, const json_t *tools, const char *text
         return NULL;
     }
     return calls;
+}
+
+/* ---- forced calls ------------------------------------------------------------------ */
+
+bool srv_toolfmt_forced_open(srv_toolfmt f, const char *name, srv_buf *out, const char **stop, const char **close) {
+    *stop = NULL;
+    *close = "}";
+    switch (f) {
+    case SRV_TOOLFMT_TAGGED:
+        *stop = SRV_TOOL_CALL_CLOSE;
+        return srv_tools_prefill(name, out);
+    case SRV_TOOLFMT_LLAMA: return srv_buf_addf(out, "{\"name\": \"%s\", \"parameters\": ", name);
+    case SRV_TOOLFMT_MISTRAL:
+        *close = "}]";
+        return srv_buf_addf(out, SRV_TOOLFMT_MISTRAL_MARK "[{\"name\": \"%s\", \"arguments\": ", name);
+    case SRV_TOOLFMT_MISTRAL_ARGS:
+        *close = "";
+        return srv_buf_addf(out, SRV_TOOLFMT_MISTRAL_MARK "%s" ARGS_MARK, name);
+    case SRV_TOOLFMT_NONE: break;
+    }
+    return false;
 }
 
 /* ---- streaming --------------------------------------------------------------------- */
@@ -233,7 +257,8 @@ static bool hold_llama(srv_tool_stream *ts, const char *text, size_t len, srv_bu
 bool srv_toolfmt_feed(srv_toolfmt f, srv_tool_stream *ts, const char *text, size_t len, srv_buf *release) {
     switch (f) {
     case SRV_TOOLFMT_TAGGED: return srv_toolfmt_hold_marker(ts, SRV_TOOL_CALL_OPEN, text, len, release);
-    case SRV_TOOLFMT_MISTRAL: return srv_toolfmt_hold_marker(ts, SRV_TOOLFMT_MISTRAL_MARK, text, len, release);
+    case SRV_TOOLFMT_MISTRAL:
+    case SRV_TOOLFMT_MISTRAL_ARGS: return srv_toolfmt_hold_marker(ts, SRV_TOOLFMT_MISTRAL_MARK, text, len, release);
     case SRV_TOOLFMT_LLAMA: return hold_llama(ts, text, len, release);
     case SRV_TOOLFMT_NONE: break;
     }

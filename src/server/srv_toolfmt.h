@@ -32,18 +32,19 @@ typedef enum srv_toolfmt {
     SRV_TOOLFMT_NONE,
     SRV_TOOLFMT_TAGGED,
     SRV_TOOLFMT_LLAMA,
-    SRV_TOOLFMT_MISTRAL,
+    SRV_TOOLFMT_MISTRAL,      /* the template writes the JSON array form */
+    SRV_TOOLFMT_MISTRAL_ARGS, /* it writes name[ARGS]{...}; replies are read in either form */
 } srv_toolfmt;
 
 #define SRV_TOOLFMT_PYTHON_TAG "<|python_tag|>"
 #define SRV_TOOLFMT_MISTRAL_MARK "[TOOL_CALLS]"
 
 /* The format a chat template's source teaches: TAGGED when it writes <tool_call>, MISTRAL
- * when it writes [TOOL_CALLS], LLAMA when it is a Llama 3 header template that writes
- * "parameters" objects, NONE otherwise. */
+ * when it writes [TOOL_CALLS] (MISTRAL_ARGS with [ARGS]), LLAMA when it is a Llama 3
+ * header template that writes "parameters" objects, NONE otherwise. */
 srv_toolfmt srv_toolfmt_of_template(const char *src, size_t len);
 
-/* "tagged", "llama", "mistral" or "none". */
+/* "tagged", "llama", "mistral", "mistral-args" or "none". */
 const char *srv_toolfmt_name(srv_toolfmt f);
 
 /* The format's markers are control tokens in the model families that use it: generation
@@ -66,6 +67,17 @@ bool srv_toolfmt_feed(srv_toolfmt f, srv_tool_stream *ts, const char *text, size
  * to *release too (it goes out before the calls). *nomem on NOMEM. */
 json_t *srv_toolfmt_finish(srv_toolfmt f, const json_t *tools, srv_tool_stream *ts, bool first_only,
                            srv_buf *release, bool *nomem);
+
+/* A forced call to `name` in format f: appends to *out the opening of the call that ends
+ * the prompt, so the model writes only the arguments; *stop is the stop string that ends
+ * the call (NULL: the end of the turn does) and *close the text after the arguments that
+ * closes the call ("}", "}]" or ""; srv_tools_forced_call's closed_by). False for NONE
+ * (nothing appended) or on NOMEM.
+ *   TAGGED        <tool_call>\n{"name": "NAME", "arguments":    stop </tool_call>, close }
+ *   LLAMA         {"name": "NAME", "parameters":                end of turn, close }
+ *   MISTRAL       [TOOL_CALLS][{"name": "NAME", "arguments":    end of turn, close }]
+ *   MISTRAL_ARGS  [TOOL_CALLS]NAME[ARGS]                        end of turn, nothing */
+bool srv_toolfmt_forced_open(srv_toolfmt f, const char *name, srv_buf *out, const char **stop, const char **close);
 
 /* Streaming helper of the marker formats: holds text from the first `marker` on, and a
  * tail that may still complete it. */

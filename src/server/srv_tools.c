@@ -209,32 +209,37 @@ bool srv_tools_prefill(const char *name, srv_buf *out) {
     return srv_buf_addf(out, SRV_TOOL_CALL_OPEN "\n{\"name\": \"%s\", \"arguments\": ", name);
 }
 
-/* Length of text without trailing spaces and, when closed, the brace after them. */
-static size_t forced_args_len(const char *text, size_t len, bool closed) {
+/* Length of text without trailing spaces and, when the call ended at its own end, the
+ * text closing it (closed_by: "}", "}]" or ""; spaces allowed between its characters). */
+static size_t forced_args_len(const char *text, size_t len, const char *closed_by) {
     while (len && is_space(text[len - 1])) len--;
-    if (closed && len && text[len - 1] == '}') len--;
-    while (len && is_space(text[len - 1])) len--;
+    for (size_t k = closed_by ? strlen(closed_by) : 0; k > 0 && len && text[len - 1] == closed_by[k - 1]; k--) {
+        len--;
+        while (len && is_space(text[len - 1])) len--;
+    }
     return len;
 }
 
-json_t *srv_tools_forced_call(const char *name, const char *text, size_t len, bool closed) {
+json_t *srv_tools_forced_call(const char *name, const char *text, size_t len, const char *closed_by) {
     char id[40];
     srv_tools_call_id(id, sizeof id);
-    json_t *args = srv_json_text(text ? text : "", text ? forced_args_len(text, len, closed) : 0);
+    json_t *args = srv_json_text(text ? text : "", text ? forced_args_len(text, len, closed_by) : 0);
     return json_pack("{s:s, s:s, s:{s:s, s:o}}", "id", id, "type", "function", "function", "name", name, "arguments",
                      args);
 }
 
 /* ---- streaming --------------------------------------------------------------------- */
 
-bool srv_tool_stream_forced(srv_tool_stream *ts, const char *text, size_t len, bool end, bool closed, srv_buf *release) {
+bool srv_tool_stream_forced(srv_tool_stream *ts, const char *text, size_t len, bool end, const char *closed_by,
+                            srv_buf *release) {
     if (!ts->held.max) ts->held.max = HELD_MAX;
     if (!srv_buf_add(&ts->held, text, len)) return false;
     size_t n = ts->held.len, out = n;
     if (end) {
-        out = forced_args_len(ts->held.data, n, closed);
+        out = forced_args_len(ts->held.data, n, closed_by);
     } else {
-        while (out && (is_space(ts->held.data[out - 1]) || ts->held.data[out - 1] == '}')) out--;
+        while (out && (is_space(ts->held.data[out - 1]) || ts->held.data[out - 1] == '}' || ts->held.data[out - 1] == ']'))
+            out--;
     }
     if (!srv_buf_add(release, ts->held.data, out)) return false;
     srv_buf_consume(&ts->held, end ? n : out);

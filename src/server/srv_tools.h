@@ -32,13 +32,15 @@ bool srv_tools_parse_request(const json_t *root, const json_t **tools, const cha
 
 /* A forced call: the prompt ends with the opening of the call to `name` in the tagged
  * form, up to and including `"arguments": `, so the model writes only the arguments;
- * generation stops at SRV_TOOL_CALL_CLOSE. The arguments are the text as generated, less
- * the brace closing the call's object when the model closed it (closed): as OpenAI warns
- * of its own, they are the model's text and may not be valid JSON. */
+ * generation stops at SRV_TOOL_CALL_CLOSE (srv_toolfmt.h has the other forms). The
+ * arguments are the text as generated, less the text closing the call when the call ended
+ * at its own end (closed_by: "}" here, NULL when the user's stop string or a length limit
+ * ended it): as OpenAI warns of its own, they are the model's text and may not be valid
+ * JSON. */
 bool srv_tools_prefill(const char *name, srv_buf *out);
 /* A fresh call id: "call_" and 24 letters and digits. */
 void srv_tools_call_id(char *out, size_t cap);
-json_t *srv_tools_forced_call(const char *name, const char *text, size_t len, bool closed);
+json_t *srv_tools_forced_call(const char *name, const char *text, size_t len, const char *closed_by);
 
 /* An OpenAI tool call with a fresh id: name must be a valid function name (JSON string),
  * args a JSON object (sent as its compact text), a string (sent as written) or NULL ("{}").
@@ -67,9 +69,10 @@ bool srv_tool_stream_feed(srv_tool_stream *ts, const char *text, size_t len, srv
 json_t *srv_tool_stream_finish(srv_tool_stream *ts, bool first_only, srv_buf *release, bool *nomem);
 
 /* Streamed arguments of a forced call: releases text as it comes except a tail of
- * closing braces and spaces; at the end (end set) drops the call's closing brace when
- * closed and releases the rest. */
-bool srv_tool_stream_forced(srv_tool_stream *ts, const char *text, size_t len, bool end, bool closed, srv_buf *release);
+ * closing braces, brackets and spaces; at the end (end set) drops the text closing the
+ * call (closed_by, as srv_tools_forced_call) and releases the rest. */
+bool srv_tool_stream_forced(srv_tool_stream *ts, const char *text, size_t len, bool end, const char *closed_by,
+                            srv_buf *release);
 
 void srv_tool_stream_free(srv_tool_stream *ts);
 

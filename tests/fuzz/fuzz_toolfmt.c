@@ -1,5 +1,5 @@
 /* libFuzzer target: reading tool calls out of replies (srv_toolfmt). Byte 0 picks the
- * format and parallel_tool_calls, bytes 1-4 how the reply is cut into stream feeds; the
+ * format (mod 5) and parallel_tool_calls, bytes 1-4 how the reply is cut into stream feeds; the
  * rest is the reply. The streamed reading must agree with the whole reply's: the same
  * calls (names and arguments), the same content apart from spaces (the whole reply trims
  * once, the stream around the calls), every byte released when there is no call, and
@@ -36,8 +36,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                            0, NULL);
     fz_in in = {data, size};
     uint8_t mode = fz_u8(&in);
-    srv_toolfmt f = (srv_toolfmt)(mode % 4);
-    bool first_only = mode & 4;
+    srv_toolfmt f = (srv_toolfmt)(mode % 5);
+    bool first_only = (mode / 5) & 1;
     uint32_t cut_state = fz_u32(&in);
     /* generated text is valid UTF-8 (the detokenizer replaces what is not): so is the reply */
     json_t *reply = srv_json_text((const char *)in.p, in.n);

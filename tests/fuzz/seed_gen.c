@@ -195,9 +195,9 @@ static void seeds_toolfmt(void) {
     } replies[] = {
         {1, "Checking.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Oslo\"}}\n</tool_call>"},
         {2, "<|python_tag|>{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Z\u00fcrich\"}}; {\"name\": \"f\", \"parameters\": {}}"},
-        {6, "{\"name\": \"f\", \"arguments\": {}}\n{\"name\": \"f\", \"arguments\": {\"a\": [1, 2]}}"},
+        {7, "{\"name\": \"f\", \"arguments\": {}}\n{\"name\": \"f\", \"arguments\": {\"a\": [1, 2]}}"},
         {3, "Sure [TOOL_CALLS][{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Oslo\"}, \"id\": \"abcDEF123\"}]"},
-        {3, "[TOOL_CALLS]get_weather[CALL_ID]abcDEF123[ARGS]{\"city\": \"Oslo\"}[TOOL_CALLS]f[ARGS]{} f[ARGS]{}"},
+        {4, "[TOOL_CALLS]get_weather[CALL_ID]abcDEF123[ARGS]{\"city\": \"Oslo\"}[TOOL_CALLS]f[ARGS]{} f[ARGS]{}"},
         {0, "[TOOL_CALLS]f[ARGS]{}"},
     };
     for (size_t i = 0; i < sizeof replies / sizeof *replies; i++) {

@@ -1,11 +1,12 @@
 /* Tool-call formats through `hearth serve`: one server, the fixture llama model under
- * four chat templates (built-in ChatML with <tool_call>, Llama 3.1, Mistral Nemo,
- * Gemma 2 which knows no tools). The random model never writes a real call, so the
- * replies are steered with logit_bias at temperature 0 (a request field, not a test
- * hook): a reply of '{' characters is held back whole on the Llama template and comes
- * out as content, a control token shows in the text only where the format needs control
- * tokens shown, forcing needs the tagged form, and a forced call ended by the user's own
- * stop string keeps its last brace (plain and streamed). The parsing itself is tested in
+ * five chat templates (built-in ChatML with <tool_call>, Llama 3.1, Mistral Nemo,
+ * Ministral 3, Gemma 2 which knows no tools). The random model never writes a real call,
+ * so the replies are steered with logit_bias at temperature 0 (a request field, not a
+ * test hook): a reply of '{' characters is held back whole on the Llama template and
+ * comes out as content, a control token shows in the text only where the format needs
+ * control tokens shown, a forced call opens in the template's own form and is closed by
+ * its own end, and a forced call ended by the user's own stop string keeps its last
+ * brace (plain and streamed). The parsing itself is tested in
  * tests/unit/test_server_toolfmt.c. */
 #define _GNU_SOURCE
 #include <stdarg.h>
@@ -28,6 +29,7 @@
 #define TOK_OPEN_BRACE "29912"  /* { */
 #define TOK_CLOSE_BRACE "29913" /* } */
 #define TOK_X "29916"           /* x */
+#define TOK_EOS "2"             /* </s>, the end of a turn */
 
 static char dir[64];
 static char cfg_path[128];
@@ -43,10 +45,12 @@ static int setup(void **state) {
     snprintf(dir, sizeof dir, "/tmp/hearth-toolfmt-XXXXXX");
     if (!mkdtemp(dir)) return -1;
     snprintf(cfg_path, sizeof cfg_path, "%s/hearth.yaml", dir);
-    char model[512], llama[512], mistral[512], gemma[512];
+    char model[512], llama[512], mistral[512], mistral3[512], gemma[512];
     snprintf(model, sizeof model, "%s", fixture_path(MODEL_FILE));
     snprintf(llama, sizeof llama, "%s", fixture_path("templates/meta-llama-Llama-3.1-8B-Instruct/template.jinja"));
     snprintf(mistral, sizeof mistral, "%s", fixture_path("templates/mistralai-Mistral-Nemo-Instruct-2407/template.jinja"));
+    snprintf(mistral3, sizeof mistral3, "%s",
+             fixture_path("templates/mistralai-Ministral-3-14B-Reasoning-2512/template.jinja"));
     snprintf(gemma, sizeof gemma, "%s", fixture_path("templates/google-gemma-2-2b-it/template.jinja"));
     FILE *f = fopen(cfg_path, "w");
     if (!f) return -1;
@@ -56,8 +60,9 @@ static int setup(void **state) {
             "  - {name: chatml, path: '%s', preload: true}\n"
             "  - {name: llama3, path: '%s', chat_template: '%s', preload: true}\n"
             "  - {name: mistral, path: '%s', chat_template: '%s', preload: true}\n"
+            "  - {name: mistral3, path: '%s', chat_template: '%s', preload: true}\n"
             "  - {name: gemma, path: '%s', chat_template: '%s', preload: true}\n",
-            model, model, llama, model, mistral, model, gemma);
+            model, model, llama, model, mistral, model, mistral3, model, gemma);
     fclose(f);
     char args[256];
     snprintf(args, sizeof args, "-c '%s'", cfg_path);
@@ -256,21 +261,73 @@ static void test_mistral_and_no_tool_template_content(void **state) {
     }
 }
 
-/* Forcing a call writes its opening in the tagged form: other templates refuse it. */
-static void test_forcing_needs_tagged_form(void **state) {
+/* Forcing a call writes its opening in the template's own form: the Llama form has no
+ * closing tag, so the end of the turn closes the call and its last brace is not part of
+ * the arguments (the model writes "}" then </s> here); the Mistral name[ARGS] form has
+ * nothing to drop. A template without tool calls refuses. */
+static void test_forced_call_in_each_form(void **state) {
     (void)state;
     NEED_SERVER();
-    const char *models[] = {"llama3", "mistral", "gemma"};
-    for (size_t i = 0; i < 3; i++) {
-        char body[2048], extra[1024];
-        long status = 0;
-        snprintf(extra, sizeof extra, "%s,\"max_tokens\":2,\"tool_choice\":\"required\"", TOOLS);
-        chat_body(body, sizeof body, models[i], false, extra);
-        json_t *r = post_json(body, &status);
-        if (status != 400) fail_msg("%s: status %ld", models[i], status);
-        assert_string_equal(json_string_value(json_object_get(json_object_get(r, "error"), "param")), "tool_choice");
-        json_decref(r);
-    }
+    char body[2048], extra[1024];
+    long status = 0;
+    snprintf(extra, sizeof extra, "%s,\"max_tokens\":8,\"tool_choice\":\"required\","
+             "\"logit_bias\":{\"" TOK_CLOSE_BRACE "\":100,\"" TOK_EOS "\":100}", TOOLS);
+    chat_body(body, sizeof body, "llama3", false, extra);
+    json_t *plain = post_json(body, &status);
+    assert_int_equal(status, 200);
+    json_t *msg = json_object_get(choice0(plain), "message");
+    json_t *call = json_array_get(json_object_get(msg, "tool_calls"), 0);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(call, "function"), "name")), "get_weather");
+    const char *args = json_string_value(json_object_get(json_object_get(call, "function"), "arguments"));
+    json_int_t generated = json_integer_value(json_object_get(json_object_get(plain, "usage"), "completion_tokens"));
+    if (!args || strcmp(args, "") != 0 || generated != 1)
+        fail_msg("llama3: arguments '%s' after %lld tokens, expected '' after 1 ('}' closing the call)", args ? args : "(null)",
+                 (long long)generated);
+    assert_true(json_is_null(json_object_get(msg, "content")));
+    assert_string_equal(json_string_value(json_object_get(choice0(plain), "finish_reason")), "tool_calls");
+    json_int_t forced_prompt = json_integer_value(json_object_get(json_object_get(plain, "usage"), "prompt_tokens"));
+    json_decref(plain);
+    chat_body(body, sizeof body, "llama3", true, extra);
+    json_t *chunks = post_stream(body);
+    streamed s;
+    read_stream(chunks, &s);
+    assert_string_equal(s.args, "");
+    assert_string_equal(s.content, "");
+    assert_string_equal(s.finish, "tool_calls");
+    json_decref(chunks);
+    /* the prompt ends with the call's opening: longer than the same request's in "auto" */
+    snprintf(extra, sizeof extra, "%s,\"max_tokens\":1", TOOLS);
+    chat_body(body, sizeof body, "llama3", false, extra);
+    json_t *autoreply = post_json(body, &status);
+    json_int_t auto_prompt = json_integer_value(json_object_get(json_object_get(autoreply, "usage"), "prompt_tokens"));
+    if (forced_prompt < auto_prompt + 8)
+        fail_msg("forced prompt %lld tokens, auto %lld: no opening of the call", (long long)forced_prompt, (long long)auto_prompt);
+    json_decref(autoreply);
+
+    /* Ministral 3: [TOOL_CALLS]get_weather[ARGS] opens the call; the text is the arguments */
+    snprintf(extra, sizeof extra, "%s,\"max_tokens\":6,\"tool_choice\":\"required\","
+             "\"logit_bias\":{\"" TOK_CLOSE_BRACE "\":100,\"" TOK_X "\":100}", TOOLS);
+    chat_body(body, sizeof body, "mistral3", false, extra);
+    plain = post_json(body, &status);
+    assert_int_equal(status, 200);
+    call = json_array_get(json_object_get(json_object_get(choice0(plain), "message"), "tool_calls"), 0);
+    args = json_string_value(json_object_get(json_object_get(call, "function"), "arguments"));
+    assert_non_null(args);
+    assert_int_equal(strlen(args), 6);
+    assert_string_equal(json_string_value(json_object_get(choice0(plain), "finish_reason")), "length");
+    chat_body(body, sizeof body, "mistral3", true, extra);
+    chunks = post_stream(body);
+    read_stream(chunks, &s);
+    assert_string_equal(s.args, args);
+    json_decref(chunks);
+    json_decref(plain);
+
+    snprintf(extra, sizeof extra, "%s,\"max_tokens\":2,\"tool_choice\":\"required\"", TOOLS);
+    chat_body(body, sizeof body, "gemma", false, extra);
+    json_t *r = post_json(body, &status);
+    if (status != 400) fail_msg("gemma: status %ld", status);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(r, "error"), "param")), "tool_choice");
+    json_decref(r);
 }
 
 /* A forced call ended by the user's stop string: the text before the stop is the
@@ -318,7 +375,7 @@ int main(void) {
         cmocka_unit_test(test_llama_reply_held_then_content),
         cmocka_unit_test(test_control_tokens_shown_only_for_marker_formats),
         cmocka_unit_test(test_mistral_and_no_tool_template_content),
-        cmocka_unit_test(test_forcing_needs_tagged_form),
+        cmocka_unit_test(test_forced_call_in_each_form),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

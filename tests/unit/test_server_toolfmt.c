@@ -80,9 +80,9 @@ static void test_format_of_template(void **state) {
         {"templates/meta-llama-Llama-3.2-3B-Instruct", SRV_TOOLFMT_LLAMA},
         {"templates/meta-llama-Llama-3.3-70B-Instruct", SRV_TOOLFMT_LLAMA},
         {"templates/mistralai-Mistral-Nemo-Instruct-2407", SRV_TOOLFMT_MISTRAL},
-        {"templates/mistralai-Ministral-3-14B-Reasoning-2512", SRV_TOOLFMT_MISTRAL},
-        {"templates/Mistral-Small-3.2-24B-Instruct-2506", SRV_TOOLFMT_MISTRAL},
-        {"templates/unsloth-mistral-Devstral-Small-2507", SRV_TOOLFMT_MISTRAL},
+        {"templates/mistralai-Ministral-3-14B-Reasoning-2512", SRV_TOOLFMT_MISTRAL_ARGS},
+        {"templates/Mistral-Small-3.2-24B-Instruct-2506", SRV_TOOLFMT_MISTRAL_ARGS},
+        {"templates/unsloth-mistral-Devstral-Small-2507", SRV_TOOLFMT_MISTRAL_ARGS},
         {"templates/Qwen-Qwen2.5-7B-Instruct", SRV_TOOLFMT_TAGGED},
         {"templates/Qwen-Qwen3-0.6B", SRV_TOOLFMT_TAGGED},
         {"templates/NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use", SRV_TOOLFMT_TAGGED},
@@ -502,29 +502,90 @@ static void test_stream_equals_whole(void **state) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_stream_equals_whole(cases[i].f, cases[i].text);
 }
 
-/* A forced call's own end (its close tag, the last stop string, or an end-of-generation
+/* A forced call's own end (the form's stop string, kept last, or an end-of-generation
  * token) closes it; the user's stop strings and length limits do not. */
 static void test_forced_call_closed(void **state) {
     (void)state;
     srv_job j = {0};
     j.n_stop = 3; /* two of the user's, then the call's end */
+    j.call_stop = true;
+    j.call_close = "}";
     j.n_choices = 1;
     sched_event ev = {.finish = SCHED_FINISH_STOP, .stop_index = 2};
-    assert_true(srv_job_call_closed(&j, 0, &ev));
+    assert_string_equal(srv_job_call_closed_by(&j, 0, &ev), "}");
     ev.stop_index = -1;
-    assert_true(srv_job_call_closed(&j, 0, &ev));
+    assert_string_equal(srv_job_call_closed_by(&j, 0, &ev), "}");
     ev.stop_index = 0;
-    assert_false(srv_job_call_closed(&j, 0, &ev));
+    assert_null(srv_job_call_closed_by(&j, 0, &ev));
     ev.stop_index = 1;
-    assert_false(srv_job_call_closed(&j, 0, &ev));
+    assert_null(srv_job_call_closed_by(&j, 0, &ev));
     ev = (sched_event){.finish = SCHED_FINISH_LENGTH, .stop_index = -1};
-    assert_false(srv_job_call_closed(&j, 0, &ev));
+    assert_null(srv_job_call_closed_by(&j, 0, &ev));
     /* the same read from what a whole reply recorded */
     j.ch[0].finish = SCHED_FINISH_STOP;
     j.ch[0].stop_index = 1;
-    assert_false(srv_job_call_closed(&j, 0, NULL));
+    assert_null(srv_job_call_closed_by(&j, 0, NULL));
     j.ch[0].stop_index = 2;
-    assert_true(srv_job_call_closed(&j, 0, NULL));
+    assert_string_equal(srv_job_call_closed_by(&j, 0, NULL), "}");
+    /* a form without a stop string (the end of the turn ends the call): every stop string
+       is the user's */
+    j.call_stop = false;
+    j.call_close = "}]";
+    assert_null(srv_job_call_closed_by(&j, 0, NULL));
+    j.ch[0].stop_index = -1;
+    assert_string_equal(srv_job_call_closed_by(&j, 0, NULL), "}]");
+}
+
+/* Each form's forced opening, and its closing text dropped from the arguments only when
+ * the call ended at its own end. */
+static void test_forced_openings(void **state) {
+    (void)state;
+    static const struct {
+        srv_toolfmt f;
+        const char *open, *stop, *close;
+        const char *generated, *args; /* the model's text after the opening, closed */
+    } cases[] = {
+        {SRV_TOOLFMT_TAGGED, "<tool_call>\n{\"name\": \"get_time\", \"arguments\": ", "</tool_call>", "}", "{\"tz\": \"CET\"}}\n",
+         "{\"tz\": \"CET\"}"},
+        {SRV_TOOLFMT_LLAMA, "{\"name\": \"get_time\", \"parameters\": ", NULL, "}", "{\"tz\": \"CET\"} }", "{\"tz\": \"CET\"}"},
+        {SRV_TOOLFMT_MISTRAL, "[TOOL_CALLS][{\"name\": \"get_time\", \"arguments\": ", NULL, "}]", "{\"tz\": \"CET\"}} ]",
+         "{\"tz\": \"CET\"}"},
+        {SRV_TOOLFMT_MISTRAL_ARGS, "[TOOL_CALLS]get_time[ARGS]", NULL, "", "{\"tz\": \"CET\"}\n", "{\"tz\": \"CET\"}"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        srv_buf b = {.max = 4096};
+        const char *stop = "x", *close = "x";
+        assert_true(srv_toolfmt_forced_open(cases[i].f, "get_time", &b, &stop, &close));
+        assert_int_equal(b.len, strlen(cases[i].open));
+        assert_memory_equal(b.data, cases[i].open, b.len);
+        if (cases[i].stop) assert_string_equal(stop, cases[i].stop);
+        else assert_null(stop);
+        assert_string_equal(close, cases[i].close);
+        srv_buf_free(&b);
+        /* whole reply and stream agree: closed, the closing text goes; not closed, it stays */
+        const char *g = cases[i].generated;
+        json_t *call = srv_tools_forced_call("get_time", g, strlen(g), close);
+        const char *got = json_string_value(json_object_get(json_object_get(call, "function"), "arguments"));
+        if (strcmp(got, cases[i].args)) fail_msg("%s: arguments '%s', expected '%s'", srv_toolfmt_name(cases[i].f), got, cases[i].args);
+        json_decref(call);
+        srv_buf rel = {.max = 4096};
+        srv_tool_stream ts = {0};
+        for (size_t k = 0; g[k]; k++) assert_true(srv_tool_stream_forced(&ts, g + k, 1, false, NULL, &rel));
+        assert_true(srv_tool_stream_forced(&ts, "", 0, true, close, &rel));
+        assert_string_equal(released(&rel), cases[i].args);
+        srv_tool_stream_free(&ts);
+        call = srv_tools_forced_call("get_time", g, strlen(g), NULL); /* the user's stop: kept */
+        got = json_string_value(json_object_get(json_object_get(call, "function"), "arguments"));
+        size_t n = strlen(g);
+        while (n && (g[n - 1] == ' ' || g[n - 1] == '\n')) n--;
+        assert_int_equal(strlen(got), n);
+        json_decref(call);
+        srv_buf_free(&rel);
+    }
+    srv_buf b = {.max = 4096};
+    const char *stop, *close;
+    assert_false(srv_toolfmt_forced_open(SRV_TOOLFMT_NONE, "get_time", &b, &stop, &close));
+    srv_buf_free(&b);
 }
 
 int main(void) {
@@ -537,6 +598,7 @@ int main(void) {
         cmocka_unit_test(test_stream_mistral),
         cmocka_unit_test(test_stream_equals_whole),
         cmocka_unit_test(test_forced_call_closed),
+        cmocka_unit_test(test_forced_openings),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

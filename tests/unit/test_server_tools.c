@@ -192,23 +192,23 @@ static void test_forced_call(void **state) {
     srv_buf_free(&b);
     /* the model closed the call: its closing brace is not part of the arguments */
     const char *text = "{\"city\": \"Oslo\"}}\n";
-    json_t *call = srv_tools_forced_call("get_weather", text, strlen(text), true);
+    json_t *call = srv_tools_forced_call("get_weather", text, strlen(text), "}");
     assert_string_equal(call_name(call), "get_weather");
     assert_string_equal(call_args(call), "{\"city\": \"Oslo\"}");
     assert_true(!strncmp(json_string_value(json_object_get(call, "id")), "call_", 5));
     json_decref(call);
     /* cut by length: the text as generated */
-    call = srv_tools_forced_call("get_weather", "{\"city\": \"Os", 12, false);
+    call = srv_tools_forced_call("get_weather", "{\"city\": \"Os", 12, NULL);
     assert_string_equal(call_args(call), "{\"city\": \"Os");
     json_decref(call);
     /* streamed: closing braces and spaces wait until it is known whether they end the call */
     srv_buf rel = {.max = 1 << 20};
     srv_tool_stream ts = {0};
-    assert_true(srv_tool_stream_forced(&ts, "{\"a\": {\"b\": 1}", strlen("{\"a\": {\"b\": 1}"), false, false, &rel));
+    assert_true(srv_tool_stream_forced(&ts, "{\"a\": {\"b\": 1}", strlen("{\"a\": {\"b\": 1}"), false, NULL, &rel));
     assert_string_equal(released(&rel), "{\"a\": {\"b\": 1");
-    assert_true(srv_tool_stream_forced(&ts, "}} ", 3, false, false, &rel));
+    assert_true(srv_tool_stream_forced(&ts, "}} ", 3, false, NULL, &rel));
     assert_string_equal(released(&rel), "");
-    assert_true(srv_tool_stream_forced(&ts, "\n", 1, true, true, &rel));
+    assert_true(srv_tool_stream_forced(&ts, "\n", 1, true, "}", &rel));
     assert_string_equal(released(&rel), "}}");
     srv_tool_stream_free(&ts);
     srv_buf_free(&rel);
