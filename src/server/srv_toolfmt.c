@@ -242,7 +242,7 @@ static bool hold_llama(srv_tool_stream *ts, const char *text, size_t len, srv_bu
     if (!srv_buf_add(&ts->held, text, len)) return false;
     if (ts->in_call) return true;
     const char *h = ts->held.data;
-    size_t n = ts->held.len, pos = skip_space(h, n, 0);
+    size_t n = ts->held.len, pos = ts->lead = skip_space(h, n, ts->lead);
     const char *tag = SRV_TOOLFMT_PYTHON_TAG;
     size_t rest = n - pos, lt = strlen(tag);
     if (rest == 0 || (rest < lt && !memcmp(h + pos, tag, rest))) return true;

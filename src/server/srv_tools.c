@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "engine/sampler.h"
-#include "server/srv_toolfmt.h"
 
 #define NAME_MAX_LEN 64
 #define HELD_MAX ((size_t)1 << 30)
@@ -244,14 +243,6 @@ bool srv_tool_stream_forced(srv_tool_stream *ts, const char *text, size_t len, b
     if (!srv_buf_add(release, ts->held.data, out)) return false;
     srv_buf_consume(&ts->held, end ? n : out);
     return true;
-}
-
-bool srv_tool_stream_feed(srv_tool_stream *ts, const char *text, size_t len, srv_buf *release) {
-    return srv_toolfmt_hold_marker(ts, SRV_TOOL_CALL_OPEN, text, len, release);
-}
-
-json_t *srv_tool_stream_finish(srv_tool_stream *ts, bool first_only, srv_buf *release, bool *nomem) {
-    return srv_toolfmt_finish(SRV_TOOLFMT_TAGGED, NULL, ts, first_only, release, nomem);
 }
 
 void srv_tool_stream_free(srv_tool_stream *ts) {

@@ -8,8 +8,8 @@
  * Each block becomes one OpenAI tool call {"id","type":"function","function":{"name",
  * "arguments": a JSON string}}; text outside the blocks stays the message content. Text
  * holding a block that does not parse stays content, whole: a reply is never half
- * reinterpreted. The stream filter releases content as it comes and holds back only what
- * may still turn into a block. Values and buffers only; never touches a connection. */
+ * reinterpreted. Which form a model's replies are read in, the other forms and the stream
+ * filter are in srv_toolfmt.h. Values and buffers only; never touches a connection. */
 #ifndef SERVER_SRV_TOOLS_H
 #define SERVER_SRV_TOOLS_H
 
@@ -53,20 +53,14 @@ json_t *srv_tools_call_new(const json_t *name, const json_t *args);
  * parallel_tool_calls: false) only the first call is kept. */
 json_t *srv_tools_extract(const char *text, size_t len, bool first_only, json_t **content);
 
-/* Per-choice stream state: text not yet released as content. */
+/* Per-choice stream state: text not yet released as content (fed and finished by
+ * srv_toolfmt_feed / srv_toolfmt_finish in the model's format). */
 typedef struct srv_tool_stream {
     srv_buf held;
     bool in_call; /* an opening tag was seen: everything from it waits for the end */
     bool passing; /* the reply can no longer be a call (srv_toolfmt.h, LLAMA): all goes out */
+    size_t lead;  /* LLAMA: bytes of leading spaces held and already looked at */
 } srv_tool_stream;
-
-/* Adds generated text; appends to *release what can go out as content now. */
-bool srv_tool_stream_feed(srv_tool_stream *ts, const char *text, size_t len, srv_buf *release);
-
-/* At the end of the choice: the tool calls of what was held (each with its "index" for
- * a streamed delta; the first only with first_only), or NULL with every held byte
- * appended to *release. */
-json_t *srv_tool_stream_finish(srv_tool_stream *ts, bool first_only, srv_buf *release, bool *nomem);
 
 /* Streamed arguments of a forced call: releases text as it comes except a tail of
  * closing braces, brackets and spaces; at the end (end set) drops the text closing the
