@@ -101,7 +101,7 @@ static json_t *post_json(const char *body, long *status) {
     assert_true(srvtest_http(&server, "POST", "/v1/chat/completions", body, NULL, &r));
     *status = r.status;
     json_t *j = srvtest_json(&r);
-    if (!j) fail_msg("not JSON (status %ld): %s", r.status, r.body);
+    if (!j) fail_msg("not JSON (status %ld): %s", r.status, r.body ? r.body : "");
     srvtest_resp_free(&r);
     return j;
 }
@@ -109,10 +109,10 @@ static json_t *post_json(const char *body, long *status) {
 static json_t *post_stream(const char *body) {
     srvtest_resp r;
     assert_true(srvtest_http(&server, "POST", "/v1/chat/completions", body, NULL, &r));
-    if (r.status != 200) fail_msg("status %ld: %s", r.status, r.body);
+    if (r.status != 200) fail_msg("status %ld: %s", r.status, r.body ? r.body : "");
     bool done = false;
     json_t *chunks = srvtest_sse(r.body, &done);
-    if (!chunks || !done) fail_msg("bad stream: %s", r.body);
+    if (!chunks || !done) fail_msg("bad stream: %s", r.body ? r.body : "");
     srvtest_resp_free(&r);
     return chunks;
 }
