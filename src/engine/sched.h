@@ -73,6 +73,9 @@ typedef struct sched_request {
                                      release its own references at once. Uses with scale 0
                                      are dropped. Prefix reuse only matches pages computed
                                      with the same adapters and scales. */
+    bool show_control;            /* control tokens (other than the end-of-generation ones,
+                                     which end it) appear in the text as written: tool-call
+                                     markers such as "[TOOL_CALLS]" */
     double max_queue_wait_s;      /* > 0: the longest this request may wait for a slot (see
                                      "Queue-wait admission" below); 0: no bound */
     struct sched_refusal *refusal; /* optional: filled when sched_submit answers BUSY */
@@ -132,6 +135,9 @@ typedef struct sched_event {
     const sched_top *top;         /* [n_tokens * n_logprobs] or NULL, most likely first;
                                      {-1, -INFINITY} pads rows with fewer finite logits */
     sched_finish finish;          /* != NONE on the last event */
+    int stop_index;               /* finish STOP: the index in the request's stop strings of
+                                     the one that matched, -1 when an end-of-generation token
+                                     ended it (and on every other event) */
     int64_t prompt_tokens, completion_tokens, cached_tokens;  /* usage, on the last event */
     hearth_err err;               /* when finish == ERROR (status BUSY: it waited in the
                                      queue past max_queue_wait_s); CANCELLED/TIMEOUT say why */

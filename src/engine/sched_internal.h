@@ -37,6 +37,7 @@ struct sched_seq {
     /* under mu */
     sched_buf pend, out;     /* filled by the scheduler; handed to the consumer */
     sched_finish finish;     /* set once, when the scheduler is done with the sequence */
+    int stop_index;          /* with finish STOP: the stop string that matched, or -1 */
     bool delivered;          /* the last event went out */
     hearth_err err;
     int64_t usage_prompt, usage_completion, usage_cached;
@@ -48,6 +49,7 @@ struct sched_seq {
     int64_t n_prompt, n_tokens, cap_tokens;
     int32_t max_tokens;
     bool ignore_eos;
+    bool show_control;
     int n_logprobs;
     uint64_t deadline_ns;
     sampler *smp;

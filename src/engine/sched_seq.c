@@ -99,6 +99,7 @@ hearth_status seq_new(const sched *s, const sched_request *r, sched_seq **out, h
     q->n_prompt = (int64_t)r->n_prompt;
     q->max_tokens = r->max_tokens;
     q->ignore_eos = r->ignore_eos;
+    q->show_control = r->show_control;
     q->n_logprobs = r->n_logprobs;
     q->deadline_ns = r->deadline_ns;
     q->max_queue_wait_s = r->max_queue_wait_s;
@@ -111,7 +112,7 @@ hearth_status seq_new(const sched *s, const sched_request *r, sched_seq **out, h
     if (!st) st = sched_lora_copy(s, &r->lora, &q->lora, err);
     if (!st && !(q->smp = sampler_new(&r->sampling, s->n_vocab, err))) st = err ? err->status : HEARTH_ERR_INVALID;
     if (!st && !(q->stops = stop_matcher_new(r->stop, r->n_stop, err))) st = err ? err->status : HEARTH_ERR_INVALID;
-    if (!st && !(q->stream = tok_stream_new(s->v, false)))
+    if (!st && !(q->stream = tok_stream_new(s->v, q->show_control)))
         st = err_set(err, HEARTH_ERR_NOMEM, "scheduler: out of memory for the detokenizer");
     if (st) {
         seq_destroy(q);
@@ -239,9 +240,11 @@ void seq_finish(sched_seq *q, sched_finish why, const hearth_err *err) {
             why = SCHED_FINISH_STOP;
         }
     }
+    int stop_index = why == SCHED_FINISH_STOP && q->stops ? stop_matcher_matched(q->stops) : -1;
     seq_drop_run_state(q);
     pthread_mutex_lock(&q->mu);
     q->finish = why;
+    q->stop_index = stop_index;
     q->err = e;
     q->usage_prompt = q->n_prompt;
     q->usage_completion = q->n_gen;
@@ -253,6 +256,7 @@ void seq_finish(sched_seq *q, sched_finish why, const hearth_err *err) {
 bool sched_next(sched_seq *q, sched_event *ev, int timeout_ms) {
     memset(ev, 0, sizeof *ev);
     ev->text = "";
+    ev->stop_index = -1;
     struct timespec until;
     if (timeout_ms >= 0) clock_timespec_in(CLOCK_MONOTONIC, timeout_ms, &until);
     pthread_mutex_lock(&q->mu);
@@ -277,6 +281,7 @@ bool sched_next(sched_seq *q, sched_event *ev, int timeout_ms) {
         ev->finish = q->finish;
         if (q->finish != SCHED_FINISH_NONE) {
             q->delivered = true;
+            ev->stop_index = q->stop_index;
             ev->prompt_tokens = q->usage_prompt;
             ev->completion_tokens = q->usage_completion;
             ev->cached_tokens = q->usage_cached;

@@ -23,24 +23,34 @@ static void random_id(char *out, size_t cap, const char *prefix) {
     out[n] = '\0';
 }
 
-/* A forced tool call: the prompt ends with the call's opening and generation stops at
- * its end (srv_tools.h); only templates with the tagged form can be forced. */
+/* A forced tool call: the prompt ends with the call's opening in the template's form
+ * (srv_toolfmt_forced_open) and generation stops at its end: the form's stop string, kept
+ * last among the stop strings, or the end of the turn (srv_job_call_closed_by). */
 static bool forced_call_prompt(srv_job *j, srv_error *e) {
     const srv_req *r = j->req;
     const srv_prompter *p = srv_model_prompter(j->model);
     if (!srv_prompter_tool_calls(p))
         return srv_invalid(e, "tool_choice",
-                           "forcing a tool call needs a chat template with the <tool_call> form; the template of "
-                           "'%.100s' has another one: use \"auto\"",
+                           "forcing a tool call needs a chat template that teaches tool calls; the template of "
+                           "'%.100s' has none",
                            srv_model_id(j->model));
-    if (j->n_stop >= STOP_MAX_STRINGS)
-        return srv_invalid(e, "stop", "a forced tool call takes one stop string: at most %d others", STOP_MAX_STRINGS - 1);
-    j->stop[j->n_stop++] = SRV_TOOL_CALL_CLOSE;
     srv_buf prefill = {.max = 4096};
-    bool ok = srv_tools_prefill(r->forced_tool, &prefill) &&
-              srv_prompt_chat_prefill(p, r->messages, r->tools, prefill.data, prefill.len, &j->prompt_ids[0],
-                                      &j->n_prompt_ids[0], e);
-    if (!ok && !prefill.data) srv_fail(e, 500, "server_error", NULL, NULL, "out of memory");
+    const char *stop = NULL;
+    bool ok = srv_toolfmt_forced_open(srv_prompter_toolfmt(p), r->forced_tool, &prefill, &stop, &j->call_close);
+    if (!ok) {
+        srv_buf_free(&prefill);
+        return srv_fail(e, 500, "server_error", NULL, NULL, "out of memory");
+    }
+    if (stop && j->n_stop >= STOP_MAX_STRINGS) {
+        srv_buf_free(&prefill);
+        return srv_invalid(e, "stop", "a forced tool call takes one stop string: at most %d others", STOP_MAX_STRINGS - 1);
+    }
+    if (stop) {
+        j->stop[j->n_stop++] = stop;
+        j->call_stop = true;
+    }
+    ok = srv_prompt_chat_prefill(p, r->messages, r->tools, prefill.data, prefill.len, &j->prompt_ids[0],
+                                 &j->n_prompt_ids[0], e);
     srv_buf_free(&prefill);
     return ok;
 }
@@ -122,6 +132,8 @@ bool srv_job_submit(srv_job *j, srv_error *e) {
                                                                           ? INT32_MAX
                                                                           : srv_model_n_ctx(j->model)),
             .ignore_eos = r->ignore_eos,
+            .show_control = srv_job_reads_tool_calls(j) &&
+                            srv_toolfmt_shows_control(srv_prompter_toolfmt(srv_model_prompter(j->model))),
             .sampling = r->sampling,
             .stop = j->stop,
             .n_stop = j->n_stop,
@@ -194,6 +206,7 @@ bool srv_job_record(srv_job *j, size_t which, const sched_event *ev, bool keep) 
     if (ev->finish != SCHED_FINISH_NONE) {
         c->done = true;
         c->finish = ev->finish;
+        c->stop_index = ev->stop_index;
         c->err = ev->err;
         c->completion_tokens = ev->completion_tokens;
         c->cached_tokens = ev->cached_tokens;
@@ -222,6 +235,13 @@ bool srv_job_echo(const srv_job *j, size_t i, srv_buf *out) {
 bool srv_job_reads_tool_calls(const srv_job *j) {
     return j->req->api == SRV_API_CHAT && j->req->tools && !j->req->forced_tool &&
            srv_prompter_tool_calls(srv_model_prompter(j->model));
+}
+
+const char *srv_job_call_closed_by(const srv_job *j, size_t i, const sched_event *ev) {
+    sched_finish f = ev ? ev->finish : j->ch[i].finish;
+    int stop = ev ? ev->stop_index : j->ch[i].stop_index;
+    bool own_end = stop < 0 || (j->call_stop && (size_t)stop + 1 == j->n_stop);
+    return f == SCHED_FINISH_STOP && own_end ? j->call_close : NULL;
 }
 
 void srv_job_cancel(srv_job *j) {

@@ -21,13 +21,14 @@
 #include "server/srv_json.h"
 #include "server/srv_model.h"
 #include "server/srv_request.h"
-#include "server/srv_tools.h"
+#include "server/srv_toolfmt.h"
 
 typedef struct srv_choice {
     sched_seq *q;
     size_t prompt;              /* index into the job's prompts */
     bool done;
     sched_finish finish;
+    int stop_index;             /* when finish is STOP: the job's stop string that matched, or -1 */
     hearth_err err;             /* when finish is ERROR */
     int64_t completion_tokens, cached_tokens;
     srv_buf text;               /* everything released so far (non-streamed replies) */
@@ -50,6 +51,8 @@ typedef struct srv_job {
     model_lora_use lora[SCHED_MAX_LORA]; /* adapters of every choice, one reference each */
     const char *stop[STOP_MAX_STRINGS];  /* the request's, plus the call's end for a forced call */
     size_t n_stop;
+    bool call_stop;             /* a forced call: the last stop string is the call's end */
+    const char *call_close;     /* a forced call: the text closing it (srv_toolfmt_forced_open) */
     int32_t n_lora;
     const char *refused;        /* set when submit was refused for load: the metric reason
                                    (srv_admit.h), static */
@@ -76,10 +79,15 @@ bool srv_job_echo(const srv_job *j, size_t i, srv_buf *out);
 bool srv_job_record(srv_job *j, size_t which, const sched_event *ev, bool keep);
 
 bool srv_job_all_done(const srv_job *j);
-/* A chat request with tools (tool_choice "auto") on a template whose <tool_call> form is
- * known: its replies are read for tool calls (srv_tools.h). A forced call is not read:
+/* A chat request with tools (tool_choice "auto") on a template that teaches a tool-call
+ * form: its replies are read for tool calls (srv_toolfmt.h). A forced call is not read:
  * its whole reply is the call's arguments. */
 bool srv_job_reads_tool_calls(const srv_job *j);
+/* A forced call's choice i ended at the call's own end (the form's stop string or an
+ * end-of-generation token), not at one of the user's stop strings nor at a length limit:
+ * the text closing the call (call_close), which is not part of the arguments; else NULL.
+ * ev: the choice's last event when streaming (NULL: what srv_job_record kept). */
+const char *srv_job_call_closed_by(const srv_job *j, size_t i, const sched_event *ev);
 void srv_job_cancel(srv_job *j);
 int64_t srv_job_prompt_tokens(const srv_job *j);
 int64_t srv_job_completion_tokens(const srv_job *j);

@@ -52,7 +52,7 @@ struct srv_prompter {
     const tok_vocab *v;
     chat_template *tmpl;
     bool builtin;
-    bool tool_tags; /* the template teaches the <tool_call> form */
+    srv_toolfmt toolfmt; /* the tool-call form the template teaches */
     special *sp;         /* control tokens, longest text first; then U+E000 and U+E001 as literals */
     size_t n_sp;         /* control tokens only */
     bool first_byte[256];
@@ -82,7 +82,7 @@ hearth_status srv_prompter_new(const tok_vocab *v, const char *template_src, siz
         template_src = srv_builtin_chat_template;
         len = strlen(srv_builtin_chat_template);
     }
-    p->tool_tags = memmem(template_src, len, "<tool_call>", strlen("<tool_call>")) != NULL;
+    p->toolfmt = srv_toolfmt_of_template(template_src, len);
     hearth_status st = chat_template_new(template_src, len, &p->tmpl, err);
     if (st != HEARTH_OK) {
         err_prefix(err, "chat template");
@@ -121,7 +121,9 @@ void srv_prompter_free(srv_prompter *p) {
     mem_free(p);
 }
 
-bool srv_prompter_tool_calls(const srv_prompter *p) { return p->tool_tags; }
+bool srv_prompter_tool_calls(const srv_prompter *p) { return p->toolfmt != SRV_TOOLFMT_NONE; }
+
+srv_toolfmt srv_prompter_toolfmt(const srv_prompter *p) { return p->toolfmt; }
 
 bool srv_prompter_builtin(const srv_prompter *p) { return p->builtin; }
 

@@ -25,6 +25,7 @@
 
 #include "hearth.h"
 #include "server/srv_error.h"
+#include "server/srv_toolfmt.h"
 #include "tokenizer/tokenizer.h"
 
 /* The template used when the model file has none: ChatML
@@ -40,8 +41,10 @@ hearth_status srv_prompter_new(const tok_vocab *v, const char *template_src, siz
                                hearth_err *err);
 void srv_prompter_free(srv_prompter *p);
 bool srv_prompter_builtin(const srv_prompter *p);
-/* The template teaches the <tool_call> form (srv_tools.h): replies are read for tool calls. */
+/* The template teaches a tool-call form (srv_toolfmt.h): replies are read for tool calls. */
 bool srv_prompter_tool_calls(const srv_prompter *p);
+/* Which form it teaches (SRV_TOOLFMT_NONE: none). */
+srv_toolfmt srv_prompter_toolfmt(const srv_prompter *p);
 
 /* Renders messages (and tools, may be NULL) with add_generation_prompt true and
  * tokenizes them. *ids is mem_alloc'd. Errors: 400 for a template's raise_exception

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "server/srv_json.h"
-#include "server/srv_tools.h"
+#include "server/srv_toolfmt.h"
 
 const char *srv_finish_reason(sched_finish f) {
     return f == SCHED_FINISH_STOP ? "stop" : f == SCHED_FINISH_LENGTH ? "length" : NULL;
@@ -124,12 +124,13 @@ json_t *srv_reply_full(const srv_job *j) {
             json_t *calls = NULL;
             if (j->req->forced_tool) {
                 json_t *call = srv_tools_forced_call(j->req->forced_tool, c->text.data, c->text.len,
-                                                     c->finish == SCHED_FINISH_STOP);
+                                                     srv_job_call_closed_by(j, i, NULL));
                 calls = call ? json_pack("[o]", call) : NULL;
                 content = calls ? json_null() : NULL;
             } else if (srv_job_reads_tool_calls(j) && text) {
-                calls = srv_tools_extract(json_string_value(text), json_string_length(text), j->req->one_tool_call,
-                                          &content);
+                calls = srv_toolfmt_extract(srv_prompter_toolfmt(srv_model_prompter(j->model)), j->req->tools,
+                                            json_string_value(text), json_string_length(text), j->req->one_tool_call,
+                                            &content);
             }
             if (calls) {
                 json_decref(text);

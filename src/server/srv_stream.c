@@ -11,6 +11,7 @@
 #include "server/srv_internal.h"
 #include "server/srv_job.h"
 #include "server/srv_response.h"
+#include "server/srv_toolfmt.h"
 
 #define OUT_MAX ((size_t)64 << 20)
 
@@ -71,14 +72,16 @@ static void failed_choice(srv_stream *st, const hearth_err *err) {
     error_frame(st, &e);
 }
 
-/* With tool calls read, text that may open a <tool_call> block is held back; at the
- * choice's end the held text goes out as content, or as one tool_calls delta. */
+/* With tool calls read, text that may open a call in the template's form is held back
+ * (srv_toolfmt.h); at the choice's end the held text goes out as content, or as one
+ * tool_calls delta. */
 static bool tool_text(srv_stream *st, size_t which, const sched_event *ev, srv_buf *release, const char **finish) {
     srv_choice *ch = &st->job.ch[which];
-    if (!srv_tool_stream_feed(&ch->tools, ev->text, ev->len, release)) return false;
+    srv_toolfmt fmt = srv_prompter_toolfmt(srv_model_prompter(st->job.model));
+    if (!srv_toolfmt_feed(fmt, &ch->tools, ev->text, ev->len, release)) return false;
     if (ev->finish != SCHED_FINISH_STOP && ev->finish != SCHED_FINISH_LENGTH) return true;
     bool nomem = false;
-    json_t *calls = srv_tool_stream_finish(&ch->tools, st->req.one_tool_call, release, &nomem);
+    json_t *calls = srv_toolfmt_finish(fmt, st->req.tools, &ch->tools, st->req.one_tool_call, release, &nomem);
     if (nomem) return false;
     if (!calls) return true;
     if (ev->finish == SCHED_FINISH_STOP) *finish = "tool_calls"; /* as a whole reply says */
@@ -142,7 +145,7 @@ static bool forced_text(srv_stream *st, size_t which, const sched_event *ev, con
     }
     bool end = ev->finish == SCHED_FINISH_STOP || ev->finish == SCHED_FINISH_LENGTH;
     srv_buf args = {.max = OUT_MAX};
-    bool ok = srv_tool_stream_forced(&ch->tools, ev->text, ev->len, end, ev->finish == SCHED_FINISH_STOP, &args);
+    bool ok = srv_tool_stream_forced(&ch->tools, ev->text, ev->len, end, srv_job_call_closed_by(&st->job, which, ev), &args);
     if (ok && args.len) {
         json_t *piece = json_pack("[{s:i, s:{s:o}}]", "index", 0, "function", "arguments", srv_json_text(args.data, args.len));
         ok = piece && frame(st, srv_chunk_tool_calls(&st->job, which, piece));

@@ -141,26 +141,28 @@ void srv_tools_call_id(char *out, size_t cap) {
     out[n] = '\0';
 }
 
+json_t *srv_tools_call_new(const json_t *name, const json_t *args) {
+    if (!json_is_string(name) || !valid_name(json_string_value(name), json_string_length(name)) ||
+        !(!args || json_is_object(args) || json_is_string(args)))
+        return NULL;
+    char *text = args && !json_is_string(args) ? json_dumps(args, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_t *astr = json_is_string(args) ? json_incref((json_t *)args) : !args ? json_string("{}") : text ? json_string(text) : NULL;
+    free(text);
+    char id[40];
+    srv_tools_call_id(id, sizeof id);
+    return astr ? json_pack("{s:s, s:s, s:{s:O, s:o}}", "id", id, "type", "function", "function", "name", name,
+                            "arguments", astr)
+                : NULL;
+}
+
 /* One block's body: {"name": ..., "arguments": {...}} ("parameters" is read too, as some
  * models write it). NULL when it is not such an object. */
 static json_t *parse_call(const char *body, size_t n) {
     trim(&body, &n);
     json_t *obj = json_loadb(body, n, JSON_REJECT_DUPLICATES, NULL);
-    json_t *name = json_object_get(obj, "name");
     json_t *args = json_object_get(obj, "arguments");
     if (!args) args = json_object_get(obj, "parameters");
-    json_t *call = NULL;
-    if (json_is_string(name) && valid_name(json_string_value(name), json_string_length(name)) &&
-        (!args || json_is_object(args) || json_is_string(args))) {
-        char *text = args && !json_is_string(args) ? json_dumps(args, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-        json_t *astr = json_is_string(args) ? json_incref(args) : !args ? json_string("{}") : text ? json_string(text) : NULL;
-        free(text);
-        char id[40];
-        srv_tools_call_id(id, sizeof id);
-        if (astr)
-            call = json_pack("{s:s, s:s, s:{s:O, s:o}}", "id", id, "type", "function", "function", "name", name,
-                             "arguments", astr);
-    }
+    json_t *call = srv_tools_call_new(json_object_get(obj, "name"), args);
     json_decref(obj);
     return call;
 }
@@ -206,82 +208,41 @@ bool srv_tools_prefill(const char *name, srv_buf *out) {
     return srv_buf_addf(out, SRV_TOOL_CALL_OPEN "\n{\"name\": \"%s\", \"arguments\": ", name);
 }
 
-/* Length of text without trailing spaces and, when closed, the brace after them. */
-static size_t forced_args_len(const char *text, size_t len, bool closed) {
+/* Length of text without trailing spaces and, when the call ended at its own end, the
+ * text closing it (closed_by: "}", "}]" or ""; spaces allowed between its characters). */
+static size_t forced_args_len(const char *text, size_t len, const char *closed_by) {
     while (len && is_space(text[len - 1])) len--;
-    if (closed && len && text[len - 1] == '}') len--;
-    while (len && is_space(text[len - 1])) len--;
+    for (size_t k = closed_by ? strlen(closed_by) : 0; k > 0 && len && text[len - 1] == closed_by[k - 1]; k--) {
+        len--;
+        while (len && is_space(text[len - 1])) len--;
+    }
     return len;
 }
 
-json_t *srv_tools_forced_call(const char *name, const char *text, size_t len, bool closed) {
+json_t *srv_tools_forced_call(const char *name, const char *text, size_t len, const char *closed_by) {
     char id[40];
     srv_tools_call_id(id, sizeof id);
-    json_t *args = srv_json_text(text ? text : "", text ? forced_args_len(text, len, closed) : 0);
+    json_t *args = srv_json_text(text ? text : "", text ? forced_args_len(text, len, closed_by) : 0);
     return json_pack("{s:s, s:s, s:{s:s, s:o}}", "id", id, "type", "function", "function", "name", name, "arguments",
                      args);
 }
 
 /* ---- streaming --------------------------------------------------------------------- */
 
-bool srv_tool_stream_forced(srv_tool_stream *ts, const char *text, size_t len, bool end, bool closed, srv_buf *release) {
+bool srv_tool_stream_forced(srv_tool_stream *ts, const char *text, size_t len, bool end, const char *closed_by,
+                            srv_buf *release) {
     if (!ts->held.max) ts->held.max = HELD_MAX;
     if (!srv_buf_add(&ts->held, text, len)) return false;
     size_t n = ts->held.len, out = n;
     if (end) {
-        out = forced_args_len(ts->held.data, n, closed);
+        out = forced_args_len(ts->held.data, n, closed_by);
     } else {
-        while (out && (is_space(ts->held.data[out - 1]) || ts->held.data[out - 1] == '}')) out--;
+        while (out && (is_space(ts->held.data[out - 1]) || ts->held.data[out - 1] == '}' || ts->held.data[out - 1] == ']'))
+            out--;
     }
     if (!srv_buf_add(release, ts->held.data, out)) return false;
     srv_buf_consume(&ts->held, end ? n : out);
     return true;
-}
-
-bool srv_tool_stream_feed(srv_tool_stream *ts, const char *text, size_t len, srv_buf *release) {
-    if (!ts->held.max) ts->held.max = HELD_MAX;
-    if (!srv_buf_add(&ts->held, text, len)) return false;
-    if (ts->in_call) return true;
-    const size_t lo = strlen(SRV_TOOL_CALL_OPEN);
-    const char *h = ts->held.data;
-    size_t n = ts->held.len, keep = 0;
-    const char *open = n ? memmem(h, n, SRV_TOOL_CALL_OPEN, lo) : NULL;
-    if (open) {
-        ts->in_call = true;
-        keep = n - (size_t)(open - h);
-    } else {
-        /* the longest tail that an opening tag could still complete */
-        for (size_t k = n < lo - 1 ? n : lo - 1; k > 0; k--)
-            if (!memcmp(h + n - k, SRV_TOOL_CALL_OPEN, k)) {
-                keep = k;
-                break;
-            }
-    }
-    if (!srv_buf_add(release, h, n - keep)) return false;
-    srv_buf_consume(&ts->held, n - keep);
-    return true;
-}
-
-json_t *srv_tool_stream_finish(srv_tool_stream *ts, bool first_only, srv_buf *release, bool *nomem) {
-    *nomem = false;
-    json_t *content = NULL;
-    json_t *calls = ts->in_call ? srv_tools_extract(ts->held.data, ts->held.len, first_only, &content) : NULL;
-    if (calls) {
-        /* content around the blocks was held too: it goes out before the calls */
-        if (json_is_string(content) && !srv_buf_add(release, json_string_value(content), json_string_length(content)))
-            *nomem = true;
-        for (size_t i = 0; !*nomem && i < json_array_size(calls); i++)
-            if (json_object_set_new(json_array_get(calls, i), "index", json_integer((json_int_t)i)) != 0) *nomem = true;
-    } else if (!srv_buf_add(release, ts->held.data, ts->held.len)) {
-        *nomem = true;
-    }
-    json_decref(content);
-    srv_buf_consume(&ts->held, ts->held.len);
-    if (*nomem) {
-        json_decref(calls);
-        return NULL;
-    }
-    return calls;
 }
 
 void srv_tool_stream_free(srv_tool_stream *ts) {

@@ -8,8 +8,8 @@
  * Each block becomes one OpenAI tool call {"id","type":"function","function":{"name",
  * "arguments": a JSON string}}; text outside the blocks stays the message content. Text
  * holding a block that does not parse stays content, whole: a reply is never half
- * reinterpreted. The stream filter releases content as it comes and holds back only what
- * may still turn into a block. Values and buffers only; never touches a connection. */
+ * reinterpreted. Which form a model's replies are read in, the other forms and the stream
+ * filter are in srv_toolfmt.h. Values and buffers only; never touches a connection. */
 #ifndef SERVER_SRV_TOOLS_H
 #define SERVER_SRV_TOOLS_H
 
@@ -32,13 +32,20 @@ bool srv_tools_parse_request(const json_t *root, const json_t **tools, const cha
 
 /* A forced call: the prompt ends with the opening of the call to `name` in the tagged
  * form, up to and including `"arguments": `, so the model writes only the arguments;
- * generation stops at SRV_TOOL_CALL_CLOSE. The arguments are the text as generated, less
- * the brace closing the call's object when the model closed it (closed): as OpenAI warns
- * of its own, they are the model's text and may not be valid JSON. */
+ * generation stops at SRV_TOOL_CALL_CLOSE (srv_toolfmt.h has the other forms). The
+ * arguments are the text as generated, less the text closing the call when the call ended
+ * at its own end (closed_by: "}" here, NULL when the user's stop string or a length limit
+ * ended it): as OpenAI warns of its own, they are the model's text and may not be valid
+ * JSON. */
 bool srv_tools_prefill(const char *name, srv_buf *out);
 /* A fresh call id: "call_" and 24 letters and digits. */
 void srv_tools_call_id(char *out, size_t cap);
-json_t *srv_tools_forced_call(const char *name, const char *text, size_t len, bool closed);
+json_t *srv_tools_forced_call(const char *name, const char *text, size_t len, const char *closed_by);
+
+/* An OpenAI tool call with a fresh id: name must be a valid function name (JSON string),
+ * args a JSON object (sent as its compact text), a string (sent as written) or NULL ("{}").
+ * NULL when they are not (or on NOMEM). */
+json_t *srv_tools_call_new(const json_t *name, const json_t *args);
 
 /* The tool calls in text[0..len), or NULL when it holds none or a block does not parse
  * (NULL on NOMEM too). When calls are found, *content is the text outside the blocks,
@@ -46,24 +53,20 @@ json_t *srv_tools_forced_call(const char *name, const char *text, size_t len, bo
  * parallel_tool_calls: false) only the first call is kept. */
 json_t *srv_tools_extract(const char *text, size_t len, bool first_only, json_t **content);
 
-/* Per-choice stream state: text not yet released as content. */
+/* Per-choice stream state: text not yet released as content (fed and finished by
+ * srv_toolfmt_feed / srv_toolfmt_finish in the model's format). */
 typedef struct srv_tool_stream {
     srv_buf held;
     bool in_call; /* an opening tag was seen: everything from it waits for the end */
+    bool passing; /* the reply can no longer be a call (srv_toolfmt.h, LLAMA): all goes out */
+    size_t lead;  /* LLAMA: bytes of leading spaces held and already looked at */
 } srv_tool_stream;
 
-/* Adds generated text; appends to *release what can go out as content now. */
-bool srv_tool_stream_feed(srv_tool_stream *ts, const char *text, size_t len, srv_buf *release);
-
-/* At the end of the choice: the tool calls of what was held (each with its "index" for
- * a streamed delta; the first only with first_only), or NULL with every held byte
- * appended to *release. */
-json_t *srv_tool_stream_finish(srv_tool_stream *ts, bool first_only, srv_buf *release, bool *nomem);
-
 /* Streamed arguments of a forced call: releases text as it comes except a tail of
- * closing braces and spaces; at the end (end set) drops the call's closing brace when
- * closed and releases the rest. */
-bool srv_tool_stream_forced(srv_tool_stream *ts, const char *text, size_t len, bool end, bool closed, srv_buf *release);
+ * closing braces, brackets and spaces; at the end (end set) drops the text closing the
+ * call (closed_by, as srv_tools_forced_call) and releases the rest. */
+bool srv_tool_stream_forced(srv_tool_stream *ts, const char *text, size_t len, bool end, const char *closed_by,
+                            srv_buf *release);
 
 void srv_tool_stream_free(srv_tool_stream *ts);
 

@@ -187,6 +187,25 @@ static void seeds_sse(void) {
     }
 }
 
+/* ---- fuzz_toolfmt: replies with tool calls in each format -------------------------- */
+static void seeds_toolfmt(void) {
+    static const struct {
+        uint8_t mode;
+        const char *text;
+    } replies[] = {
+        {1, "Checking.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Oslo\"}}\n</tool_call>"},
+        {2, "<|python_tag|>{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Z\u00fcrich\"}}; {\"name\": \"f\", \"parameters\": {}}"},
+        {7, "{\"name\": \"f\", \"arguments\": {}}\n{\"name\": \"f\", \"arguments\": {\"a\": [1, 2]}}"},
+        {3, "Sure [TOOL_CALLS][{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Oslo\"}, \"id\": \"abcDEF123\"}]"},
+        {4, "[TOOL_CALLS]get_weather[CALL_ID]abcDEF123[ARGS]{\"city\": \"Oslo\"}[TOOL_CALLS]f[ARGS]{} f[ARGS]{}"},
+        {0, "[TOOL_CALLS]f[ARGS]{}"},
+    };
+    for (size_t i = 0; i < sizeof replies / sizeof *replies; i++) {
+        uint8_t head[5] = {replies[i].mode, 1, 2, 3, (uint8_t)i};
+        put(head, sizeof head, replies[i].text, strlen(replies[i].text));
+    }
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
         fprintf(stderr, "usage: seed_gen TARGET DIR\n");
@@ -202,6 +221,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(t, "fuzz_request")) seeds_request();
     else if (!strcmp(t, "fuzz_config")) seeds_config();
     else if (!strcmp(t, "fuzz_sse")) seeds_sse();
+    else if (!strcmp(t, "fuzz_toolfmt")) seeds_toolfmt();
     else {
         fprintf(stderr, "seed_gen: unknown target '%s'\n", t);
         return 2;

@@ -16,6 +16,7 @@
 #include "chat/chat.h"
 #include "server/srv_prompt.h"
 #include "server/srv_tools.h"
+#include "server/srv_toolfmt.h"
 
 static const char *TOOL = "{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"parameters\":{\"type\":\"object\"}}}";
 
@@ -148,12 +149,12 @@ static void test_stream_filter(void **state) {
     srv_tool_stream ts = {0};
     bool nomem = true;
     /* content goes out at once; only a possible opening tag is held */
-    assert_true(srv_tool_stream_feed(&ts, "Checking <to", strlen("Checking <to"), &rel));
+    assert_true(srv_toolfmt_feed(SRV_TOOLFMT_TAGGED, &ts, "Checking <to", strlen("Checking <to"), &rel));
     assert_string_equal(released(&rel), "Checking ");
-    assert_true(srv_tool_stream_feed(&ts, "ol_call>\n{\"name\": \"get_weather\", ", strlen("ol_call>\n{\"name\": \"get_weather\", "), &rel));
+    assert_true(srv_toolfmt_feed(SRV_TOOLFMT_TAGGED, &ts, "ol_call>\n{\"name\": \"get_weather\", ", strlen("ol_call>\n{\"name\": \"get_weather\", "), &rel));
     assert_string_equal(released(&rel), "");
-    assert_true(srv_tool_stream_feed(&ts, "\"arguments\": {\"city\": \"Oslo\"}}\n</tool_call>", strlen("\"arguments\": {\"city\": \"Oslo\"}}\n</tool_call>"), &rel));
-    json_t *calls = srv_tool_stream_finish(&ts, false, &rel, &nomem);
+    assert_true(srv_toolfmt_feed(SRV_TOOLFMT_TAGGED, &ts, "\"arguments\": {\"city\": \"Oslo\"}}\n</tool_call>", strlen("\"arguments\": {\"city\": \"Oslo\"}}\n</tool_call>"), &rel));
+    json_t *calls = srv_toolfmt_finish(SRV_TOOLFMT_TAGGED, NULL, &ts, false, &rel, &nomem);
     assert_false(nomem);
     assert_int_equal(json_array_size(calls), 1);
     assert_int_equal(json_integer_value(json_object_get(json_array_get(calls, 0), "index")), 0);
@@ -163,20 +164,20 @@ static void test_stream_filter(void **state) {
     srv_tool_stream_free(&ts);
 
     /* a tag-like start that turns out to be text is released whole */
-    assert_true(srv_tool_stream_feed(&ts, "a <tool", strlen("a <tool"), &rel));
+    assert_true(srv_toolfmt_feed(SRV_TOOLFMT_TAGGED, &ts, "a <tool", strlen("a <tool"), &rel));
     assert_string_equal(released(&rel), "a ");
-    assert_true(srv_tool_stream_feed(&ts, "box> b", strlen("box> b"), &rel));
+    assert_true(srv_toolfmt_feed(SRV_TOOLFMT_TAGGED, &ts, "box> b", strlen("box> b"), &rel));
     assert_string_equal(released(&rel), "<toolbox> b");
-    assert_true(srv_tool_stream_feed(&ts, " <", strlen(" <"), &rel));
-    assert_null(srv_tool_stream_finish(&ts, false, &rel, &nomem));
+    assert_true(srv_toolfmt_feed(SRV_TOOLFMT_TAGGED, &ts, " <", strlen(" <"), &rel));
+    assert_null(srv_toolfmt_finish(SRV_TOOLFMT_TAGGED, NULL, &ts, false, &rel, &nomem));
     assert_string_equal(released(&rel), " <");
     srv_tool_stream_free(&ts);
 
     /* a block that does not parse comes out as the text it was */
     const char *broken = "<tool_call>{\"name\": nope}</tool_call>";
-    assert_true(srv_tool_stream_feed(&ts, broken, strlen(broken), &rel));
+    assert_true(srv_toolfmt_feed(SRV_TOOLFMT_TAGGED, &ts, broken, strlen(broken), &rel));
     assert_string_equal(released(&rel), "");
-    assert_null(srv_tool_stream_finish(&ts, false, &rel, &nomem));
+    assert_null(srv_toolfmt_finish(SRV_TOOLFMT_TAGGED, NULL, &ts, false, &rel, &nomem));
     assert_false(nomem);
     assert_string_equal(released(&rel), broken);
     srv_tool_stream_free(&ts);
@@ -192,23 +193,23 @@ static void test_forced_call(void **state) {
     srv_buf_free(&b);
     /* the model closed the call: its closing brace is not part of the arguments */
     const char *text = "{\"city\": \"Oslo\"}}\n";
-    json_t *call = srv_tools_forced_call("get_weather", text, strlen(text), true);
+    json_t *call = srv_tools_forced_call("get_weather", text, strlen(text), "}");
     assert_string_equal(call_name(call), "get_weather");
     assert_string_equal(call_args(call), "{\"city\": \"Oslo\"}");
     assert_true(!strncmp(json_string_value(json_object_get(call, "id")), "call_", 5));
     json_decref(call);
     /* cut by length: the text as generated */
-    call = srv_tools_forced_call("get_weather", "{\"city\": \"Os", 12, false);
+    call = srv_tools_forced_call("get_weather", "{\"city\": \"Os", 12, NULL);
     assert_string_equal(call_args(call), "{\"city\": \"Os");
     json_decref(call);
     /* streamed: closing braces and spaces wait until it is known whether they end the call */
     srv_buf rel = {.max = 1 << 20};
     srv_tool_stream ts = {0};
-    assert_true(srv_tool_stream_forced(&ts, "{\"a\": {\"b\": 1}", strlen("{\"a\": {\"b\": 1}"), false, false, &rel));
+    assert_true(srv_tool_stream_forced(&ts, "{\"a\": {\"b\": 1}", strlen("{\"a\": {\"b\": 1}"), false, NULL, &rel));
     assert_string_equal(released(&rel), "{\"a\": {\"b\": 1");
-    assert_true(srv_tool_stream_forced(&ts, "}} ", 3, false, false, &rel));
+    assert_true(srv_tool_stream_forced(&ts, "}} ", 3, false, NULL, &rel));
     assert_string_equal(released(&rel), "");
-    assert_true(srv_tool_stream_forced(&ts, "\n", 1, true, true, &rel));
+    assert_true(srv_tool_stream_forced(&ts, "\n", 1, true, "}", &rel));
     assert_string_equal(released(&rel), "}}");
     srv_tool_stream_free(&ts);
     srv_buf_free(&rel);
