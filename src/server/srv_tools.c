@@ -237,8 +237,11 @@ bool srv_tool_stream_forced(srv_tool_stream *ts, const char *text, size_t len, b
     if (end) {
         out = forced_args_len(ts->held.data, n, closed_by);
     } else {
-        while (out && (is_space(ts->held.data[out - 1]) || ts->held.data[out - 1] == '}' || ts->held.data[out - 1] == ']'))
-            out--;
+        /* what was held before is all closing characters: only the new text is looked at,
+         * so a long run of them costs one pass, not one per token */
+        const char *h = ts->held.data;
+        while (out > n - len && (is_space(h[out - 1]) || h[out - 1] == '}' || h[out - 1] == ']')) out--;
+        if (out == n - len) out = 0;
     }
     if (!srv_buf_add(release, ts->held.data, out)) return false;
     srv_buf_consume(&ts->held, end ? n : out);

@@ -212,6 +212,18 @@ static void test_forced_call(void **state) {
     assert_true(srv_tool_stream_forced(&ts, "\n", 1, true, "}", &rel));
     assert_string_equal(released(&rel), "}}");
     srv_tool_stream_free(&ts);
+    /* a long run of closing characters, fed a piece at a time, waits whole; the text
+     * after it releases it all */
+    for (int i = 0; i < 300; i++) {
+        assert_true(srv_tool_stream_forced(&ts, i % 3 ? " }" : "]", i % 3 ? 2 : 1, false, NULL, &rel));
+        if (rel.len) fail_msg("piece %d released %zu bytes of closing characters", i, rel.len);
+    }
+    assert_true(srv_tool_stream_forced(&ts, "x}", 2, false, NULL, &rel));
+    assert_int_equal(rel.len, 200 * 2 + 100 + 1);
+    assert_int_equal(rel.data[rel.len - 1], 'x');
+    assert_int_equal(ts.held.len, 1);
+    srv_buf_consume(&rel, rel.len);
+    srv_tool_stream_free(&ts);
     srv_buf_free(&rel);
 }
 
