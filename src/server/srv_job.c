@@ -240,7 +240,9 @@ bool srv_job_reads_tool_calls(const srv_job *j) {
 const char *srv_job_call_closed_by(const srv_job *j, size_t i, const sched_event *ev) {
     sched_finish f = ev ? ev->finish : j->ch[i].finish;
     int stop = ev ? ev->stop_index : j->ch[i].stop_index;
-    bool own_end = stop < 0 || (j->call_stop && (size_t)stop + 1 == j->n_stop);
+    /* the user's stop strings come first: one equal to the call's end matches first */
+    bool own_end = stop < 0 || (j->call_stop && (size_t)stop < j->n_stop && j->stop[stop] &&
+                                !strcmp(j->stop[stop], j->stop[j->n_stop - 1]));
     return f == SCHED_FINISH_STOP && own_end ? j->call_close : NULL;
 }
 

@@ -507,6 +507,9 @@ static void test_stream_equals_whole(void **state) {
 static void test_forced_call_closed(void **state) {
     (void)state;
     srv_job j = {0};
+    j.stop[0] = "\n\n";
+    j.stop[1] = "END";
+    j.stop[2] = SRV_TOOL_CALL_CLOSE;
     j.n_stop = 3; /* two of the user's, then the call's end */
     j.call_stop = true;
     j.call_close = "}";
@@ -527,6 +530,12 @@ static void test_forced_call_closed(void **state) {
     assert_null(srv_job_call_closed_by(&j, 0, NULL));
     j.ch[0].stop_index = 2;
     assert_string_equal(srv_job_call_closed_by(&j, 0, NULL), "}");
+    /* the user's stop strings include the call's end: it matches there first, and still
+       closes the call */
+    j.stop[1] = SRV_TOOL_CALL_CLOSE;
+    j.ch[0].stop_index = 1;
+    assert_string_equal(srv_job_call_closed_by(&j, 0, NULL), "}");
+    j.stop[1] = "END";
     /* a form without a stop string (the end of the turn ends the call): every stop string
        is the user's */
     j.call_stop = false;
