@@ -164,23 +164,7 @@ json_t *srv_toolfmt_extract(srv_toolfmt f, const json_t *tools, const char *text
     srv_buf outside = {.max = len + 1};
     bool ok = calls && (f == SRV_TOOLFMT_LLAMA ? read_llama(tools, text, len, calls)
                                                : read_mistral(text, len, calls, &outside));
-    if (ok && json_array_size(calls) > 0) {
-        const char *c = outside.data ? outside.data : "";
-        size_t n = outside.len;
-        while (n && is_space(*c)) c++, n--;
-        while (n && is_space(c[n - 1])) n--;
-        *content = n ? srv_json_text(c, n) : json_null();
-        ok = *content != NULL;
-    }
-    srv_buf_free(&outside);
-    while (ok && first_only && json_array_size(calls) > 1) json_array_remove(calls, json_array_size(calls) - 1);
-    if (!ok || json_array_size(calls) == 0) {
-        json_decref(calls);
-        json_decref(*content);
-        *content = NULL;
-        return NULL;
-    }
-    return calls;
+    return srv_tools_calls_read(calls, ok, &outside, first_only, content);
 }
 
 /* ---- forced calls ------------------------------------------------------------------ */
@@ -212,7 +196,9 @@ static bool release_held(srv_tool_stream *ts, size_t n, srv_buf *release) {
     return true;
 }
 
-bool srv_toolfmt_hold_marker(srv_tool_stream *ts, const char *marker, const char *text, size_t len, srv_buf *release) {
+/* The marker formats: holds text from the first `marker` on, and a tail that may still
+ * complete it. */
+static bool hold_marker(srv_tool_stream *ts, const char *marker, const char *text, size_t len, srv_buf *release) {
     if (!ts->held.max) ts->held.max = HELD_MAX;
     if (!srv_buf_add(&ts->held, text, len)) return false;
     if (ts->in_call) return true;
@@ -256,9 +242,9 @@ static bool hold_llama(srv_tool_stream *ts, const char *text, size_t len, srv_bu
 
 bool srv_toolfmt_feed(srv_toolfmt f, srv_tool_stream *ts, const char *text, size_t len, srv_buf *release) {
     switch (f) {
-    case SRV_TOOLFMT_TAGGED: return srv_toolfmt_hold_marker(ts, SRV_TOOL_CALL_OPEN, text, len, release);
+    case SRV_TOOLFMT_TAGGED: return hold_marker(ts, SRV_TOOL_CALL_OPEN, text, len, release);
     case SRV_TOOLFMT_MISTRAL:
-    case SRV_TOOLFMT_MISTRAL_ARGS: return srv_toolfmt_hold_marker(ts, SRV_TOOLFMT_MISTRAL_MARK, text, len, release);
+    case SRV_TOOLFMT_MISTRAL_ARGS: return hold_marker(ts, SRV_TOOLFMT_MISTRAL_MARK, text, len, release);
     case SRV_TOOLFMT_LLAMA: return hold_llama(ts, text, len, release);
     case SRV_TOOLFMT_NONE: break;
     }

@@ -79,8 +79,4 @@ json_t *srv_toolfmt_finish(srv_toolfmt f, const json_t *tools, srv_tool_stream *
  *   MISTRAL_ARGS  [TOOL_CALLS]NAME[ARGS]                        end of turn, nothing */
 bool srv_toolfmt_forced_open(srv_toolfmt f, const char *name, srv_buf *out, const char **stop, const char **close);
 
-/* Streaming helper of the marker formats: holds text from the first `marker` on, and a
- * tail that may still complete it. */
-bool srv_toolfmt_hold_marker(srv_tool_stream *ts, const char *marker, const char *text, size_t len, srv_buf *release);
-
 #endif

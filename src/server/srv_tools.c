@@ -186,17 +186,24 @@ json_t *srv_tools_extract(const char *text, size_t len, bool first_only, json_t 
         if (!call) break;
         pos = (size_t)(close - text) + lc;
     }
+    return srv_tools_calls_read(calls, ok, &outside, first_only, content);
+}
+
+json_t *srv_tools_calls_read(json_t *calls, bool ok, srv_buf *outside, bool first_only, json_t **content) {
+    *content = NULL;
     if (ok && json_array_size(calls) > 0) {
-        const char *c = outside.data ? outside.data : "";
-        size_t n = outside.len;
+        const char *c = outside->data ? outside->data : "";
+        size_t n = outside->len;
         trim(&c, &n);
         *content = n ? srv_json_text(c, n) : json_null();
         ok = *content != NULL;
     }
-    srv_buf_free(&outside);
+    srv_buf_free(outside);
     while (ok && first_only && json_array_size(calls) > 1) json_array_remove(calls, json_array_size(calls) - 1);
     if (!ok || json_array_size(calls) == 0) {
         json_decref(calls);
+        json_decref(*content);
+        *content = NULL;
         return NULL;
     }
     return calls;

@@ -53,6 +53,12 @@ json_t *srv_tools_call_new(const json_t *name, const json_t *args);
  * parallel_tool_calls: false) only the first call is kept. */
 json_t *srv_tools_extract(const char *text, size_t len, bool first_only, json_t **content);
 
+/* The end of every form's reading: takes calls (read with no failure when ok) and frees
+ * *outside (the text outside them). With calls, *content is that text trimmed (a JSON
+ * string, or JSON null when empty) and first_only keeps the first call; else NULL and
+ * *content NULL. */
+json_t *srv_tools_calls_read(json_t *calls, bool ok, srv_buf *outside, bool first_only, json_t **content);
+
 /* Per-choice stream state: text not yet released as content (fed and finished by
  * srv_toolfmt_feed / srv_toolfmt_finish in the model's format). */
 typedef struct srv_tool_stream {
