@@ -55,14 +55,6 @@ static json_t *load_at(const char *t, size_t len, size_t pos, size_t *end) {
     return v;
 }
 
-static bool named_tool(const json_t *tools, const json_t *name) {
-    for (size_t i = 0; i < json_array_size(tools); i++) {
-        json_t *n = json_object_get(json_object_get(json_array_get(tools, i), "function"), "name");
-        if (json_is_string(n) && json_equal(n, name)) return true;
-    }
-    return false;
-}
-
 /* {"name": ..., "arguments"|"parameters": ...} as a call; LLAMA also needs the name in
  * tools and the arguments present. */
 static json_t *call_of(const json_t *obj, const json_t *tools, bool llama) {
@@ -70,7 +62,7 @@ static json_t *call_of(const json_t *obj, const json_t *tools, bool llama) {
     json_t *name = json_object_get(obj, "name");
     json_t *args = json_object_get(obj, "arguments");
     if (!args) args = json_object_get(obj, "parameters");
-    if (llama && (!args || !named_tool(tools, name))) return NULL;
+    if (llama && (!args || !json_is_string(name) || !srv_tools_has(tools, json_string_value(name)))) return NULL;
     return srv_tools_call_new(name, args);
 }
 

@@ -55,7 +55,7 @@ static bool check_tool(const json_t *t, size_t i, srv_error *e) {
     return true;
 }
 
-static bool has_tool(const json_t *tools, const char *name) {
+bool srv_tools_has(const json_t *tools, const char *name) {
     for (size_t i = 0; i < json_array_size(tools); i++) {
         json_t *n = json_object_get(json_object_get(json_array_get(tools, i), "function"), "name");
         if (json_is_string(n) && !strcmp(json_string_value(n), name)) return true;
@@ -92,7 +92,7 @@ static bool check_choice(const json_t *choice, const json_t *tools, bool *none, 
         return srv_invalid(e, "tool_choice",
                            "'tool_choice' must be \"none\", \"auto\", \"required\" or {\"type\": \"function\", "
                            "\"function\": {\"name\": ...}}");
-    if (!tools || !has_tool(tools, json_string_value(name)))
+    if (!tools || !srv_tools_has(tools, json_string_value(name)))
         return srv_invalid(e, "tool_choice", "'tool_choice' names the function '%.64s', which is not in 'tools'",
                            json_string_value(name));
     *forced = json_string_value(name);

@@ -38,6 +38,8 @@ bool srv_tools_parse_request(const json_t *root, const json_t **tools, const cha
  * ended it): as OpenAI warns of its own, they are the model's text and may not be valid
  * JSON. */
 bool srv_tools_prefill(const char *name, srv_buf *out);
+/* tools (a request's checked list) has a function named name. */
+bool srv_tools_has(const json_t *tools, const char *name);
 /* A fresh call id: "call_" and 24 letters and digits. */
 void srv_tools_call_id(char *out, size_t cap);
 json_t *srv_tools_forced_call(const char *name, const char *text, size_t len, const char *closed_by);
