@@ -117,12 +117,17 @@ KERN_DECLARE_AVX2(f32)
 KERN_DECLARE_AVX2(f16)
 KERN_DECLARE_AVX2(bf16)
 #undef KERN_DECLARE_AVX2
-/* One weight row against KERN_DOT_TOKENS activation rows x_stride bytes apart, each
-   result bit-identical to the type's vec_dot of the same level (prefill on plain rows). */
+/* One weight row against nt (1..KERN_DOT_TOKENS) activation rows x_stride bytes apart,
+   each result bit-identical to the type's vec_dot of the same level: the weights are
+   unpacked or widened once for all of them (plain rows: prefill, several decoding slots). */
 #define KERN_DOT_TOKENS 4
-void kern_q4_k_vec_dot4_avx2(int64_t n, const void *w, const void *x, size_t x_stride, float *out);
-void kern_q5_k_vec_dot4_avx2(int64_t n, const void *w, const void *x, size_t x_stride, float *out);
-void kern_q6_k_vec_dot4_avx2(int64_t n, const void *w, const void *x, size_t x_stride, float *out);
+typedef void (*kern_vec_dotn)(int64_t n, const void *w, const void *x, size_t x_stride, int nt, float *out);
+void kern_q4_k_vec_dotn_avx2(int64_t n, const void *w, const void *x, size_t x_stride, int nt, float *out);
+void kern_q5_k_vec_dotn_avx2(int64_t n, const void *w, const void *x, size_t x_stride, int nt, float *out);
+void kern_q6_k_vec_dotn_avx2(int64_t n, const void *w, const void *x, size_t x_stride, int nt, float *out);
+void kern_f32_vec_dotn_avx2(int64_t n, const void *w, const void *x, size_t x_stride, int nt, float *out);
+void kern_f16_vec_dotn_avx2(int64_t n, const void *w, const void *x, size_t x_stride, int nt, float *out);
+void kern_bf16_vec_dotn_avx2(int64_t n, const void *w, const void *x, size_t x_stride, int nt, float *out);
 void kern_f16_to_float_avx2(const void *src, float *dst, int64_t n);
 void kern_f16_from_float_avx2(const float *src, void *dst, int64_t n);
 void kern_q8_0_from_float_avx2(const float *src, void *dst, int64_t n);

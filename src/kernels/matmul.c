@@ -66,13 +66,16 @@ static void prepare_part(void *ctx, int ith, int nth) {
     if (t0 < t1) j->prep->prepare(j->prep->ctx, ith, t0, t1);
 }
 
-/* The active level's kernel for one row against KERN_DOT_TOKENS tokens, or NULL. */
-static void (*multi_token_dot(uint32_t type))(int64_t, const void *, const void *, size_t, float *) {
+/* The active level's kernel for one row against up to KERN_DOT_TOKENS tokens, or NULL. */
+static kern_vec_dotn multi_token_dot(uint32_t type) {
     if (kern_cpu_level_active() < KERN_CPU_AVX2) return NULL;
     switch (type) {
-    case GGML_Q4_K: return kern_q4_k_vec_dot4_avx2;
-    case GGML_Q5_K: return kern_q5_k_vec_dot4_avx2;
-    case GGML_Q6_K: return kern_q6_k_vec_dot4_avx2;
+    case GGML_F32: return kern_f32_vec_dotn_avx2;
+    case GGML_F16: return kern_f16_vec_dotn_avx2;
+    case GGML_BF16: return kern_bf16_vec_dotn_avx2;
+    case GGML_Q4_K: return kern_q4_k_vec_dotn_avx2;
+    case GGML_Q5_K: return kern_q5_k_vec_dotn_avx2;
+    case GGML_Q6_K: return kern_q6_k_vec_dotn_avx2;
     default: return NULL;
     }
 }
@@ -86,17 +89,20 @@ static void mul_units(const mm_job *j, int i, int64_t u0, int64_t u1, int64_t t0
         return;
     }
     const kern_type_traits *wt = kern_traits(w->type);
-    void (*dot4)(int64_t, const void *, const void *, size_t, float *) = multi_token_dot(w->type);
+    kern_vec_dotn dotn = multi_token_dot(w->type);
     for (int64_t r = u0; r < u1; r++) {
         const uint8_t *wrow = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
-        int64_t t = t0;
-        if (dot4)
-            for (; t + KERN_DOT_TOKENS <= t1; t += KERN_DOT_TOKENS) {
-                float out[KERN_DOT_TOKENS];
-                dot4(w->cols, wrow, act + (size_t)t * j->act_row_bytes, j->act_row_bytes, out);
-                for (int k = 0; k < KERN_DOT_TOKENS; k++) j->y[i][(t + k) * j->ldy[i] + r] = out[k];
-            }
-        for (; t < t1; t++) j->y[i][t * j->ldy[i] + r] = wt->vec_dot(w->cols, wrow, act + (size_t)t * j->act_row_bytes);
+        if (!dotn || t1 - t0 == 1) {
+            for (int64_t t = t0; t < t1; t++)
+                j->y[i][t * j->ldy[i] + r] = wt->vec_dot(w->cols, wrow, act + (size_t)t * j->act_row_bytes);
+            continue;
+        }
+        for (int64_t t = t0; t < t1; t += KERN_DOT_TOKENS) {
+            int nt = t1 - t < KERN_DOT_TOKENS ? (int)(t1 - t) : KERN_DOT_TOKENS;
+            float out[KERN_DOT_TOKENS];
+            dotn(w->cols, wrow, act + (size_t)t * j->act_row_bytes, j->act_row_bytes, nt, out);
+            for (int k = 0; k < nt; k++) j->y[i][(t + k) * j->ldy[i] + r] = out[k];
+        }
     }
 }
 

@@ -260,8 +260,13 @@ float kern_q4_k_vec_dot_avx2(int64_t n, const void *w, const void *x) {
     return out;
 }
 
-void kern_q4_k_vec_dot4_avx2(int64_t n, const void *w, const void *x, size_t x_stride, float *out) {
-    q4_k_dot_nt(n, w, x, x_stride, KERN_DOT_TOKENS, out);
+void kern_q4_k_vec_dotn_avx2(int64_t n, const void *w, const void *x, size_t x_stride, int nt, float *out) {
+    switch (nt) { /* constant token counts, so that each unrolls */
+    case 1: q4_k_dot_nt(n, w, x, x_stride, 1, out); break;
+    case 2: q4_k_dot_nt(n, w, x, x_stride, 2, out); break;
+    case 3: q4_k_dot_nt(n, w, x, x_stride, 3, out); break;
+    default: q4_k_dot_nt(n, w, x, x_stride, KERN_DOT_TOKENS, out); break;
+    }
 }
 
 /* moves bit `from` of every byte to bit 4 (other bits: garbage to mask off) */
@@ -300,8 +305,13 @@ float kern_q5_k_vec_dot_avx2(int64_t n, const void *w, const void *x) {
     return out;
 }
 
-void kern_q5_k_vec_dot4_avx2(int64_t n, const void *w, const void *x, size_t x_stride, float *out) {
-    q5_k_dot_nt(n, w, x, x_stride, KERN_DOT_TOKENS, out);
+void kern_q5_k_vec_dotn_avx2(int64_t n, const void *w, const void *x, size_t x_stride, int nt, float *out) {
+    switch (nt) { /* constant token counts, so that each unrolls */
+    case 1: q5_k_dot_nt(n, w, x, x_stride, 1, out); break;
+    case 2: q5_k_dot_nt(n, w, x, x_stride, 2, out); break;
+    case 3: q5_k_dot_nt(n, w, x, x_stride, 3, out); break;
+    default: q5_k_dot_nt(n, w, x, x_stride, KERN_DOT_TOKENS, out); break;
+    }
 }
 
 static inline __attribute__((always_inline)) void q6_k_dot_nt(int64_t n, const kern_block_q6_k *a, const uint8_t *x,
@@ -350,8 +360,13 @@ float kern_q6_k_vec_dot_avx2(int64_t n, const void *w, const void *x) {
     return out;
 }
 
-void kern_q6_k_vec_dot4_avx2(int64_t n, const void *w, const void *x, size_t x_stride, float *out) {
-    q6_k_dot_nt(n, w, x, x_stride, KERN_DOT_TOKENS, out);
+void kern_q6_k_vec_dotn_avx2(int64_t n, const void *w, const void *x, size_t x_stride, int nt, float *out) {
+    switch (nt) { /* constant token counts, so that each unrolls */
+    case 1: q6_k_dot_nt(n, w, x, x_stride, 1, out); break;
+    case 2: q6_k_dot_nt(n, w, x, x_stride, 2, out); break;
+    case 3: q6_k_dot_nt(n, w, x, x_stride, 3, out); break;
+    default: q6_k_dot_nt(n, w, x, x_stride, KERN_DOT_TOKENS, out); break;
+    }
 }
 
 /* ---- float rows: 8-lane FMA, 4 accumulators ---------------------------------- */
@@ -373,6 +388,46 @@ static inline __m256 load_bf16(const void *a, int64_t i) {
     __m256i h = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)a + i)));
     return _mm256_castsi256_ps(_mm256_slli_epi32(h, 16));
 }
+
+/* dot_f32_lanes for two activation rows: each sum in exactly that order (so bit-identical
+   to it), each weight vector loaded and widened once for both. */
+static inline void dot_f32_lanes2(int64_t n, const float *b0, const float *b1, __m256 (*load)(const void *, int64_t),
+                                  const void *a, float out[2]) {
+    __m256 p[4], q[4];
+    for (int k = 0; k < 4; k++) p[k] = q[k] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32)
+        for (int k = 0; k < 4; k++) {
+            __m256 w = load(a, i + 8 * k);
+            p[k] = _mm256_fmadd_ps(w, _mm256_loadu_ps(b0 + i + 8 * k), p[k]);
+            q[k] = _mm256_fmadd_ps(w, _mm256_loadu_ps(b1 + i + 8 * k), q[k]);
+        }
+    for (; i + 8 <= n; i += 8) {
+        __m256 w = load(a, i);
+        p[0] = _mm256_fmadd_ps(w, _mm256_loadu_ps(b0 + i), p[0]);
+        q[0] = _mm256_fmadd_ps(w, _mm256_loadu_ps(b1 + i), q[0]);
+    }
+    out[0] = hsum8(_mm256_add_ps(_mm256_add_ps(p[0], p[1]), _mm256_add_ps(p[2], p[3])));
+    out[1] = hsum8(_mm256_add_ps(_mm256_add_ps(q[0], q[1]), _mm256_add_ps(q[2], q[3])));
+}
+
+/* A float-like row against nt activation rows: pairs through dot_f32_lanes2, then the
+   scalar tail per token as the one-token dot does it. */
+#define FLOAT_DOTN(name, elem_t, load, widen)                                                                     \
+    void kern_##name##_vec_dotn_avx2(int64_t n, const void *w, const void *x, size_t x_stride, int nt, float *out) { \
+        const elem_t *a = w;                                                                                     \
+        int t = 0;                                                                                               \
+        for (; t + 2 <= nt; t += 2) {                                                                            \
+            const float *b0 = (const float *)((const uint8_t *)x + (size_t)t * x_stride);                        \
+            const float *b1 = (const float *)((const uint8_t *)x + (size_t)(t + 1) * x_stride);                  \
+            dot_f32_lanes2(n, b0, b1, load, a, out + t);                                                         \
+            for (int64_t i = n & ~(int64_t)7; i < n; i++) {                                                      \
+                out[t] += widen(a[i]) * b0[i];                                                                   \
+                out[t + 1] += widen(a[i]) * b1[i];                                                               \
+            }                                                                                                    \
+        }                                                                                                        \
+        if (t < nt) out[t] = kern_##name##_vec_dot_avx2(n, w, (const uint8_t *)x + (size_t)t * x_stride);       \
+    }
 
 float kern_f32_vec_dot_avx2(int64_t n, const void *w, const void *x) {
     const float *a = w, *b = x;
@@ -396,3 +451,9 @@ float kern_bf16_vec_dot_avx2(int64_t n, const void *w, const void *x) {
     for (int64_t i = n & ~(int64_t)7; i < n; i++) sum += kern_bf16_to_f32(a[i]) * b[i];
     return sum;
 }
+
+static inline float same_f32(float v) { return v; }
+FLOAT_DOTN(f32, float, load_f32, same_f32)
+FLOAT_DOTN(f16, uint16_t, load_f16, kern_f16_to_f32)
+FLOAT_DOTN(bf16, uint16_t, load_bf16, kern_bf16_to_f32)
+#undef FLOAT_DOTN

@@ -92,10 +92,9 @@ static uint8_t *make_weights(uint32_t type, int64_t rows, int64_t cols, kt_rng *
     return data;
 }
 
-static void test_matmul_matches_naive(void **state) {
-    const uint32_t types[] = {GGML_F32, GGML_F16, GGML_BF16, GGML_Q8_0, GGML_Q4_0, GGML_Q4_1,
-                              GGML_Q5_0, GGML_Q5_1, GGML_Q4_K, GGML_Q5_K, GGML_Q6_K};
-    const int64_t rows = 37, cols = 512, n_tok = 5, ldy = 41;
+/* kern_matmul of n_tok tokens against each type, checked as the file's header says. */
+static void matches_naive(const uint32_t *types, size_t n_types, int64_t cols, int64_t n_tok) {
+    const int64_t rows = 37, ldy = 41;
     kt_rng r = {77};
     kern_pool *pools[3] = {kern_pool_new(1), kern_pool_new(2), kern_pool_new(3)};
     float *x = malloc(sizeof(float) * n_tok * cols);
@@ -103,7 +102,7 @@ static void test_matmul_matches_naive(void **state) {
     for (int k = 0; k < 4; k++) y[k] = malloc(sizeof(float) * n_tok * ldy);
     float *wrow = malloc(sizeof(float) * cols), *xrow = malloc(sizeof(float) * cols);
 
-    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+    for (size_t ti = 0; ti < n_types; ti++) {
         kern_matrix m;
         uint8_t *data = make_weights(types[ti], rows, cols, &r, &m);
         kt_fill_normal(&r, x, n_tok * cols, 1.0f);
@@ -154,6 +153,17 @@ static void test_matmul_matches_naive(void **state) {
     free(x);
     free(wrow);
     free(xrow);
+}
+
+static void test_matmul_matches_naive(void **state) {
+    const uint32_t all[] = {GGML_F32, GGML_F16, GGML_BF16, GGML_Q8_0, GGML_Q4_0, GGML_Q4_1,
+                            GGML_Q5_0, GGML_Q5_1, GGML_Q4_K, GGML_Q5_K, GGML_Q6_K};
+    const uint32_t floats[] = {GGML_F32, GGML_F16, GGML_BF16};
+    /* token counts around the multi-token kernels' groups of 4 (and pairs, for floats);
+       300 columns leave both a partial 32 and a scalar tail */
+    for (int64_t n_tok = 1; n_tok <= 6; n_tok++) matches_naive(all, sizeof all / sizeof all[0], 512, n_tok);
+    for (int64_t n_tok = 1; n_tok <= 6; n_tok++) matches_naive(floats, sizeof floats / sizeof floats[0], 300, n_tok);
+    (void)state;
 }
 
 static void test_get_row(void **state) {
