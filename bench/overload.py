@@ -8,9 +8,10 @@ capacity (default --slots 2 --max-queue 2) and measures, in milliseconds:
      completions back to back for `--seconds`, while a probe GETs /health every 50 ms:
      latency of the rejections (429/503, checked for Retry-After), TTFT of the admitted
      requests, /health latency;
-  3. with --slowloris N: rounds of a moderate load (clients = slots) alone, then again
-     while slowhttptest (Debian package `slowhttptest`) holds N slowloris connections;
-     compares the requests' TTFT p99 pooled over the rounds.
+  3. with --slowloris N: rounds of a moderate load (clients = slots) alone, while
+     slowhttptest (Debian package `slowhttptest`) holds N slowloris connections on a
+     sink of the benchmark's own (the control: the tool's own CPU cost), and while it
+     holds them on the server; compares the requests' TTFT p99 pooled over the rounds.
 
 Each client is a process of its own: as threads of one interpreter, a client whose
 answer had arrived could wait up to the interpreter's 5 ms switch interval for the lock
@@ -31,6 +32,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 
@@ -233,35 +235,90 @@ def loaded(srv, model_id, a, label, n_clients, seconds=None, raw=None):
             "rejections_without_retry_after": no_retry_after, "health_ms": summary(health), "other": other}
 
 
+class Sink:
+    """A listener that holds the first `keep` connections without reading and closes the
+    rest at once, as the server's per-address cap does: the control target, so that
+    slowhttptest's own cost on a machine shared with the server and the clients can be
+    told from the server's (with refused connections it polls in a loop, a whole core)."""
+
+    def __init__(self, keep):
+        self.keep = keep
+        self.s = socket.socket()
+        self.s.bind(("127.0.0.3", 0))
+        self.s.listen(1024)
+        self.port = self.s.getsockname()[1]
+        self.held = []
+        threading.Thread(target=self.run, daemon=True).start()
+
+    def run(self):
+        while True:
+            try:
+                c = self.s.accept()[0]
+            except OSError:
+                return
+            if len(self.held) < self.keep:
+                self.held.append(c)
+            else:
+                c.close()
+
+    def close(self):
+        self.s.close()
+        for c in self.held:
+            c.close()
+
+
+def attack(tool, a, url):
+    return subprocess.Popen(
+        [tool, "-H", "-c", str(a.slowloris), "-r", str(max(50, a.slowloris)), "-i", "5", "-s", "8192",
+         "-l", str(int(a.slowloris_seconds + 30)), "-t", "GET", "-u", url, "-p", "10"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=lambda: os.nice(a.slowloris_nice))
+
+
+def stop_attack(slow):
+    slow.send_signal(signal.SIGINT)
+    try:
+        slow.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        slow.kill()
+    time.sleep(2)
+
+
 def slowloris(srv, model_id, a, tool):
-    """Rounds of: `slots` clients alone, then the same while slowhttptest holds N
-    slowloris connections (measured from 3 s after it starts, while the server's header
+    """Rounds of `slots` clients: alone; while slowhttptest holds N slowloris connections
+    on a sink of the benchmark's own (control: the tool's cost alone); while it holds
+    them on the server (measured from 3 s after it starts, while the server's header
     deadline still lets them live). Compares TTFT p99 pooled over the rounds."""
-    alone, attacked, rounds = {}, {}, []
+    pools = {"alone": {}, "control": {}, "attacked": {}}
+    rounds = []
     for i in range(a.slowloris_rounds):
-        base = loaded(srv, model_id, a, f"round {i + 1}: clients = slots, alone", a.slots, a.slowloris_seconds, alone)
-        slow = subprocess.Popen(
-            [tool, "-H", "-c", str(a.slowloris), "-r", str(max(50, a.slowloris)), "-i", "5", "-s", "8192",
-             "-l", str(int(a.slowloris_seconds + 30)), "-t", "GET", "-u", f"http://127.0.0.1:{srv.port}/health",
-             "-p", "10"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        rd = {"alone": loaded(srv, model_id, a, f"round {i + 1}: alone", a.slots, a.slowloris_seconds,
+                              pools["alone"])}
+        sink = Sink(a.sink_keep)
+        slow = attack(tool, a, f"http://127.0.0.3:{sink.port}/health")
         time.sleep(3)  # it opens its connections in the first second
+        rd["control"] = loaded(srv, model_id, a, f"round {i + 1}: slowhttptest on a sink", a.slots,
+                               a.slowloris_seconds, pools["control"])
+        rd["control"]["sink_connections_held"] = len(sink.held)
+        stop_attack(slow)
+        sink.close()
+        slow = attack(tool, a, f"http://127.0.0.1:{srv.port}/health")
+        time.sleep(3)
         fds = [len(os.listdir(f"/proc/{srv.p.pid}/fd"))]
-        hit = loaded(srv, model_id, a, f"round {i + 1}: with {a.slowloris} slowloris connections", a.slots,
-                     a.slowloris_seconds, attacked)
+        rd["attacked"] = loaded(srv, model_id, a, f"round {i + 1}: {a.slowloris} slowloris connections on the server",
+                                a.slots, a.slowloris_seconds, pools["attacked"])
         fds.append(len(os.listdir(f"/proc/{srv.p.pid}/fd")))
-        slow.send_signal(signal.SIGINT)
-        try:
-            slow.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            slow.kill()
-        time.sleep(2)
-        rounds.append({"alone": base, "attacked": hit, "server_fds_at_start_and_end": fds})
-    rep = {"rounds": rounds}
+        rd["attacked"]["server_fds_at_start_and_end"] = fds
+        stop_attack(slow)
+        rounds.append(rd)
+    rep = {"slowhttptest_nice": a.slowloris_nice, "rounds": rounds}
     for key, name in (("ttft", "admitted_ttft_ms"), ("server_ttft", "server_ttft_ms")):
-        m, m2 = summary(alone.get(key, [])), summary(attacked.get(key, []))
-        rep[name] = {"alone": m, "attacked": m2}
-        if m["p99"] and m2["p99"]:
-            rep[name]["p99_attacked_vs_alone"] = round(m2["p99"] / m["p99"], 2)
+        m = {k: summary(v.get(key, [])) for k, v in pools.items()}
+        for k in ("control", "attacked"):
+            if m["alone"]["p99"] and m[k]["p99"]:
+                m[f"p99_{k}_vs_alone"] = round(m[k]["p99"] / m["alone"]["p99"], 2)
+        if m["control"]["p99"] and m["attacked"]["p99"]:
+            m["p99_attacked_vs_control"] = round(m["attacked"]["p99"] / m["control"]["p99"], 2)
+        rep[name] = m
     return rep
 
 
@@ -299,6 +356,11 @@ def main():
     ap.add_argument("--serve-env", action="append", default=[], help="VAR=VALUE for the server (repeatable)")
     ap.add_argument("--slowloris", type=int, default=0, help="connections slowhttptest holds in step 3")
     ap.add_argument("--slowloris-rounds", type=int, default=2, help="alone / attacked rounds in step 3")
+    ap.add_argument("--slowloris-nice", type=int, default=19,
+                    help="niceness of slowhttptest: it spins a whole core, which on a small machine shared with "
+                         "the server and clients would measure the tool, not the server (0: compete equally)")
+    ap.add_argument("--sink-keep", type=int, default=64,
+                    help="connections the control sink holds (the server's limits.connections_per_ip)")
     ap.add_argument("--slowloris-seconds", type=float, default=25,
                     help="length of each step-3 run (the server's header deadline, 30 s, ends the attack)")
     ap.add_argument("--json", help="write the report here too")
