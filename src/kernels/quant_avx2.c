@@ -231,6 +231,15 @@ static inline __m256i mins_pairs(const uint8_t mn[8]) {
     return _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m, m));
 }
 
+/* Calls dot with nt as a constant, so that each token count unrolls. */
+#define DOT_NT_CONSTANT(dot)                                                     \
+    switch (nt) {                                                                \
+    case 1: dot(n, w, x, x_stride, 1, out); break;                               \
+    case 2: dot(n, w, x, x_stride, 2, out); break;                               \
+    case 3: dot(n, w, x, x_stride, 3, out); break;                               \
+    default: dot(n, w, x, x_stride, KERN_DOT_TOKENS, out); break;                \
+    }
+
 /* One Q4_K row against nt activation rows (x_stride bytes apart): each token's
    arithmetic is that of the one-token dot, the unpacking is shared. */
 static inline __attribute__((always_inline)) void q4_k_dot_nt(int64_t n, const kern_block_q4_k *a, const uint8_t *x,
@@ -261,12 +270,7 @@ float kern_q4_k_vec_dot_avx2(int64_t n, const void *w, const void *x) {
 }
 
 void kern_q4_k_vec_dotn_avx2(int64_t n, const void *w, const void *x, size_t x_stride, int nt, float *out) {
-    switch (nt) { /* constant token counts, so that each unrolls */
-    case 1: q4_k_dot_nt(n, w, x, x_stride, 1, out); break;
-    case 2: q4_k_dot_nt(n, w, x, x_stride, 2, out); break;
-    case 3: q4_k_dot_nt(n, w, x, x_stride, 3, out); break;
-    default: q4_k_dot_nt(n, w, x, x_stride, KERN_DOT_TOKENS, out); break;
-    }
+    DOT_NT_CONSTANT(q4_k_dot_nt);
 }
 
 /* moves bit `from` of every byte to bit 4 (other bits: garbage to mask off) */
@@ -306,12 +310,7 @@ float kern_q5_k_vec_dot_avx2(int64_t n, const void *w, const void *x) {
 }
 
 void kern_q5_k_vec_dotn_avx2(int64_t n, const void *w, const void *x, size_t x_stride, int nt, float *out) {
-    switch (nt) { /* constant token counts, so that each unrolls */
-    case 1: q5_k_dot_nt(n, w, x, x_stride, 1, out); break;
-    case 2: q5_k_dot_nt(n, w, x, x_stride, 2, out); break;
-    case 3: q5_k_dot_nt(n, w, x, x_stride, 3, out); break;
-    default: q5_k_dot_nt(n, w, x, x_stride, KERN_DOT_TOKENS, out); break;
-    }
+    DOT_NT_CONSTANT(q5_k_dot_nt);
 }
 
 static inline __attribute__((always_inline)) void q6_k_dot_nt(int64_t n, const kern_block_q6_k *a, const uint8_t *x,
@@ -361,13 +360,9 @@ float kern_q6_k_vec_dot_avx2(int64_t n, const void *w, const void *x) {
 }
 
 void kern_q6_k_vec_dotn_avx2(int64_t n, const void *w, const void *x, size_t x_stride, int nt, float *out) {
-    switch (nt) { /* constant token counts, so that each unrolls */
-    case 1: q6_k_dot_nt(n, w, x, x_stride, 1, out); break;
-    case 2: q6_k_dot_nt(n, w, x, x_stride, 2, out); break;
-    case 3: q6_k_dot_nt(n, w, x, x_stride, 3, out); break;
-    default: q6_k_dot_nt(n, w, x, x_stride, KERN_DOT_TOKENS, out); break;
-    }
+    DOT_NT_CONSTANT(q6_k_dot_nt);
 }
+#undef DOT_NT_CONSTANT
 
 /* ---- float rows: 8-lane FMA, 4 accumulators ---------------------------------- */
 static inline float dot_f32_lanes(int64_t n, const float *b, __m256 (*load)(const void *, int64_t), const void *a) {
