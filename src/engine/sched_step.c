@@ -134,12 +134,18 @@ static void take_token(sched *s, int32_t slot, const float *raw) {
     }
     q->tokens[q->n_tokens++] = tok;
     q->n_gen++;
-    char *text;
+    char *text, none[1] = "";
     size_t len;
     const char *emit;
     size_t emit_len;
     bool stopped = false;
-    hearth_status st = tok_stream_push(q->stream, tok, &text, &len, &err);
+    hearth_status st = HEARTH_OK;
+    if (tok_is_eog(s->v, tok)) { /* here only with ignore_eos: never text, even with show_control */
+        text = none;
+        len = 0;
+    } else {
+        st = tok_stream_push(q->stream, tok, &text, &len, &err);
+    }
     if (!st) st = stop_matcher_feed(q->stops, text, len, &emit, &emit_len, &stopped);
     if (st) {
         if (st == HEARTH_ERR_NOMEM) err_set(&err, st, "scheduler: out of memory for the generated text");

@@ -231,6 +231,25 @@ static void test_control_tokens_shown_only_for_marker_formats(void **state) {
     }
 }
 
+/* With ignore_eos the end-of-turn token does not end the reply, and it is never text,
+ * not even for a request whose control tokens are shown. */
+static void test_end_of_turn_never_text(void **state) {
+    (void)state;
+    NEED_SERVER();
+    char body[2048], extra[1024];
+    long status = 0;
+    snprintf(extra, sizeof extra, "%s,\"ignore_eos\":true,\"max_tokens\":3,\"logit_bias\":{\"" TOK_EOS "\":100}",
+             TOOLS);
+    chat_body(body, sizeof body, "llama3", false, extra);
+    json_t *plain = post_json(body, &status);
+    assert_int_equal(status, 200);
+    const char *got = content_of(plain);
+    if (!got || strcmp(got, "") != 0) fail_msg("content '%s', expected ''", got ? got : "(null)");
+    json_t *usage = json_object_get(plain, "usage");
+    assert_int_equal(json_integer_value(json_object_get(usage, "completion_tokens")), 3);
+    json_decref(plain);
+}
+
 /* A Mistral reply with '[' (a possible start of [TOOL_CALLS]) that never becomes the
  * marker goes out as content, equal plain and streamed; Gemma's template knows no
  * tools, so its replies are never read. */
@@ -374,6 +393,7 @@ int main(void) {
         cmocka_unit_test(test_forced_call_user_stop_keeps_brace),
         cmocka_unit_test(test_llama_reply_held_then_content),
         cmocka_unit_test(test_control_tokens_shown_only_for_marker_formats),
+        cmocka_unit_test(test_end_of_turn_never_text),
         cmocka_unit_test(test_mistral_and_no_tool_template_content),
         cmocka_unit_test(test_forced_call_in_each_form),
     };
