@@ -128,7 +128,8 @@ static void take_token(sched *s, int32_t slot, const float *raw) {
         sampler_logprobs(raw, s->n_vocab, tok, q->n_logprobs, &lp, s->top_tmp, &n_top, NULL) != HEARTH_OK)
         n_top = 0;
     sl->decoding = true;
-    if (tok_is_eog(s->v, tok) && !q->ignore_eos) {
+    bool eog = tok_is_eog(s->v, tok);
+    if (eog && !q->ignore_eos) {
         step_end(s, slot, SCHED_FINISH_STOP, NULL);
         return;
     }
@@ -140,7 +141,7 @@ static void take_token(sched *s, int32_t slot, const float *raw) {
     size_t emit_len;
     bool stopped = false;
     hearth_status st = HEARTH_OK;
-    if (tok_is_eog(s->v, tok)) { /* here only with ignore_eos: never text, even with show_control */
+    if (eog) { /* kept by ignore_eos: never text, even with show_control */
         text = none;
         len = 0;
     } else {
