@@ -195,6 +195,13 @@ _Static_assert(offsetof(kern_panel_q5_k, qs) == offsetof(kern_panel_q4_k, qs), "
 _Static_assert(sizeof(kern_panel_q6_k) == 3392, "q6_k panel");
 _Static_assert(sizeof(kern_panel_q8_0) == 1088, "q8_0 panel");
 
+/* F32, F16 and BF16: per 32 columns of 16 rows, column-major: element c of row i at
+   [c][i] in the type's own encoding, so one load holds column c of all 16 rows. The
+   tiled kernel multiplies them with the float activations as given (no conversion). */
+#define KERN_FLOAT_UNIT 32
+
+/* True for the types whose panels take float activations (F32, F16, BF16). */
+bool kern_panel_takes_floats(uint32_t type);
 /* Bytes of the panels of a rows x cols matrix of type (0: no panel format or overflow). */
 size_t kern_panel_bytes(uint32_t type, int64_t rows, int64_t cols);
 /* Writes the panels of w (whose type has a panel format) into out. */

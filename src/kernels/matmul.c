@@ -173,7 +173,10 @@ static bool panels_usable(const kern_matrix *w) {
 
 /* Activation format of w: matrices that agree can share one conversion. */
 static uint32_t act_format(const kern_matrix *w) {
-    if (panels_usable(w)) return kern_act_row_bytes(w->type, 256) == kern_act_row_bytes(GGML_Q8_0, 256) ? 1000 + GGML_Q8_0 : 1000 + GGML_Q8_K;
+    if (panels_usable(w)) {
+        if (kern_panel_takes_floats(w->type)) return 1000 + GGML_F32;
+        return kern_act_row_bytes(w->type, 256) == kern_act_row_bytes(GGML_Q8_0, 256) ? 1000 + GGML_Q8_0 : 1000 + GGML_Q8_K;
+    }
     return kern_traits(w->type)->vec_dot_type;
 }
 
@@ -206,7 +209,8 @@ static hearth_status run_group(kern_pool *p, int n, const kern_matrix *const *w,
         j.first[i + 1] = j.first[i] + (j.panels ? (w[i]->rows + KERN_PANEL - 1) / KERN_PANEL : w[i]->rows);
     }
     j.act_row_bytes = j.panels ? kern_act_row_bytes(w[0]->type, j.cols) : kern_row_bytes(j.xt->type, j.cols);
-    bool convert = j.panels || j.xt->type != GGML_F32;   /* F32 activations are used as given */
+    /* F32 activations are used as given, also by the float panels */
+    bool convert = j.panels ? !kern_panel_takes_floats(w[0]->type) : j.xt->type != GGML_F32;
     int nth = kern_pool_size(p);
     j.per_thread = convert && nth > 1 && n_tok * j.cols <= SMALL_BATCH_ELEMS && !prep;
     uint8_t *owned = NULL;

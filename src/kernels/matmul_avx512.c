@@ -2,7 +2,8 @@
  * 16 rows x up to 8 tokens, where every 64-byte weight load is unpacked once and then
  * feeds one vpdpbusd per token (unsigned quants x signed int8 activations, with the
  * offset and min terms taken from the activation block sums), and the activation
- * converters that make those sums. Per output, the arithmetic is the same whatever the
+ * converters that make those sums; F32/F16/BF16 panels widen each column of 16 rows once
+ * and FMA it with one broadcast float per token. Per output, the arithmetic is the same whatever the
  * tile's token count, so results do not depend on how work is split.
  * Compiled with -mavx512f -mavx512bw -mavx512vl -mavx512vnni -mf16c; must never run
  * unless dispatch chose the AVX-512 level. */
@@ -43,6 +44,7 @@ INLINE __m512 f16x16(const uint16_t *h) { return _mm512_cvtph_ps(_mm256_loadu_si
 
 /* ---- activation converters -------------------------------------------------- */
 size_t kern_act_row_bytes(uint32_t wtype, int64_t cols) {
+    if (kern_panel_takes_floats(wtype)) return (size_t)cols * sizeof(float);
     if (wtype == GGML_Q8_0 || wtype == GGML_Q4_0) return (size_t)(cols / KERN_QK32) * sizeof(kern_act_q8);
     return (size_t)(cols / KERN_QKK) * sizeof(kern_act_k);
 }
@@ -320,6 +322,66 @@ INLINE void tile_q4_0(const kern_panel_q4_0 *P, int64_t units, const uint8_t *ac
     for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + t * ldy, mask, accf[t]);
 }
 
+/* Float panels (F32, F16, BF16 as stored) against float activations: each output sums
+   its columns in FLOAT_CHAINS dependency chains (column c in chain c mod FLOAT_CHAINS),
+   added pairwise at the end, whatever the tile's token count; tokens go FLOAT_GROUP at a
+   time so the accumulators stay in registers. */
+#define FLOAT_CHAINS 4
+#define FLOAT_GROUP 4
+
+INLINE __m512 float_col(int kind, const void *p, int c) {
+    const int64_t at = (int64_t)c * KERN_PANEL;
+    switch (kind) {
+    case GGML_F32: return _mm512_loadu_ps((const float *)p + at);
+    case GGML_F16: return f16x16((const uint16_t *)p + at);
+    default: {
+        __m512i h = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)((const uint16_t *)p + at)));
+        return _mm512_castsi512_ps(_mm512_slli_epi32(h, 16));
+    }
+    }
+}
+
+INLINE void float_group(int kind, size_t es, const uint8_t *P, int64_t units, const float *x, size_t xs, const int T,
+                        float *y, int64_t ldy, __mmask16 mask, bool pf) {
+    const size_t ub = (size_t)KERN_FLOAT_UNIT * KERN_PANEL * es;
+    __m512 acc[FLOAT_GROUP][FLOAT_CHAINS];
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++)
+        for (int k = 0; k < FLOAT_CHAINS; k++) acc[t][k] = _mm512_setzero_ps();
+    for (int64_t u = 0; u < units; u++) {
+        const uint8_t *p = P + (size_t)u * ub;
+        const float *xu = x + u * KERN_FLOAT_UNIT;
+        if (pf) prefetch_part(p, ub, 0, 1);
+#pragma GCC unroll 32
+        for (int c = 0; c < KERN_FLOAT_UNIT; c++) {
+            __m512 w = float_col(kind, p, c);
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++)
+                acc[t][c % FLOAT_CHAINS] = _mm512_fmadd_ps(w, _mm512_set1_ps(xu[(size_t)t * xs + (size_t)c]),
+                                                           acc[t][c % FLOAT_CHAINS]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++)
+        _mm512_mask_storeu_ps(y + t * ldy, mask,
+                              _mm512_add_ps(_mm512_add_ps(acc[t][0], acc[t][1]), _mm512_add_ps(acc[t][2], acc[t][3])));
+}
+
+#define FLOAT_TILE(name, kind, elem_t)                                                                           \
+    INLINE void name(const uint8_t *P, int64_t units, const uint8_t *act, size_t arb, const int T, float *y,     \
+                     int64_t ldy, __mmask16 mask, bool pf) {                                                     \
+        const float *x = (const float *)act;                                                                     \
+        size_t xs = arb / sizeof(float);                                                                         \
+        float_group(kind, sizeof(elem_t), P, units, x, xs, T < FLOAT_GROUP ? T : FLOAT_GROUP, y, ldy, mask, pf); \
+        if (T > FLOAT_GROUP)                                                                                     \
+            float_group(kind, sizeof(elem_t), P, units, x + FLOAT_GROUP * xs, xs, T - FLOAT_GROUP,               \
+                        y + FLOAT_GROUP * ldy, ldy, mask, false);                                                \
+    }
+FLOAT_TILE(tile_f32, GGML_F32, float)
+FLOAT_TILE(tile_f16, GGML_F16, uint16_t)
+FLOAT_TILE(tile_bf16, GGML_BF16, uint16_t)
+#undef FLOAT_TILE
+
 /* One function per (type, T) so every tile loop is unrolled with constant bounds. */
 #define TILE_FNS(name, ptype)                                                                   \
     static void name##_t(int T, const void *P, int64_t units, const uint8_t *act, size_t arb, \
@@ -341,6 +403,9 @@ TILE_FNS(tile_q5_k, kern_panel_q5_k)
 TILE_FNS(tile_q6_k, kern_panel_q6_k)
 TILE_FNS(tile_q8_0, kern_panel_q8_0)
 TILE_FNS(tile_q4_0, kern_panel_q4_0)
+TILE_FNS(tile_f32, uint8_t)
+TILE_FNS(tile_f16, uint8_t)
+TILE_FNS(tile_bf16, uint8_t)
 
 /* Bias, then GELU, on a tile's T x 16 outputs while they are in L1; the same float
    operations as kern_add and kern_gelu on the stored values. */
@@ -365,6 +430,13 @@ void kern_panels_mul_avx512(uint32_t wtype, const void *panels, int64_t rows, in
     case GGML_Q5_K: tile = tile_q5_k_t; unit_bytes = sizeof(kern_panel_q5_k); units = cols / KERN_QKK; break;
     case GGML_Q6_K: tile = tile_q6_k_t; unit_bytes = sizeof(kern_panel_q6_k); units = cols / KERN_QKK; break;
     case GGML_Q4_0: tile = tile_q4_0_t; unit_bytes = sizeof(kern_panel_q4_0); units = cols / (2 * KERN_QK32); break;
+    case GGML_F32: tile = tile_f32_t; unit_bytes = KERN_FLOAT_UNIT * KERN_PANEL * 4; units = cols / KERN_FLOAT_UNIT; break;
+    case GGML_F16:
+    case GGML_BF16:
+        tile = wtype == GGML_F16 ? tile_f16_t : tile_bf16_t;
+        unit_bytes = KERN_FLOAT_UNIT * KERN_PANEL * 2;
+        units = cols / KERN_FLOAT_UNIT;
+        break;
     default: tile = tile_q8_0_t; unit_bytes = sizeof(kern_panel_q8_0); units = cols / (2 * KERN_QK32); break;
     }
     for (int64_t pn = p0; pn < p1; pn++) {

@@ -12,8 +12,15 @@ static size_t panel_unit_bytes(uint32_t type, int64_t *unit_elems) {
     case GGML_Q6_K: *unit_elems = KERN_QKK; return sizeof(kern_panel_q6_k);
     case GGML_Q8_0: *unit_elems = 2 * KERN_QK32; return sizeof(kern_panel_q8_0);
     case GGML_Q4_0: *unit_elems = 2 * KERN_QK32; return sizeof(kern_panel_q4_0);
+    case GGML_F32: *unit_elems = KERN_FLOAT_UNIT; return KERN_FLOAT_UNIT * KERN_PANEL * sizeof(float);
+    case GGML_F16:
+    case GGML_BF16: *unit_elems = KERN_FLOAT_UNIT; return KERN_FLOAT_UNIT * KERN_PANEL * sizeof(uint16_t);
     default: return 0;
     }
+}
+
+bool kern_panel_takes_floats(uint32_t type) {
+    return type == GGML_F32 || type == GGML_F16 || type == GGML_BF16;
 }
 
 size_t kern_panel_bytes(uint32_t type, int64_t rows, int64_t cols) {
@@ -106,6 +113,11 @@ static void pack_q4_0(const kern_block_q4_0 *blk, int i, kern_panel_q4_0 *p) {
     }
 }
 
+/* Row i's elements of one unit, each es bytes, to column-major places. */
+static void pack_float(const uint8_t *row, size_t es, int i, uint8_t *p) {
+    for (int c = 0; c < KERN_FLOAT_UNIT; c++) memcpy(p + ((size_t)c * KERN_PANEL + (size_t)i) * es, row + (size_t)c * es, es);
+}
+
 void kern_pack_panels(const kern_matrix *w, void *out) {
     int64_t ue = 1;
     size_t ub = panel_unit_bytes(w->type, &ue);
@@ -125,6 +137,9 @@ void kern_pack_panels(const kern_matrix *w, void *out) {
                 case GGML_Q6_K: pack_q6_k((const kern_block_q6_k *)row + u, i, p); break;
                 case GGML_Q8_0: pack_q8_0((const kern_block_q8_0 *)row + 2 * u, i, p); break;
                 case GGML_Q4_0: pack_q4_0((const kern_block_q4_0 *)row + 2 * u, i, p); break;
+                case GGML_F32: pack_float(row + (size_t)u * KERN_FLOAT_UNIT * 4, 4, i, p); break;
+                case GGML_F16:
+                case GGML_BF16: pack_float(row + (size_t)u * KERN_FLOAT_UNIT * 2, 2, i, p); break;
                 default: break;
                 }
             }

@@ -258,7 +258,11 @@ static void test_prepared_matmul(void **state) {
         check_prepared(GGML_Q6_K, rows[i], 512, i == 3, pools, &r);
         check_prepared(GGML_Q8_0, rows[i], 192, i == 3, pools, &r);
         check_prepared(GGML_Q4_0, rows[i], 192, i == 3, pools, &r);
+        check_prepared(GGML_F32, rows[i], 96, i == 3, pools, &r);
+        check_prepared(GGML_F16, rows[i], 160, i == 3, pools, &r);
+        check_prepared(GGML_BF16, rows[i], 64, i == 3, pools, &r);
     }
+    check_prepared(GGML_F16, 19, 80, 0, pools, &r);    /* 32 does not divide cols: stays plain */
     check_prepared(GGML_Q8_0, 19, 96, 0, pools, &r);   /* 64 does not divide cols: stays plain */
     check_prepared(GGML_Q4_1, 19, 256, 0, pools, &r);  /* no panel format */
     for (int k = 0; k < 3; k++) kern_pool_free(pools[k]);

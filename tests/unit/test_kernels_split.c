@@ -67,7 +67,7 @@ static void test_token_output_independent_of_batch(void **state) {
     (void)state;
     kern_pool *pools[3] = {kern_pool_new(1), kern_pool_new(2), kern_pool_new(3)};
     kt_rng r = {4242};
-    static const uint32_t types[] = {GGML_Q4_K, GGML_Q5_K, GGML_Q6_K, GGML_Q8_0, GGML_Q4_0};
+    static const uint32_t types[] = {GGML_Q4_K, GGML_Q5_K, GGML_Q6_K, GGML_Q8_0, GGML_Q4_0, GGML_F32, GGML_F16, GGML_BF16};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) check_type(types[i], pools, &r);
     for (int k = 0; k < 3; k++) kern_pool_free(pools[k]);
 }
