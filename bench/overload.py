@@ -7,7 +7,8 @@ capacity (default --slots 2 --max-queue 2) and measures, in milliseconds:
   2. loaded: `--clients` processes (default 2x capacity, slots + queue) sending streamed
      completions back to back for `--seconds`, while a probe GETs /health every 50 ms:
      latency of the rejections (429/503, checked for Retry-After), TTFT of the admitted
-     requests, /health latency;
+     requests, /health latency; with --rounds N, steps 1 and 2 alternate N times and
+     the samples are pooled (each round's figures are kept in the report);
   3. with --slowloris N: rounds of a moderate load (clients = slots) alone, while
      slowhttptest (Debian package `slowhttptest`) holds N slowloris connections on a
      sink of the benchmark's own (the control: the tool's own CPU cost), and while it
@@ -36,6 +37,7 @@ import threading
 import time
 
 
+WARM_UP = 5  # completions sent once before measuring
 SOURCE = "127.0.0.1"  # the clients' address (--source): slowhttptest always comes from 127.0.0.1
 
 
@@ -154,7 +156,9 @@ def completion(model_id, max_tokens):
             "stream": True, "ignore_eos": True, "temperature": 0}
 
 
-def unloaded(srv, model_id, a):
+def unloaded(srv, model_id, a, raw):
+    """Completions one at a time, each followed by GET /health; adds the samples to raw
+    (ttft, server_ttft, health) and returns the summaries."""
     port, mark = srv.port, srv.log_mark()
     ttft, health = [], []
     for _ in range(a.unloaded_requests):
@@ -164,7 +168,10 @@ def unloaded(srv, model_id, a):
         st, ms, _, _ = request(port, "GET", "/health")
         if st == 200:
             health.append(ms)
-    return {"ttft_ms": summary(ttft), "server_ttft_ms": summary(srv.ttfts_since(mark)), "health_ms": summary(health)}
+    server_ttft = srv.ttfts_since(mark)
+    for k, v in (("ttft", ttft), ("server_ttft", server_ttft), ("health", health)):
+        raw.setdefault(k, []).extend(v)
+    return {"ttft_ms": summary(ttft), "server_ttft_ms": summary(server_ttft), "health_ms": summary(health)}
 
 
 def client_loop(port, model_id, a, deadline, out):
@@ -204,7 +211,7 @@ def probe_loop(port, deadline, out):
 
 def loaded(srv, model_id, a, label, n_clients, seconds=None, raw=None):
     """Runs the clients and the /health probe; returns the summaries, and with raw (a
-    dict) adds the samples to raw["ttft"] and raw["server_ttft"]."""
+    dict) adds the samples to raw (ttft, server_ttft, rejected, health, no_retry_after)."""
     ctx = multiprocessing.get_context("fork")
     out = ctx.Queue()
     deadline = time.monotonic() + (seconds or a.seconds)
@@ -227,8 +234,9 @@ def loaded(srv, model_id, a, label, n_clients, seconds=None, raw=None):
                 dst[k] = dst.get(k, 0) + v
     server_ttft = srv.ttfts_since(mark)
     if raw is not None:
-        raw.setdefault("ttft", []).extend(ttft)
-        raw.setdefault("server_ttft", []).extend(server_ttft)
+        for k, v in (("ttft", ttft), ("server_ttft", server_ttft), ("rejected", rejected), ("health", health)):
+            raw.setdefault(k, []).extend(v)
+        raw["no_retry_after"] = raw.get("no_retry_after", 0) + no_retry_after
     print(f"overload: {label}: {len(ttft)} admitted, {len(rejected)} rejected {codes}, other {other}", flush=True)
     return {"admitted_ttft_ms": summary(ttft), "server_ttft_ms": summary(server_ttft),
             "rejection_ms": summary(rejected), "rejection_codes": codes,
@@ -351,7 +359,9 @@ def main():
     ap.add_argument("--seconds", type=float, default=30)
     ap.add_argument("--max-tokens", type=int, default=16)
     ap.add_argument("--retry-pause", type=float, default=0.05, help="seconds a refused client waits before its next try")
-    ap.add_argument("--unloaded-requests", type=int, default=30)
+    ap.add_argument("--unloaded-requests", type=int, default=30, help="per round")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="unloaded-then-loaded rounds, pooled: spreads both over the machine's drifting noise")
     ap.add_argument("--serve-args", default="--ctx 256 -t 1")
     ap.add_argument("--serve-env", action="append", default=[], help="VAR=VALUE for the server (repeatable)")
     ap.add_argument("--slowloris", type=int, default=0, help="connections slowhttptest holds in step 3")
@@ -375,8 +385,24 @@ def main():
     report = {"slots": a.slots, "max_queue": a.max_queue, "max_queue_wait_ms": a.max_queue_wait, "clients": a.clients,
               "max_tokens": a.max_tokens}
     try:
-        report["unloaded"] = unloaded(srv, model_id, a)
-        report["loaded"] = loaded(srv, model_id, a, "loaded", a.clients)
+        for _ in range(WARM_UP):  # not counted: the first requests after start meet cold caches
+            request(srv.port, "POST", "/v1/completions", completion(model_id, a.max_tokens), first_chunk=True)
+        raw_u, raw_l, rounds = {}, {}, []
+        for i in range(a.rounds):
+            rd = {"unloaded": unloaded(srv, model_id, a, raw_u)}
+            rd["loaded"] = loaded(srv, model_id, a, f"round {i + 1}: loaded", a.clients, raw=raw_l)
+            rounds.append(rd)
+        if a.rounds == 1:
+            report.update(rounds[0])
+        else:  # pooled over the rounds, each round's own figures kept beside
+            report["unloaded"] = {"ttft_ms": summary(raw_u["ttft"]), "server_ttft_ms": summary(raw_u["server_ttft"]),
+                                  "health_ms": summary(raw_u["health"])}
+            report["loaded"] = {"admitted_ttft_ms": summary(raw_l["ttft"]),
+                                "server_ttft_ms": summary(raw_l["server_ttft"]),
+                                "rejection_ms": summary(raw_l["rejected"]),
+                                "rejections_without_retry_after": raw_l["no_retry_after"],
+                                "health_ms": summary(raw_l["health"])}
+            report["rounds"] = rounds
         report["refused_by_reason"] = refused_by_reason(srv.port)
         u, l = report["unloaded"]["ttft_ms"]["p99"], report["loaded"]["admitted_ttft_ms"]["p99"]
         if u and l:
