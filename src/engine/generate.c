@@ -146,7 +146,7 @@ static hearth_status run_open(gen_run *g, gen_engine *e, const gen_request *r, h
     }
     g->smp = sampler_new(sp, (int32_t)model_hp(e->m)->n_vocab, err);
     if (!g->smp) return err ? err->status : HEARTH_ERR_INVALID;
-    g->stream = tok_stream_new(e->v, false);
+    g->stream = tok_stream_new(e->v, NULL, 0);
     if (!g->stream) return err_set(err, HEARTH_ERR_NOMEM, "generation: out of memory for the detokenizer");
     return HEARTH_OK;
 }

@@ -73,9 +73,15 @@ typedef struct sched_request {
                                      release its own references at once. Uses with scale 0
                                      are dropped. Prefix reuse only matches pages computed
                                      with the same adapters and scales. */
-    bool show_control;            /* control tokens (other than the end-of-generation ones,
-                                     which end it) appear in the text as written: tool-call
-                                     markers such as "[TOOL_CALLS]" */
+    const int32_t *shown_control; /* [n_shown_control] control tokens whose text appears in
+                                     the generated text as written (tool-call markers such
+                                     as "[TOOL_CALLS]"), copied; every other control token
+                                     is no text. Each must be a control token of the
+                                     vocabulary (INVALID otherwise); at most
+                                     SCHED_MAX_SHOWN_CONTROL. End-of-generation tokens are
+                                     never text, listed or not (they end the sequence, or
+                                     with ignore_eos are dropped from the text). */
+    size_t n_shown_control;
     double max_queue_wait_s;      /* > 0: the longest this request may wait for a slot (see
                                      "Queue-wait admission" below); 0: no bound */
     struct sched_refusal *refusal; /* optional: filled when sched_submit answers BUSY */
@@ -107,6 +113,7 @@ typedef struct sched_refusal {
 } sched_refusal;
 
 #define SCHED_MAX_LORA 16
+#define SCHED_MAX_SHOWN_CONTROL 64 /* the longest sched_request.shown_control */
 
 typedef enum sched_finish {
     SCHED_FINISH_NONE = 0,

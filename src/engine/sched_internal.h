@@ -49,7 +49,6 @@ struct sched_seq {
     int64_t n_prompt, n_tokens, cap_tokens;
     int32_t max_tokens;
     bool ignore_eos;
-    bool show_control;
     int n_logprobs;
     uint64_t deadline_ns;
     sampler *smp;

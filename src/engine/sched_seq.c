@@ -58,6 +58,13 @@ static hearth_status check_request(const sched *s, const sched_request *r, heart
     if (!(r->max_queue_wait_s >= 0 && r->max_queue_wait_s <= SCHED_MAX_QUEUE_WAIT_S))
         return err_set(err, HEARTH_ERR_INVALID, "max_queue_wait must be 0 to %d s (got %g)", SCHED_MAX_QUEUE_WAIT_S,
                        r->max_queue_wait_s);
+    if (r->n_shown_control > SCHED_MAX_SHOWN_CONTROL || (r->n_shown_control && !r->shown_control))
+        return err_set(err, HEARTH_ERR_INVALID, "%zu shown control tokens: at most %d, in an array",
+                       r->n_shown_control, SCHED_MAX_SHOWN_CONTROL);
+    for (size_t i = 0; i < r->n_shown_control; i++)
+        if (!tok_is_control(s->v, r->shown_control[i]))
+            return err_set(err, HEARTH_ERR_INVALID, "shown control token %zu (id %d) is not a control token of the vocabulary",
+                           i, r->shown_control[i]);
     if ((int64_t)r->n_prompt > s->p.n_ctx || r->n_prompt > (size_t)INT32_MAX)
         return err_set(err, HEARTH_ERR_RANGE, "prompt of %zu tokens does not fit the context of %lld positions",
                        r->n_prompt, (long long)s->p.n_ctx);
@@ -99,7 +106,6 @@ hearth_status seq_new(const sched *s, const sched_request *r, sched_seq **out, h
     q->n_prompt = (int64_t)r->n_prompt;
     q->max_tokens = r->max_tokens;
     q->ignore_eos = r->ignore_eos;
-    q->show_control = r->show_control;
     q->n_logprobs = r->n_logprobs;
     q->deadline_ns = r->deadline_ns;
     q->max_queue_wait_s = r->max_queue_wait_s;
@@ -112,7 +118,7 @@ hearth_status seq_new(const sched *s, const sched_request *r, sched_seq **out, h
     if (!st) st = sched_lora_copy(s, &r->lora, &q->lora, err);
     if (!st && !(q->smp = sampler_new(&r->sampling, s->n_vocab, err))) st = err ? err->status : HEARTH_ERR_INVALID;
     if (!st && !(q->stops = stop_matcher_new(r->stop, r->n_stop, err))) st = err ? err->status : HEARTH_ERR_INVALID;
-    if (!st && !(q->stream = tok_stream_new(s->v, q->show_control)))
+    if (!st && !(q->stream = tok_stream_new(s->v, r->shown_control, r->n_shown_control)))
         st = err_set(err, HEARTH_ERR_NOMEM, "scheduler: out of memory for the detokenizer");
     if (st) {
         seq_destroy(q);

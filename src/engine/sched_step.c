@@ -141,7 +141,7 @@ static void take_token(sched *s, int32_t slot, const float *raw) {
     size_t emit_len;
     bool stopped = false;
     hearth_status st = HEARTH_OK;
-    if (eog) { /* kept by ignore_eos: never text, even with show_control */
+    if (eog) { /* kept by ignore_eos: never text, even when listed as shown */
         text = none;
         len = 0;
     } else {

@@ -120,6 +120,12 @@ bool srv_job_submit(srv_job *j, srv_error *e) {
     const srv_req *r = j->req;
     sched *s = srv_model_sched(j->model);
     uint64_t base_seed = r->seed_given ? r->sampling.seed : sampler_random_seed();
+    /* the format's markers that are control tokens are text where the reply is read for
+       calls, and where a forced call ends at one (the stop string </tool_call>) */
+    const int32_t *shown = NULL;
+    size_t n_shown = srv_job_reads_tool_calls(j) || j->call_stop
+                         ? srv_prompter_shown_control(srv_model_prompter(j->model), &shown)
+                         : 0;
     for (size_t i = 0; i < j->n_choices; i++) {
         srv_choice *c = &j->ch[i];
         sched_refusal refusal;
@@ -132,8 +138,8 @@ bool srv_job_submit(srv_job *j, srv_error *e) {
                                                                           ? INT32_MAX
                                                                           : srv_model_n_ctx(j->model)),
             .ignore_eos = r->ignore_eos,
-            .show_control = srv_job_reads_tool_calls(j) &&
-                            srv_toolfmt_shows_control(srv_prompter_toolfmt(srv_model_prompter(j->model))),
+            .shown_control = shown,
+            .n_shown_control = n_shown,
             .sampling = r->sampling,
             .stop = j->stop,
             .n_stop = j->n_stop,

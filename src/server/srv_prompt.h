@@ -45,6 +45,11 @@ bool srv_prompter_builtin(const srv_prompter *p);
 bool srv_prompter_tool_calls(const srv_prompter *p);
 /* Which form it teaches (SRV_TOOLFMT_NONE: none). */
 srv_toolfmt srv_prompter_toolfmt(const srv_prompter *p);
+/* The control tokens of the vocabulary whose text is one of that form's markers
+ * (srv_toolfmt_markers), found once when the prompter is built: the tokens a request
+ * read for tool calls shows as text (sched_request.shown_control). *ids lives as long as
+ * p; returns the count (0: the markers are plain text, or no form). */
+size_t srv_prompter_shown_control(const srv_prompter *p, const int32_t **ids);
 
 /* Renders messages (and tools, may be NULL) with add_generation_prompt true and
  * tokenizes them. *ids is mem_alloc'd. Errors: 400 for a template's raise_exception

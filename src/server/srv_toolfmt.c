@@ -33,7 +33,23 @@ const char *srv_toolfmt_name(srv_toolfmt f) {
 
 static bool mistral(srv_toolfmt f) { return f == SRV_TOOLFMT_MISTRAL || f == SRV_TOOLFMT_MISTRAL_ARGS; }
 
-bool srv_toolfmt_shows_control(srv_toolfmt f) { return mistral(f) || f == SRV_TOOLFMT_LLAMA; }
+#define ARGS_MARK "[ARGS]"
+#define CALL_ID_MARK "[CALL_ID]"
+
+size_t srv_toolfmt_markers(srv_toolfmt f, const char *const **markers) {
+    static const char *const tagged[] = {SRV_TOOL_CALL_OPEN, SRV_TOOL_CALL_CLOSE};
+    static const char *const llama[] = {SRV_TOOLFMT_PYTHON_TAG};
+    static const char *const mistral_marks[] = {SRV_TOOLFMT_MISTRAL_MARK, ARGS_MARK, CALL_ID_MARK};
+    *markers = NULL;
+    switch (f) {
+    case SRV_TOOLFMT_TAGGED: *markers = tagged; return 2;
+    case SRV_TOOLFMT_LLAMA: *markers = llama; return 1;
+    case SRV_TOOLFMT_MISTRAL:
+    case SRV_TOOLFMT_MISTRAL_ARGS: *markers = mistral_marks; return 3;
+    case SRV_TOOLFMT_NONE: break;
+    }
+    return 0;
+}
 
 static bool is_space(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
 
@@ -88,9 +104,6 @@ static bool read_llama(const json_t *tools, const char *t, size_t len, json_t *c
 }
 
 /* ---- MISTRAL: [TOOL_CALLS] then an array, or name[ARGS]{...} --------------------------- */
-
-#define ARGS_MARK "[ARGS]"
-#define CALL_ID_MARK "[CALL_ID]"
 
 /* name[CALL_ID]id[ARGS]{...} at t[pos..): the call, *end past its arguments. */
 static json_t *read_named(const char *t, size_t len, size_t pos, size_t *end) {

@@ -47,9 +47,12 @@ srv_toolfmt srv_toolfmt_of_template(const char *src, size_t len);
 /* "tagged", "llama", "mistral", "mistral-args" or "none". */
 const char *srv_toolfmt_name(srv_toolfmt f);
 
-/* The format's markers are control tokens in the model families that use it: generation
- * must show control tokens as text for the markers to be seen (sched_request). */
-bool srv_toolfmt_shows_control(srv_toolfmt f);
+/* The marker texts replies in format f are read by (*markers: a static array; returns
+ * its length): TAGGED <tool_call> </tool_call>, LLAMA <|python_tag|>, MISTRAL and
+ * MISTRAL_ARGS [TOOL_CALLS] [ARGS] [CALL_ID] (either form is read), NONE none. Where a
+ * vocabulary makes one a control token, generation must show that token as text for the
+ * marker to be seen (srv_prompter_shown_control, sched_request.shown_control). */
+size_t srv_toolfmt_markers(srv_toolfmt f, const char *const **markers);
 
 /* The tool calls in text[0..len) written in format f, or NULL when it holds none, a call
  * does not parse, or f is NONE (NULL on NOMEM too). tools is the request's tool list

@@ -102,7 +102,8 @@ hearth_status tok_decode(const tok_vocab *v, const int32_t *ids, size_t n_ids, b
 
 struct tok_stream {
     const tok_vocab *v;
-    bool render_special;
+    int32_t *shown;   /* control tokens written as text */
+    size_t n_shown;
     char held[4];   /* start of a character not yet complete */
     size_t n_held;
     char *out;      /* returned to the caller */
@@ -111,18 +112,34 @@ struct tok_stream {
     size_t tmp_cap;
 };
 
-tok_stream *tok_stream_new(const tok_vocab *v, bool render_special) {
+tok_stream *tok_stream_new(const tok_vocab *v, const int32_t *shown, size_t n_shown) {
     tok_stream *s = mem_calloc(1, sizeof *s);
     if (!s) return NULL;
     s->v = v;
-    s->render_special = render_special;
+    if (n_shown > 0) {
+        s->shown = mem_alloc_array(n_shown, sizeof *s->shown);
+        if (!s->shown) {
+            mem_free(s);
+            return NULL;
+        }
+        memcpy(s->shown, shown, n_shown * sizeof *s->shown);
+        s->n_shown = n_shown;
+    }
     return s;
+}
+
+static bool shown(const tok_stream *s, int32_t id) {
+    if (!(s->v->tokens[id].attr & TOK_ATTR_CONTROL)) return false;
+    for (size_t i = 0; i < s->n_shown; i++)
+        if (s->shown[i] == id) return true;
+    return false;
 }
 
 void tok_stream_free(tok_stream *s) {
     if (!s) return;
     mem_free(s->out);
     mem_free(s->tmp);
+    mem_free(s->shown);
     mem_free(s);
 }
 
@@ -195,7 +212,7 @@ hearth_status tok_stream_push(tok_stream *s, int32_t id, char **out, size_t *n, 
     char *tmp = s->tmp;
     memcpy(tmp, s->held, s->n_held);
     sink sk = {tmp + s->n_held, piece_max - s->n_held, 0};
-    emit_piece(s->v, id, s->render_special, &sk);
+    emit_piece(s->v, id, shown(s, id), &sk);
     size_t total = s->n_held + sk.n;
     s->n_held = 0;
     *n = drain(s, tmp, total, 0);

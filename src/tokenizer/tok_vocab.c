@@ -210,6 +210,16 @@ bool tok_is_control(const tok_vocab *v, int32_t id) {
     return id >= 0 && id < v->n && (v->tokens[id].attr & TOK_ATTR_CONTROL);
 }
 
+int32_t tok_control_id(const tok_vocab *v, const char *text, size_t len) {
+    int32_t id = tok_find(v, text, len);
+    if (id < 0 || tok_is_control(v, id)) return id;
+    /* the index keeps the last of tokens sharing a text: look for a control one among the others */
+    for (int32_t i = 0; i < v->n; i++)
+        if (i != id && tok_is_control(v, i) && v->tokens[i].len == len && !memcmp(v->text + v->tokens[i].off, text, len))
+            return i;
+    return -1;
+}
+
 const char *tok_text(const tok_vocab *v, int32_t id, size_t *len) {
     if (id < 0 || id >= v->n) {
         if (len) *len = 0;

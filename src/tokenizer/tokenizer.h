@@ -52,6 +52,9 @@ bool tok_adds_bos(const tok_vocab *v); /* what add_special adds at the front */
 bool tok_adds_eos(const tok_vocab *v); /* what add_special adds at the end */
 bool tok_is_eog(const tok_vocab *v, int32_t id);     /* eos, eot, eom and other end-of-generation tokens */
 bool tok_is_control(const tok_vocab *v, int32_t id); /* false for ids out of range */
+/* The control token whose stored text is exactly text[0..len), or -1 when no control
+ * token has it (a normal or user-defined token of that text does not count). */
+int32_t tok_control_id(const tok_vocab *v, const char *text, size_t len);
 
 /* The token's stored text (not NUL-terminated; *len set), e.g. "<s>" or "▁Hello";
  * NULL for an id out of range. Chat templates use it for bos_token/eos_token. */
@@ -73,9 +76,14 @@ hearth_status tok_decode(const tok_vocab *v, const int32_t *ids, size_t n_ids, b
 /* Streaming detokenizer for generated tokens. It holds back the bytes of a UTF-8
  * character until the character is complete, so its output never ends inside one, and
  * emits every invalid byte sequence as U+FFFD: the concatenated output is always valid
- * UTF-8. No leading space is dropped (generated text continues a prompt). */
+ * UTF-8. No leading space is dropped (generated text continues a prompt).
+ * shown[0..n_shown) (copied; may be NULL when n_shown is 0) lists the control tokens whose
+ * text the stream writes, e.g. a tool-call marker such as "[TOOL_CALLS]"; every other
+ * control token, and every unknown token, contributes nothing. An id in the list that is
+ * not a control token changes nothing (its piece is what it always is); callers that take
+ * the list from a request validate it first (sched_request.shown_control). */
 typedef struct tok_stream tok_stream;
-tok_stream *tok_stream_new(const tok_vocab *v, bool render_special); /* NULL on NOMEM */
+tok_stream *tok_stream_new(const tok_vocab *v, const int32_t *shown, size_t n_shown); /* NULL on NOMEM */
 void tok_stream_free(tok_stream *s);                                 /* accepts NULL */
 /* Adds one token. out and n receive the bytes now complete; the bytes live in the stream
  * and stay valid until the next call on s. Errors: INVALID (id out of range), NOMEM. */

@@ -76,8 +76,14 @@ static void check_ids(const tok_vocab *v, const int32_t *ids, size_t n) {
         if (ids[i] < 0 || ids[i] >= tok_n_vocab(v)) fz_fail("id %d outside the vocabulary (%d)", ids[i], tok_n_vocab(v));
 }
 
+/* With render_special, the stream shows the first control tokens of the input (and ids
+ * that are not control tokens, which must change nothing). */
 static void check_stream(const tok_vocab *v, const int32_t *ids, size_t n, bool render_special) {
-    tok_stream *s = tok_stream_new(v, render_special);
+    int32_t shown[16];
+    size_t n_shown = 0;
+    for (size_t i = 0; render_special && i < n && n_shown < 16; i++)
+        if (tok_is_control(v, ids[i]) || i == 0) shown[n_shown++] = ids[i];
+    tok_stream *s = tok_stream_new(v, shown, n_shown);
     if (!s) fz_fail("tok_stream_new failed");
     char *all = NULL;
     size_t all_len = 0, all_cap = 0;

@@ -135,7 +135,7 @@ static void test_run_greedy_text(void **state) {
     hearth_err err;
     gen_model *gm = NULL;
     assert_int_equal(gen_model_open(model_f16, &gm, &err), HEARTH_OK);
-    tok_stream *s = tok_stream_new(gm->vocab, false);
+    tok_stream *s = tok_stream_new(gm->vocab, NULL, 0);
     char expected[4096] = "";
     size_t n_exp = 0;
     char *piece;

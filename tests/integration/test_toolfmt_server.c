@@ -3,8 +3,9 @@
  * Ministral 3, Gemma 2 which knows no tools). The random model never writes a real call,
  * so the replies are steered with logit_bias at temperature 0 (a request field, not a
  * test hook): a reply of '{' characters is held back whole on the Llama template and
- * comes out as content, a control token shows in the text only where the format needs
- * control tokens shown, a forced call opens in the template's own form and is closed by
+ * comes out as content, a control token that is not one of the format's markers is
+ * never text (tests/integration/test_toolfmt_control.c covers markers that are control
+ * tokens, which this fixture's vocabulary lacks), a forced call opens in the template's own form and is closed by
  * its own end, and a forced call ended by the user's own stop string keeps its last
  * brace (plain and streamed). The parsing itself is tested in
  * tests/unit/test_server_toolfmt.c. */
@@ -25,7 +26,8 @@
 
 #define MODEL_FILE "models/llama-spm-f16.gguf"
 /* token ids in the fixture's SPM vocabulary */
-#define TOK_UNK "0"          /* <unk>, shown only when control tokens are */
+#define TOK_UNK "0"          /* <unk>, never text */
+#define TOK_BOS "1"          /* <s>, a control token that is no tool-call marker */
 #define TOK_OPEN_BRACE "29912"  /* { */
 #define TOK_CLOSE_BRACE "29913" /* } */
 #define TOK_X "29916"           /* x */
@@ -195,44 +197,44 @@ static void test_llama_reply_held_then_content(void **state) {
     json_decref(with);
 }
 
-/* Control tokens (here <unk>) are shown in the text only for a request read in a format
- * whose markers are control tokens (Llama, Mistral), never for others. */
-static void test_control_tokens_shown_only_for_marker_formats(void **state) {
+/* Control tokens that are not the format's markers (here <s>), and the unknown token,
+ * are never text: not for a request read in a format whose markers are control tokens in
+ * their families (Llama, Mistral), nor for others. */
+static void test_other_control_tokens_never_text(void **state) {
     (void)state;
     NEED_SERVER();
     static const struct {
         const char *model;
         bool tools;
-        const char *content;
+        const char *token;
     } cases[] = {
-        {"mistral", true, "<unk><unk><unk>"}, {"llama3", true, "<unk><unk><unk>"}, {"mistral", false, ""},
-        {"chatml", true, ""},                  {"gemma", true, ""},
+        {"mistral", true, TOK_BOS}, {"llama3", true, TOK_BOS}, {"mistral3", true, TOK_BOS}, {"mistral", false, TOK_BOS},
+        {"chatml", true, TOK_BOS},  {"gemma", true, TOK_BOS},  {"llama3", true, TOK_UNK},   {"mistral", true, TOK_UNK},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char body[2048], extra[1024];
         long status = 0;
-        snprintf(extra, sizeof extra, "%s%s\"max_tokens\":3,\"logit_bias\":{\"" TOK_UNK "\":100}",
-                 cases[i].tools ? TOOLS : "", cases[i].tools ? "," : "");
+        snprintf(extra, sizeof extra, "%s%s\"max_tokens\":3,\"logit_bias\":{\"%s\":100}", cases[i].tools ? TOOLS : "",
+                 cases[i].tools ? "," : "", cases[i].token);
         chat_body(body, sizeof body, cases[i].model, false, extra);
         json_t *plain = post_json(body, &status);
         assert_int_equal(status, 200);
         const char *got = content_of(plain);
-        if (!got || strcmp(got, cases[i].content) != 0)
-            fail_msg("%s%s: content '%s', expected '%s'", cases[i].model, cases[i].tools ? " with tools" : "",
-                     got ? got : "(null)", cases[i].content);
+        if (!got || strcmp(got, "") != 0)
+            fail_msg("%s%s, token %s: content '%s', expected ''", cases[i].model, cases[i].tools ? " with tools" : "",
+                     cases[i].token, got ? got : "(null)");
+        assert_int_equal(json_integer_value(json_object_get(json_object_get(plain, "usage"), "completion_tokens")), 3);
         chat_body(body, sizeof body, cases[i].model, true, extra);
         json_t *chunks = post_stream(body);
         streamed s;
         read_stream(chunks, &s);
-        if (strcmp(s.content, cases[i].content) != 0)
-            fail_msg("%s streamed: content '%s', expected '%s'", cases[i].model, s.content, cases[i].content);
+        if (strcmp(s.content, "") != 0) fail_msg("%s streamed: content '%s', expected ''", cases[i].model, s.content);
         json_decref(chunks);
         json_decref(plain);
     }
 }
 
-/* With ignore_eos the end-of-turn token does not end the reply, and it is never text,
- * not even for a request whose control tokens are shown. */
+/* With ignore_eos the end-of-turn token does not end the reply, and it is never text. */
 static void test_end_of_turn_never_text(void **state) {
     (void)state;
     NEED_SERVER();
@@ -392,7 +394,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forced_call_user_stop_keeps_brace),
         cmocka_unit_test(test_llama_reply_held_then_content),
-        cmocka_unit_test(test_control_tokens_shown_only_for_marker_formats),
+        cmocka_unit_test(test_other_control_tokens_never_text),
         cmocka_unit_test(test_end_of_turn_never_text),
         cmocka_unit_test(test_mistral_and_no_tool_template_content),
         cmocka_unit_test(test_forced_call_in_each_form),

@@ -149,7 +149,7 @@ static hearth_status op_tokenizer(const void *arg, hearth_err *err) {
     if (!st) st = tok_load(f, &v, err);
     if (!st) st = tok_encode(v, TOK_TEXT, sizeof TOK_TEXT - 1, true, true, &ids, &n, err);
     if (!st) st = tok_decode(v, ids, n, true, &text, &len, err);
-    if (!st && !(s = tok_stream_new(v, false))) st = err_set(err, HEARTH_ERR_NOMEM, "tok_stream_new: out of memory");
+    if (!st && !(s = tok_stream_new(v, NULL, 0))) st = err_set(err, HEARTH_ERR_NOMEM, "tok_stream_new: out of memory");
     for (size_t i = 0; !st && i < n; i++) {
         char *out;
         size_t k;

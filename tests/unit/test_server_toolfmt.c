@@ -3,7 +3,9 @@
  * renders for an assistant's tool call in history is read back as that call; replies in
  * the Llama 3 JSON and Mistral [TOOL_CALLS] forms become OpenAI tool calls, anything
  * malformed or not a call stays content, whole; streams hold back only what may still be
- * a call; a forced call knows whether its own end or a user's stop string ended it. */
+ * a call; a forced call knows whether its own end or a user's stop string ended it; each
+ * format lists the markers generation must show when they are control tokens. */
+#define _GNU_SOURCE /* memmem */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -60,6 +62,45 @@ static void must_stay_content(srv_toolfmt f, const char *text) {
 }
 
 /* ---- the format comes from the template ------------------------------------------- */
+
+/* Each format's markers (the texts generation must show where they are control tokens):
+ * exactly those its replies are read by, and the opening of a forced call holds them. */
+static void test_markers(void **state) {
+    (void)state;
+    static const struct {
+        srv_toolfmt f;
+        const char *joined; /* the markers, space-separated */
+    } cases[] = {
+        {SRV_TOOLFMT_TAGGED, "<tool_call> </tool_call>"},
+        {SRV_TOOLFMT_LLAMA, "<|python_tag|>"},
+        {SRV_TOOLFMT_MISTRAL, "[TOOL_CALLS] [ARGS] [CALL_ID]"},
+        {SRV_TOOLFMT_MISTRAL_ARGS, "[TOOL_CALLS] [ARGS] [CALL_ID]"},
+        {SRV_TOOLFMT_NONE, ""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *const *m = NULL;
+        size_t n = srv_toolfmt_markers(cases[i].f, &m);
+        char joined[128] = "";
+        for (size_t k = 0; k < n; k++) {
+            if (k) strcat(joined, " ");
+            strcat(joined, m[k]);
+        }
+        if (strcmp(joined, cases[i].joined) != 0)
+            fail_msg("%s: markers '%s', expected '%s'", srv_toolfmt_name(cases[i].f), joined, cases[i].joined);
+    }
+    const srv_toolfmt opened[] = {SRV_TOOLFMT_TAGGED, SRV_TOOLFMT_MISTRAL, SRV_TOOLFMT_MISTRAL_ARGS};
+    for (size_t i = 0; i < 3; i++) {
+        const char *const *m = NULL;
+        srv_toolfmt_markers(opened[i], &m);
+        srv_buf out = {.max = 4096};
+        const char *stop = NULL, *close = NULL;
+        assert_true(srv_toolfmt_forced_open(opened[i], "f", &out, &stop, &close));
+        if (!out.data || !memmem(out.data, out.len, m[0], strlen(m[0])))
+            fail_msg("%s: forced opening '%.*s' lacks marker %s", srv_toolfmt_name(opened[i]), (int)out.len,
+                     out.data ? out.data : "", m[0]);
+        srv_buf_free(&out);
+    }
+}
 
 static void test_format_of_template(void **state) {
     (void)state;
@@ -599,6 +640,7 @@ static void test_forced_openings(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_markers),
         cmocka_unit_test(test_format_of_template),
         cmocka_unit_test(test_rendered_history_reads_back),
         cmocka_unit_test(test_llama_replies),
