@@ -42,8 +42,6 @@ const char srv_builtin_chat_template[] =
 #define MARK_CLOSE "\xEE\x80\x81" /* U+E001 */
 #define MARK_DIGIT0 0x90          /* U+E010 + d is "\xEE\x80" then 0x90 + d */
 
-#define SRV_PROMPT_MAX_MARKERS 4
-
 typedef struct special {
     int32_t id;
     const char *text;
@@ -55,7 +53,7 @@ struct srv_prompter {
     chat_template *tmpl;
     bool builtin;
     srv_toolfmt toolfmt; /* the tool-call form the template teaches */
-    int32_t shown[SRV_PROMPT_MAX_MARKERS]; /* its markers that are control tokens */
+    int32_t shown[SRV_TOOLFMT_MAX_MARKERS]; /* its markers that are control tokens */
     size_t n_shown;
     special *sp;         /* control tokens, longest text first; then U+E000 and U+E001 as literals */
     size_t n_sp;         /* control tokens only */
@@ -89,7 +87,7 @@ hearth_status srv_prompter_new(const tok_vocab *v, const char *template_src, siz
     p->toolfmt = srv_toolfmt_of_template(template_src, len);
     const char *const *markers;
     size_t n_markers = srv_toolfmt_markers(p->toolfmt, &markers);
-    for (size_t i = 0; i < n_markers && p->n_shown < SRV_PROMPT_MAX_MARKERS; i++) {
+    for (size_t i = 0; i < n_markers && p->n_shown < SRV_TOOLFMT_MAX_MARKERS; i++) {
         int32_t id = tok_control_id(v, markers[i], strlen(markers[i]));
         if (id >= 0) p->shown[p->n_shown++] = id;
     }

@@ -53,6 +53,7 @@ const char *srv_toolfmt_name(srv_toolfmt f);
  * vocabulary makes one a control token, generation must show that token as text for the
  * marker to be seen (srv_prompter_shown_control, sched_request.shown_control). */
 size_t srv_toolfmt_markers(srv_toolfmt f, const char *const **markers);
+#define SRV_TOOLFMT_MAX_MARKERS 3 /* the longest list srv_toolfmt_markers returns */
 
 /* The tool calls in text[0..len) written in format f, or NULL when it holds none, a call
  * does not parse, or f is NONE (NULL on NOMEM too). tools is the request's tool list

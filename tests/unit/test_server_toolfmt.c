@@ -80,6 +80,7 @@ static void test_markers(void **state) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *const *m = NULL;
         size_t n = srv_toolfmt_markers(cases[i].f, &m);
+        assert_true(n <= SRV_TOOLFMT_MAX_MARKERS);
         char joined[128] = "";
         for (size_t k = 0; k < n; k++) {
             if (k) strcat(joined, " ");
