@@ -17,8 +17,10 @@
  *      ever see a ready instance, through a lease.
  *   2. refs counts the leases of an entry; an entry with refs > 0 is ready and is never
  *      unloaded, nor is one with callers waiting in fleet_acquire (they are about to
- *      take it: a fresh load is never lost to a ttl of 0 before its waiters run). Unloading takes the instance out of the entry under the lock, frees it
- *      without the lock, then returns the entry to available.
+ *      take it: a fresh load is never lost to a ttl of 0 before its waiters run) or one
+ *      a metrics reader visits (visits, never shown as requests). Unloading takes the
+ *      instance out of the entry under the lock, frees it without the lock, then returns
+ *      the entry to available.
  *   3. At most one load runs per entry (single flight): only a caller that moves the
  *      entry from available or failed to loading starts a loader thread; everyone else
  *      waits on f->cv. Every waiter of one load attempt gets that attempt's outcome.
@@ -55,11 +57,12 @@ typedef struct fleet_entry {
     cfg_model mc;                 /* current settings (owned copy) */
     fleet_state state;
     bool retired;                 /* invariant 5 */
-    bool unload_pending;          /* unload as soon as refs reach 0 */
+    bool unload_pending;          /* unload as soon as it is idle */
     bool admin_unloaded;          /* an operator unloaded it: no automatic preload */
     uint64_t unreported;          /* invariant 8: the reload (its number) yet to report it; 0: reported */
     fleet_inst *inst;             /* invariant 1 */
     int refs;                     /* invariant 2 */
+    int visits;                   /* metrics readers inside fleet_visit_ready (invariant 2) */
     int waiters;                  /* callers inside fleet_acquire holding this entry */
     uint64_t attempt, finished;   /* loads started / finished */
     hearth_status last_st;        /* outcome of the last finished load */
@@ -145,6 +148,9 @@ static fleet_entry *find(fleet *f, const char *name) {
 }
 
 /* Pinned models are never unloaded by the TTL nor evicted for the budget. */
+/* No request, waiter or visitor holds e (invariant 2): it may be unloaded or freed. */
+static bool idle(const fleet_entry *e) { return e->refs == 0 && e->waiters == 0 && e->visits == 0; }
+
 static bool pinned(const fleet_entry *e) { return !e->retired && (e->mc.preload || e->mc.ttl_s == CFG_FOREVER); }
 
 static int64_t used_bytes(fleet *f, const fleet_entry *except) {
@@ -192,7 +198,7 @@ static hearth_status reserve_cb(void *ud, int64_t bytes, double *retry_after_s, 
         fleet_entry *victim = NULL;
         for (int list = 0; list < 2; list++)
             for (fleet_entry *v = list ? f->retired : f->entries; v; v = v->next)
-                if (v != e && v->state == FLEET_READY && v->refs == 0 && v->waiters == 0 && !pinned(v) &&
+                if (v != e && v->state == FLEET_READY && idle(v) && !pinned(v) &&
                     (!victim || v->last_used_ns < victim->last_used_ns))
                     victim = v;
         if (!victim) {
@@ -509,7 +515,7 @@ bool fleet_has(fleet *f, const char *name) {
 /* ---- housekeeping ---------------------------------------------------------------------- */
 
 static bool can_free_retired(const fleet_entry *e) {
-    return (e->state == FLEET_AVAILABLE || e->state == FLEET_FAILED) && e->refs == 0 && e->waiters == 0;
+    return (e->state == FLEET_AVAILABLE || e->state == FLEET_FAILED) && idle(e);
 }
 
 static void free_entry(fleet_entry *e) {
@@ -524,7 +530,7 @@ rescan:;
     uint64_t now = clock_mono_ns(), next = now + (uint64_t)HOUSEKEEPING_MAX_SLEEP_S * NS;
     for (int list = 0; list < 2; list++) {
         for (fleet_entry *e = list ? f->retired : f->entries; e; e = e->next) {
-            if (e->state == FLEET_READY && e->refs == 0 && e->waiters == 0) { /* waiters are about to use it */
+            if (e->state == FLEET_READY && idle(e)) {
                 if (e->retired || e->unload_pending) {
                     unload_locked(f, e, e->retired ? "removed or changed by a reload" : "unloaded by an operator");
                     goto rescan;
@@ -755,7 +761,7 @@ hearth_status fleet_unload(fleet *f, const char *name, bool *pending, hearth_err
         return err_set(err, HEARTH_ERR_NOT_FOUND, "the model '%.200s' does not exist", name);
     }
     e->admin_unloaded = true;
-    if (e->state == FLEET_READY && e->refs == 0) {
+    if (e->state == FLEET_READY && e->refs == 0 && e->visits == 0) {
         unload_locked(f, e, "unloaded by an operator");
     } else if (e->state == FLEET_READY || e->state == FLEET_LOADING || e->state == FLEET_VERIFYING) {
         e->unload_pending = true;
@@ -847,7 +853,7 @@ void fleet_visit_ready(fleet *f, void (*fn)(void *ud, const fleet_loaded *m), vo
     char(*names)[CFG_NAME_MAX + 1] = n ? mem_alloc_array(n, sizeof *names) : NULL;
     for (fleet_entry *e = f->entries; e && held && names; e = e->next) {
         if (e->state != FLEET_READY) continue;
-        e->refs++; /* invariant 2: not unloaded while visited */
+        e->visits++; /* invariant 2: not unloaded while visited, yet no request */
         snprintf(names[k], sizeof names[k], "%s", e->mc.name);
         held[k++] = e;
     }
@@ -859,7 +865,7 @@ void fleet_visit_ready(fleet *f, void (*fn)(void *ud, const fleet_loaded *m), vo
         fn(ud, &m);
     }
     pthread_mutex_lock(&f->mu);
-    for (size_t i = 0; i < k; i++) held[i]->refs--;
+    for (size_t i = 0; i < k; i++) held[i]->visits--;
     if (k) pthread_cond_signal(&f->wake);
     pthread_mutex_unlock(&f->mu);
     mem_free(held);

@@ -8,7 +8,9 @@
  * fails every time without its fix; (2) cannot be arranged from outside (the window lay
  * between two statements of fleet_acquire), so it repeats the race ADAPTER_ROUNDS times
  * and fails on any lost request: without its fix it lost one in each of 3 runs on a
- * loaded 2-core machine, fewer on a quiet one. */
+ * loaded 2-core machine, fewer on a quiet one; (3) a metrics reader visiting a ready
+ * model (fleet_visit_ready) is no request in flight, and an operator's unload during the
+ * visit waits for it, then happens. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -242,10 +244,54 @@ static void test_counted_request_holds_adapter(void **state) {
     fleet_free(f);
 }
 
+/* ---- (3) a visit is not a request ---------------------------------------------------------------- */
+
+typedef struct visit {
+    fleet *f;
+    int visited, refs_seen;
+    bool pending;
+    fleet_state state_seen;
+} visit;
+
+static void during_visit(void *ud, const fleet_loaded *m) {
+    visit *v = ud;
+    hearth_err err = {0};
+    v->visited++;
+    v->refs_seen = refs_of(v->f, m->name);
+    if (fleet_unload(v->f, m->name, &v->pending, &err) != HEARTH_OK) fail_msg("unload: %s", err.msg);
+    v->state_seen = state_of(v->f, m->name);
+}
+
+static void test_visit_is_not_a_request(void **state) {
+    (void)state;
+    if (!fixtures_available()) {
+        printf("fixtures absent: fleet visit test skipped\n");
+        skip();
+    }
+    char yaml[1024];
+    snprintf(yaml, sizeof yaml, "models:\n  - {name: m, path: '%s', ctx: 64, slots: 1, threads: 1}\n", fixture_path(TINY));
+    fleet *f = start(yaml, NULL);
+    fleet_acquire_opts o = {.keep_alive_s = -2};
+    fleet_lease *l = NULL;
+    double ra = 0;
+    hearth_err err = {0};
+    if (fleet_acquire(f, "m", &o, &l, &ra, &err) != HEARTH_OK) fail_msg("acquire m: %s", err.msg);
+    fleet_release(l);
+    visit v = {.f = f};
+    fleet_visit_ready(f, during_visit, &v);
+    assert_int_equal(v.visited, 1);
+    if (v.refs_seen != 0) fail_msg("during a metrics visit the model showed %d requests in flight", v.refs_seen);
+    assert_true(v.pending);                      /* the visit holds it ... */
+    assert_int_equal(v.state_seen, FLEET_READY); /* ... so it is still loaded */
+    while (state_of(f, "m") != FLEET_AVAILABLE) usleep(1000); /* then the unload happens */
+    fleet_free(f);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reload_reports_available_first),
         cmocka_unit_test(test_counted_request_holds_adapter),
+        cmocka_unit_test(test_visit_is_not_a_request),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
