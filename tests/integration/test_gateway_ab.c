@@ -20,7 +20,7 @@
 
 #include "config/config.h"
 #include "fault_upstream.h"
-#include "http_body.h"
+#include "route_http.h"
 #include "server/srv.h"
 #include "srvtest.h"
 
@@ -122,60 +122,13 @@ static int teardown(void **state) {
 
 /* ---- HTTP -------------------------------------------------------------------------------- */
 
-typedef struct resp {
-    long status;
-    char *body; /* malloc'd: resp_free */
-    size_t len;
-    size_t abort_after; /* > 0: hang up once this many body bytes arrived */
-    char target[400];   /* X-Hearth-Target */
-} resp;
-
-static void resp_free(resp *r) {
-    if (r) free(r->body);
-    free(r);
-}
-
-static size_t on_header(char *p, size_t sz, size_t n, void *ud) {
-    resp *r = ud;
-    size_t k = sz * n;
-    srvtest_header_value(p, k, "X-Hearth-Target", r->target, sizeof r->target);
-    return k;
-}
-
 /* One request; rid (may be NULL) is sent as X-Request-Id. */
-static void http(const char *method, const char *path, const char *body, const char *rid, resp *r) {
-    size_t abort_after = r->abort_after;
-    free(r->body);
-    memset(r, 0, sizeof *r);
-    r->abort_after = abort_after;
-    CURL *h = curl_easy_init();
-    assert_non_null(h);
-    http_body sink;
-    http_body_collect(h, &sink, &r->body, &r->len, abort_after);
-    char url[256], idh[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
-    struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
-    if (rid) {
-        snprintf(idh, sizeof idh, "X-Request-Id: %s", rid);
-        hdr = curl_slist_append(hdr, idh);
-    }
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-    if (body) curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT, 120L);
-    CURLcode rc = curl_easy_perform(h);
-    if (rc != CURLE_OK && !(abort_after && rc == CURLE_WRITE_ERROR))
-        fail_msg("%s %s: %s", method, path, curl_easy_strerror(rc));
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
-    curl_slist_free_all(hdr);
-    curl_easy_cleanup(h);
+static void http(const char *method, const char *path, const char *body, const char *rid, route_resp *r) {
+    route_http(port, method, path, body, rid, r);
 }
 
 /* A greedy completion of PROMPT: model, optional user, streamed or not. */
-static void complete(const char *name, const char *user, bool stream, int max_tokens, const char *rid, resp *r) {
+static void complete(const char *name, const char *user, bool stream, int max_tokens, const char *rid, route_resp *r) {
     char body[512], u[96] = "";
     if (user) snprintf(u, sizeof u, ",\"user\":\"%s\"", user);
     snprintf(body, sizeof body,
@@ -186,7 +139,7 @@ static void complete(const char *name, const char *user, bool stream, int max_to
 }
 
 /* The text of a completion reply, whole or streamed (malloc'd). */
-static char *reply_text(const resp *r, bool stream) {
+static char *reply_text(const route_resp *r, bool stream) {
     if (!stream) {
         json_t *j = json_loads(r->body, 0, NULL);
         const char *t = json_string_value(json_object_get(json_array_get(json_object_get(j, "choices"), 0), "text"));
@@ -213,26 +166,12 @@ static char *reply_text(const resp *r, bool stream) {
     return text;
 }
 
-/* The value of key in the X-Hearth-Target header ("route=a; target=b; attempts=1"). */
-static const char *hdr_field(const resp *r, const char *key, char *out, size_t cap) {
-    out[0] = '\0';
-    char pat[32];
-    snprintf(pat, sizeof pat, "%s=", key);
-    const char *p = strstr(r->target, pat);
-    if (!p) fail_msg("X-Hearth-Target '%s' has no %s", r->target, key);
-    p += strlen(pat);
-    size_t n = strcspn(p, ";");
-    if (n >= cap) n = cap - 1;
-    memcpy(out, p, n);
-    out[n] = '\0';
-    return out;
-}
-
 /* The arm a routed reply names: 0 base, 1 adapter (fails on anything else). */
-static int arm_of(const resp *r) {
+static int arm_of(const route_resp *r) {
     char v[128];
-    if (strcmp(hdr_field(r, "route", v, sizeof v), "assistant") != 0) fail_msg("X-Hearth-Target '%s'", r->target);
-    hdr_field(r, "target", v, sizeof v);
+    if (strcmp(route_target_field(r, "route", v, sizeof v), "assistant") != 0)
+        fail_msg("X-Hearth-Target '%s'", r->target);
+    route_target_field(r, "target", v, sizeof v);
     if (!strcmp(v, ARM_BASE)) return 0;
     if (!strcmp(v, ARM_LORA)) return 1;
     fail_msg("X-Hearth-Target '%s' names no arm of the route", r->target);
@@ -241,14 +180,14 @@ static int arm_of(const resp *r) {
 
 /* A sample's value in /metrics ("name{labels}"); -1 when absent. */
 static double metric(const char *sample) {
-    resp *r = calloc(1, sizeof *r);
+    route_resp *r = calloc(1, sizeof *r);
     http("GET", "/metrics", NULL, NULL, r);
     assert_int_equal(r->status, 200);
     double v = -1;
     size_t n = strlen(sample);
     for (const char *p = r->body; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
         if (!strncmp(p, sample, n) && p[n] == ' ') v = strtod(p + n + 1, NULL);
-    resp_free(r);
+    route_resp_free(r);
     return v;
 }
 
@@ -294,7 +233,7 @@ static char *direct[2]; /* the direct greedy texts of the base and the adapter *
 static void test_arms_answer_as_direct(void **state) {
     (void)state;
     NEED_SERVER();
-    resp *r = calloc(1, sizeof *r);
+    route_resp *r = calloc(1, sizeof *r);
     complete("llama", NULL, false, N_TOK, NULL, r);
     direct[0] = reply_text(r, false);
     complete("llama:support", NULL, false, N_TOK, NULL, r);
@@ -321,13 +260,13 @@ static void test_arms_answer_as_direct(void **state) {
         seen[first]++;
     }
     if (!seen[0] || !seen[1]) fail_msg("%d users: %d on the base, %d on the adapter", N_USERS, seen[0], seen[1]);
-    resp_free(r);
+    route_resp_free(r);
 }
 
 static void test_split_follows_weights(void **state) {
     (void)state;
     NEED_SERVER();
-    resp *r = calloc(1, sizeof *r);
+    route_resp *r = calloc(1, sizeof *r);
     int on_lora = 0;
     for (int i = 0; i < N_SPLIT; i++) {
         complete("assistant", NULL, false, 1, NULL, r);
@@ -337,7 +276,7 @@ static void test_split_follows_weights(void **state) {
     int lo = N_SPLIT / 2 - N_SPLIT * 12 / 100, hi = N_SPLIT / 2 + N_SPLIT * 12 / 100;
     printf("weighted 50/50 over %d requests: %d on the adapter\n", N_SPLIT, on_lora);
     if (on_lora < lo || on_lora > hi) fail_msg("%d of %d on the adapter, expected %d..%d", on_lora, N_SPLIT, lo, hi);
-    resp_free(r);
+    route_resp_free(r);
 }
 
 /* A routed request's request log line against the direct one of the arm it took. */
@@ -364,7 +303,7 @@ static void expect_accounted_as_direct(const char *routed_rid, const char *direc
 static void test_routed_requests_accounted(void **state) {
     (void)state;
     NEED_SERVER();
-    resp *r = calloc(1, sizeof *r);
+    route_resp *r = calloc(1, sizeof *r);
     double ttft0 = counter("hearth_time_to_first_token_seconds_count{model=\"assistant\"}");
     double gen0 = counter("hearth_generated_tokens_total{model=\"assistant\"}");
     double prompt0 = counter("hearth_prompt_tokens_total{model=\"assistant\"}");
@@ -384,13 +323,13 @@ static void test_routed_requests_accounted(void **state) {
         fail_msg("TTFT samples of the route: %.0f before, %.0f after two routed requests", ttft0, ttft1);
     if (gen1 - gen0 < 2 || prompt1 - prompt0 < 2)
         fail_msg("route token counters: generated %.0f -> %.0f, prompt %.0f -> %.0f", gen0, gen1, prompt0, prompt1);
-    resp_free(r);
+    route_resp_free(r);
 }
 
 static void test_remote_stream_accounted(void **state) {
     (void)state;
     NEED_SERVER();
-    resp *r = calloc(1, sizeof *r);
+    route_resp *r = calloc(1, sizeof *r);
     complete("remote", NULL, true, 8, "ab-remote", r);
     json_t *line = request_line("ab-remote");
     json_int_t got = json_integer_value(json_object_get(line, "completion_tokens"));
@@ -398,7 +337,7 @@ static void test_remote_stream_accounted(void **state) {
     if (!json_is_real(json_object_get(line, "ttft_ms"))) fail_msg("a remote stream logged no TTFT");
     assert_string_equal(json_string_value(json_object_get(line, "target")), "up/m");
     json_decref(line);
-    resp_free(r);
+    route_resp_free(r);
 }
 
 /* A routed stream whose client hangs up: the local attempt is cancelled, the slot freed. */
@@ -407,7 +346,7 @@ static void test_hangup_frees_the_slot(void **state) {
     NEED_SERVER();
     double cancelled0 = counter("hearth_upstream_requests_total{target=\"" ARM_BASE "\",outcome=\"cancelled\"}") +
                         counter("hearth_upstream_requests_total{target=\"" ARM_LORA "\",outcome=\"cancelled\"}");
-    resp *r = calloc(1, sizeof *r);
+    route_resp *r = calloc(1, sizeof *r);
     r->abort_after = 300; /* a few chunks */
     complete("assistant", "user-0", true, 900, "ab-hangup", r);
     if (r->len < 300) fail_msg("hung up before any output: %.300s", r->body);
@@ -431,7 +370,7 @@ static void test_hangup_frees_the_slot(void **state) {
     if (busy != 0) fail_msg("slots still busy after the hang-up: %.0f", busy);
     if (cancelled - cancelled0 < 1)
         fail_msg("the local attempt was not cancelled (cancelled attempts %.0f -> %.0f)", cancelled0, cancelled);
-    resp_free(r);
+    route_resp_free(r);
 }
 
 int main(void) {

@@ -19,7 +19,7 @@
 
 #include "config/config.h"
 #include "fault_upstream.h"
-#include "http_body.h"
+#include "route_http.h"
 #include "server/srv.h"
 #include "srvtest.h"
 
@@ -53,86 +53,27 @@ static void model_yaml(char *buf, size_t cap, int port) {
 
 /* ---- HTTP ---------------------------------------------------------------------------------- */
 
-typedef struct resp {
-    long status;
-    char *body; /* malloc'd: resp_free */
-    size_t len;
-    char target[400]; /* X-Hearth-Target */
-} resp;
-
-static void resp_free(resp *r) {
-    if (r) free(r->body);
-    free(r);
-}
-
-static size_t on_header(char *p, size_t sz, size_t n, void *ud) {
-    resp *r = ud;
-    size_t k = sz * n;
-    srvtest_header_value(p, k, "X-Hearth-Target", r->target, sizeof r->target);
-    return k;
-}
-
-/* One request into r (zeroed, or holding an earlier answer, whose body it frees). */
-static void http(int port, const char *method, const char *path, const char *body, resp *r) {
-    free(r->body);
-    memset(r, 0, sizeof *r);
-    CURL *h = curl_easy_init();
-    assert_non_null(h);
-    http_body sink;
-    http_body_collect(h, &sink, &r->body, &r->len, 0);
-    char url[256];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
-    struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-    if (body) curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT, 60L);
-    CURLcode rc = curl_easy_perform(h);
-    if (rc != CURLE_OK) fail_msg("%s %s: %s", method, path, curl_easy_strerror(rc));
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
-    curl_slist_free_all(hdr);
-    curl_easy_cleanup(h);
-}
-
-static void chat(int port, const char *route, bool stream, resp *r) {
+static void chat(int port, const char *route, bool stream, route_resp *r) {
     char body[256];
     snprintf(body, sizeof body,
              "{\"model\":\"%s\",\"stream\":%s,\"max_tokens\":3,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
              route, stream ? "true" : "false");
-    http(port, "POST", "/v1/chat/completions", body, r);
+    route_http(port, "POST", "/v1/chat/completions", body, NULL, r);
 }
 
-/* The value of key in an X-Hearth-Target header ("route=a; target=b; attempts=2"). */
-static const char *hdr_field(const resp *r, const char *key, char *out, size_t cap) {
-    out[0] = '\0';
-    char pat[32];
-    snprintf(pat, sizeof pat, "%s=", key);
-    const char *p = strstr(r->target, pat);
-    if (!p) return out;
-    p += strlen(pat);
-    size_t n = strcspn(p, ";");
-    if (n >= cap) n = cap - 1;
-    memcpy(out, p, n);
-    out[n] = '\0';
-    return out;
-}
-
-static void expect_target(const resp *r, const char *route, const char *target, int min_attempts, int max_attempts) {
+static void expect_target(const route_resp *r, const char *route, const char *target, int min_attempts, int max_attempts) {
     char v[128];
-    if (strcmp(hdr_field(r, "route", v, sizeof v), route) != 0)
+    if (strcmp(route_target_field(r, "route", v, sizeof v), route) != 0)
         fail_msg("X-Hearth-Target '%s': route '%s', expected '%s'", r->target, v, route);
-    if (strcmp(hdr_field(r, "target", v, sizeof v), target) != 0)
+    if (strcmp(route_target_field(r, "target", v, sizeof v), target) != 0)
         fail_msg("X-Hearth-Target '%s': target '%s', expected '%s' (body %.300s)", r->target, v, target, r->body);
-    int n = atoi(hdr_field(r, "attempts", v, sizeof v));
+    int n = atoi(route_target_field(r, "attempts", v, sizeof v));
     if (n < min_attempts || n > max_attempts)
         fail_msg("X-Hearth-Target '%s': %d attempts, expected %d..%d", r->target, n, min_attempts, max_attempts);
 }
 
 /* A non-streamed chat reply with text, or a streamed one ending in [DONE]. */
-static void expect_answer(const resp *r, bool stream) {
+static void expect_answer(const route_resp *r, bool stream) {
     if (r->status != 200) fail_msg("status %ld, expected 200: %.400s", r->status, r->body);
     if (stream) {
         bool done = false;
@@ -150,11 +91,11 @@ static void expect_answer(const resp *r, bool stream) {
 
 /* The admin record of one target in /admin/routes. */
 static json_t *admin_target(int port, const char *name) {
-    resp *r = calloc(1, sizeof *r);
-    http(port, "GET", "/admin/routes", NULL, r);
+    route_resp *r = calloc(1, sizeof *r);
+    route_http(port, "GET", "/admin/routes", NULL, NULL, r);
     assert_int_equal(r->status, 200);
     json_t *all = json_loads(r->body, 0, NULL), *found = NULL;
-    resp_free(r);
+    route_resp_free(r);
     assert_non_null(all);
     size_t i;
     json_t *t;
@@ -207,7 +148,7 @@ static void test_fallback_400_admin_metrics(void **state) {
              models, fu_dead_port(), fu_port(bad), fu_port(picky), fu_port(flaky));
     srv *s = start_server(yaml, true);
     int port = srv_port(s);
-    resp *r = calloc(1, sizeof *r);
+    route_resp *r = calloc(1, sizeof *r);
 
     /* fallback from a refused connection and from 500s, whole and streamed */
     for (int stream = 0; stream < 2; stream++) {
@@ -240,10 +181,10 @@ static void test_fallback_400_admin_metrics(void **state) {
     assert_int_equal(fu_requests(flaky), 1);
 
     /* /v1/models lists routes */
-    http(port, "GET", "/v1/models", NULL, r);
+    route_http(port, "GET", "/v1/models", NULL, NULL, r);
     assert_non_null(strstr(r->body, "\"id\":\"via-dead\""));
     assert_non_null(strstr(r->body, "\"id\":\"tiny\""));
-    http(port, "GET", "/v1/models/via-bad", NULL, r);
+    route_http(port, "GET", "/v1/models/via-bad", NULL, NULL, r);
     assert_int_equal(r->status, 200);
 
     /* dead/m failed twice so far; three more open its breaker (5 consecutive) */
@@ -265,7 +206,7 @@ static void test_fallback_400_admin_metrics(void **state) {
     expect_target(r, "via-dead", "local:tiny", 1, 1);
 
     /* metrics and log lines */
-    http(port, "GET", "/metrics", NULL, r);
+    route_http(port, "GET", "/metrics", NULL, NULL, r);
     static const char *const want[] = {
         "hearth_upstream_requests_total{target=\"dead/m\",outcome=\"error\"} 5",
         "hearth_upstream_requests_total{target=\"local:tiny\",outcome=\"ok\"}",
@@ -281,7 +222,7 @@ static void test_fallback_400_admin_metrics(void **state) {
     assert_true(logcap_has("\"msg\":\"gateway\""));
     assert_true(logcap_has("\"target\":\"via-dead\"") || logcap_has("\"model\":\"via-dead\""));
 
-    resp_free(r);
+    route_resp_free(r);
     srv_free(s);
     fu_stop(bad);
     fu_stop(picky);
@@ -336,7 +277,7 @@ static void test_route_limits(void **state) {
              fu_port(up));
     srv *s = start_server(yaml, false);
     int port = srv_port(s);
-    resp *r = calloc(1, sizeof *r);
+    route_resp *r = calloc(1, sizeof *r);
     static const struct {
         const char *extra, *param;
     } cases[] = {
@@ -353,21 +294,21 @@ static void test_route_limits(void **state) {
                  cases[i].extra);
         if (strstr(cases[i].extra, "messages")) /* the case's own messages, not a duplicate key */
             snprintf(body, sizeof body, "{%s\"model\":\"remote\"}", cases[i].extra);
-        http(port, "POST", "/v1/chat/completions", body, r);
+        route_http(port, "POST", "/v1/chat/completions", body, NULL, r);
         json_t *j = json_loads(r->body, 0, NULL);
         const char *param = json_string_value(json_object_get(json_object_get(j, "error"), "param"));
         if (r->status != 400 || !param || strcmp(param, cases[i].param) != 0)
             fail_msg("case %zu: status %ld, expected 400 with param %s: %s", i, r->status, cases[i].param, r->body);
         json_decref(j);
     }
-    http(port, "POST", "/v1/embeddings", "{\"model\":\"remote\",\"input\":\"hi\"}", r);
+    route_http(port, "POST", "/v1/embeddings", "{\"model\":\"remote\",\"input\":\"hi\"}", NULL, r);
     if (r->status != 400 || !strstr(r->body, "\"route_not_supported\""))
         fail_msg("embeddings on a route: status %ld, expected 400 route_not_supported: %s", r->status, r->body);
     if (fu_requests(up) != 0) fail_msg("the upstream saw %d requests over the limits, expected 0", fu_requests(up));
     chat(port, "remote", false, r);
     if (r->status != 200) fail_msg("a request within the limits: status %ld: %s", r->status, r->body);
     assert_int_equal(fu_requests(up), 1);
-    resp_free(r);
+    route_resp_free(r);
     srv_free(s);
     fu_stop(up);
 }
@@ -409,7 +350,7 @@ static hearth_status reload_fn(void *ud, cfg_config **out, cfg_errors *errs, hea
 
 typedef struct slow_req {
     int port;
-    resp r;
+    route_resp r;
 } slow_req;
 
 static void *slow_stream(void *arg) {
@@ -419,12 +360,12 @@ static void *slow_stream(void *arg) {
 }
 
 static bool has_model(int port, const char *id) {
-    resp *r = calloc(1, sizeof *r);
-    http(port, "GET", "/v1/models", NULL, r);
+    route_resp *r = calloc(1, sizeof *r);
+    route_http(port, "GET", "/v1/models", NULL, NULL, r);
     char pat[96];
     snprintf(pat, sizeof pat, "\"id\":\"%s\"", id);
     bool found = strstr(r->body, pat) != NULL;
-    resp_free(r);
+    route_resp_free(r);
     return found;
 }
 
@@ -447,7 +388,7 @@ static void test_reload_swaps_routes(void **state) {
     srv *s = NULL;
     assert_int_equal(srv_new(&sc, &s, &err), HEARTH_OK);
     int port = srv_port(s);
-    resp *r = calloc(1, sizeof *r);
+    route_resp *r = calloc(1, sizeof *r);
     chat(port, "one", false, r);
     expect_answer(r, false);
 
@@ -485,7 +426,7 @@ static void test_reload_swaps_routes(void **state) {
     assert_true(has_model(port, "two"));
     assert_false(has_model(port, "three"));
 
-    resp_free(r);
+    route_resp_free(r);
     srv_free(s);
     fu_stop(up);
 }
@@ -510,7 +451,7 @@ static void test_two_servers_fallback_and_recovery(void **state) {
              models, port_b);
     srv *a = start_server(yaml, true);
     int port_a = srv_port(a);
-    resp *r = calloc(1, sizeof *r);
+    route_resp *r = calloc(1, sizeof *r);
     char st[32];
 
     /* B answers */
@@ -546,7 +487,7 @@ static void test_two_servers_fallback_and_recovery(void **state) {
         chat(port_a, "chat", false, r);
         expect_answer(r, false);
         char v[128];
-        back = !strcmp(hdr_field(r, "target", v, sizeof v), "peer/tiny");
+        back = !strcmp(route_target_field(r, "target", v, sizeof v), "peer/tiny");
     }
     if (!back) fail_msg("traffic never returned to B; last X-Hearth-Target: %s", r->target);
     assert_string_equal(breaker_state(port_a, "peer/tiny", st, sizeof st), "closed");
@@ -557,7 +498,7 @@ static void test_two_servers_fallback_and_recovery(void **state) {
     assert_true(logcap_has("\"to\":\"closed\""));
     assert_false(logcap_has(KEY_VALUE));
 
-    resp_free(r);
+    route_resp_free(r);
     srv_free(a);
     srv_free(b);
 }
