@@ -53,6 +53,15 @@ def summary(values):
     return {"n": len(values), "p50": pct(values, 50), "p99": pct(values, 99), "max": round(max(values), 2) if values else None}
 
 
+def summed(counts):
+    """Per-key sums of count dicts (the rounds' status codes)."""
+    total = {}
+    for c in counts:
+        for k, v in c.items():
+            total[k] = total.get(k, 0) + v
+    return total
+
+
 class Server:
     def __init__(self, a):
         self.log = tempfile.NamedTemporaryFile(prefix="hearth-overload-", suffix=".log", delete=False)
@@ -377,6 +386,8 @@ def main():
     ap.add_argument("--source", default="127.0.0.1",
                     help="client address, e.g. 127.0.0.2 so that the per-address connection cap tells them from slowhttptest")
     a = ap.parse_args()
+    if a.rounds < 1:
+        ap.error("--rounds must be at least 1")
     global SOURCE
     SOURCE = a.source
     a.clients = a.clients or 2 * (a.slots + a.max_queue)
@@ -400,8 +411,10 @@ def main():
             report["loaded"] = {"admitted_ttft_ms": summary(raw_l["ttft"]),
                                 "server_ttft_ms": summary(raw_l["server_ttft"]),
                                 "rejection_ms": summary(raw_l["rejected"]),
+                                "rejection_codes": summed(r["loaded"]["rejection_codes"] for r in rounds),
                                 "rejections_without_retry_after": raw_l["no_retry_after"],
-                                "health_ms": summary(raw_l["health"])}
+                                "health_ms": summary(raw_l["health"]),
+                                "other": summed(r["loaded"]["other"] for r in rounds)}
             report["rounds"] = rounds
         report["refused_by_reason"] = refused_by_reason(srv.port)
         u, l = report["unloaded"]["ttft_ms"]["p99"], report["loaded"]["admitted_ttft_ms"]["p99"]

@@ -51,6 +51,9 @@ hearth_status fleet_inst_load(const cfg_model *mc, const fleet_load_env *env, fl
                               double *retry_after_s, hearth_err *err);
 void fleet_inst_free(fleet_inst *in, const fleet_hooks *hooks); /* accepts NULL */
 
+/* Bytes model_new will repack for f's matrices at the active CPU level (kern_matrix_prepare). */
+int64_t fleet_repack_estimate(const gguf_file *f);
+
 /* The file a model reads: its path, or its url's file in the store. */
 hearth_status fleet_model_file(const cfg_model *mc, const char *store_dir, char *out, size_t cap, hearth_err *err);
 

@@ -149,19 +149,40 @@ static bool meta_int(const gguf_file *f, const char *arch, const char *key, int6
     return gguf_get_int(f, k, out);
 }
 
+/* True for the tensors model_new repacks: the layers' matrices and the output (token_embd
+   when it is tied, except for an encoder, which has no output). */
+static bool repacked_by_model(const gguf_file *f, const gguf_tensor *t) {
+    static const char *const layer[] = {"attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight",
+                                        "ffn_gate.weight", "ffn_up.weight", "ffn_down.weight"};
+    if (t->n_dims != 2) return false;
+    if (gguf_str_eq(t->name, "output.weight")) return true;
+    if (gguf_str_eq(t->name, "token_embd.weight")) {
+        gguf_str arch;
+        return !gguf_find_tensor(f, "output.weight") &&
+               !(gguf_get_str(f, "general.architecture", &arch) && gguf_str_eq(arch, "bert"));
+    }
+    const char *dot = t->name.len > 4 && memcmp(t->name.ptr, "blk.", 4) == 0 ? memchr(t->name.ptr + 4, '.', t->name.len - 4) : NULL;
+    if (!dot) return false;
+    gguf_str rest = {.ptr = dot + 1, .len = t->name.len - (uint64_t)(dot + 1 - t->name.ptr)};
+    for (size_t i = 0; i < sizeof layer / sizeof layer[0]; i++)
+        if (gguf_str_eq(rest, layer[i])) return true;
+    return false;
+}
+
+int64_t fleet_repack_estimate(const gguf_file *f) {
+    int64_t extra = 0;
+    for (uint64_t i = 0; i < gguf_tensor_count(f); i++) {
+        const gguf_tensor *t = gguf_tensor_at(f, i);
+        if (repacked_by_model(f, t) &&
+            !ck_add(extra, (int64_t)kern_matrix_prepare_bytes(t->type, t->ne[1], t->ne[0]), &extra))
+            return INT64_MAX;
+    }
+    return extra;
+}
+
 /* Repacked weights and KV cache the model will take, from its metadata (before building it). */
 static int64_t estimate_extra(const gguf_file *f, const cfg_model *mc) {
-    int64_t extra = 0;
-    if (kern_cpu_level_active() == KERN_CPU_AVX512) {
-        bool has_output = gguf_find_tensor(f, "output.weight") != NULL;
-        for (uint64_t i = 0; i < gguf_tensor_count(f); i++) {
-            const gguf_tensor *t = gguf_tensor_at(f, i);
-            bool packable = t->type == GGML_Q4_K || t->type == GGML_Q6_K || t->type == GGML_Q8_0;
-            bool embd = gguf_str_eq(t->name, "token_embd.weight");
-            if (packable && t->n_dims == 2 && (!embd || !has_output) && !ck_add(extra, (int64_t)t->size, &extra))
-                return INT64_MAX;
-        }
-    }
+    int64_t extra = fleet_repack_estimate(f);
     gguf_str arch;
     char a[64];
     if (!gguf_get_str(f, "general.architecture", &arch) || arch.len == 0 || arch.len >= sizeof a) return extra;

@@ -84,13 +84,17 @@ typedef struct kern_matrix {
 } kern_matrix;
 
 /* Repacks w once, at load, when the active level has a tiled kernel for its type
-   (AVX-512: Q4_K, Q5_K, Q6_K, Q8_0, Q4_0 into 16-row interleaved panels); otherwise leaves w as it
+   (AVX-512: Q4_K, Q5_K, Q6_K, Q8_0, Q4_0 into 16-row interleaved panels; F32, F16 and BF16
+   with cols a multiple of 32, column-major within each panel); otherwise leaves w as it
    is. data stays valid and untouched (kern_get_row keeps using it). *bytes (may be NULL)
    receives the memory now owned by w (0 when nothing was repacked). Errors:
    HEARTH_ERR_NOMEM, HEARTH_ERR_INVALID (inconsistent shape); w is then unchanged.
    Release with kern_matrix_release. */
 hearth_status kern_matrix_prepare(kern_matrix *w, size_t *bytes);
 void kern_matrix_release(kern_matrix *w);   /* frees what prepare allocated; idempotent */
+/* Bytes kern_matrix_prepare would allocate for a rows x cols matrix of type at the active
+   level (0: it would not repack), for budgeting memory before a model is built. */
+size_t kern_matrix_prepare_bytes(uint32_t type, int64_t rows, int64_t cols);
 
 /* y[t][r] = sum_c W[r][c] * x[t][c] for t < n_tok. x: [n_tok][cols] floats,
    y: [n_tok][rows] floats (row stride ldy >= rows). Each x row is converted once to the

@@ -236,9 +236,9 @@ hearth_status kern_matrix_prepare(kern_matrix *w, size_t *bytes) {
     size_t need_row = kern_row_bytes(w->type, w->cols);
     if (w->rows < 0 || w->cols <= 0 || need_row == 0 || w->row_bytes < need_row) return HEARTH_ERR_INVALID;
     if (w->packed || kern_cpu_level_active() != KERN_CPU_AVX512) return HEARTH_OK;
-    size_t size = kern_panel_bytes(w->type, w->rows, w->cols), alloc;
+    size_t size = kern_panel_bytes(w->type, w->rows, w->cols), alloc = kern_matrix_prepare_bytes(w->type, w->rows, w->cols);
     if (size == 0) return HEARTH_OK;   /* no panel format for this type or shape */
-    if (!ck_add(size, 64 + sizeof(void *), &alloc)) return HEARTH_ERR_INVALID;
+    if (alloc == 0) return HEARTH_ERR_INVALID;
     uint8_t *raw = mem_alloc(alloc);
     if (!raw) return HEARTH_ERR_NOMEM;
     /* 64-byte aligned panels; the allocation's start is kept just before them */
@@ -249,6 +249,12 @@ hearth_status kern_matrix_prepare(kern_matrix *w, size_t *bytes) {
     w->packed_bytes = size;
     if (bytes) *bytes = alloc;
     return HEARTH_OK;
+}
+
+size_t kern_matrix_prepare_bytes(uint32_t type, int64_t rows, int64_t cols) {
+    size_t size = kern_cpu_level_active() == KERN_CPU_AVX512 ? kern_panel_bytes(type, rows, cols) : 0, alloc;
+    if (size == 0 || !ck_add(size, 64 + sizeof(void *), &alloc)) return 0;
+    return alloc;
 }
 
 void kern_matrix_release(kern_matrix *w) {

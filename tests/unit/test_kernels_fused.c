@@ -1,7 +1,8 @@
 /* kern_matmul_fused: the per-token preparation runs exactly once for every row, before
  * the row is used, and the result equals kern_matmul_group on the prepared rows followed
  * by bias and GELU, bit for bit, with 1, 2 and 3 threads and without a pool; for plain
- * and repacked weights, F32 (no conversion) and small and large batches. */
+ * and repacked weights, F32, F16 and BF16 (activations used as given) and small and large
+ * batches. */
 #include "testutil.h"
 
 #include <math.h>
@@ -97,7 +98,7 @@ static void check_case(uint32_t type, bool repack, int64_t n_tok, bool gelu, ker
 static void test_fused_equals_unfused(void **state) {
     kern_pool *pools[3] = {kern_pool_new(1), kern_pool_new(2), kern_pool_new(3)};
     const char *names[4] = {"1 thread", "2 threads", "3 threads", "no pool"};
-    const uint32_t types[] = {GGML_Q8_0, GGML_Q4_K, GGML_F32};
+    const uint32_t types[] = {GGML_Q8_0, GGML_Q4_K, GGML_F32, GGML_F16, GGML_BF16};
     const int64_t toks[] = {5, 70};
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
         for (int repack = 0; repack < 2; repack++)

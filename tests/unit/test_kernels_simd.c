@@ -211,6 +211,9 @@ static void check_prepared(uint32_t type, int64_t rows, int64_t cols, int mode, 
     } else if (!m.packed || bytes < kern_panel_bytes(type, rows, cols)) {
         fail_msg("%s %ldx%ld: not repacked (%zu bytes)", s->name, (long)rows, (long)cols, bytes);
     }
+    if (bytes != kern_matrix_prepare_bytes(type, rows, cols))
+        fail_msg("%s %ldx%ld: prepare took %zu bytes, kern_matrix_prepare_bytes says %zu", s->name, (long)rows, (long)cols,
+                 bytes, kern_matrix_prepare_bytes(type, rows, cols));
     const int64_t max_tok = 17, ldy = rows + 3;
     float *x = malloc(sizeof(float) * max_tok * cols), *y[3];
     for (int k = 0; k < 3; k++) y[k] = malloc(sizeof(float) * max_tok * ldy);
@@ -323,6 +326,62 @@ static void test_matmul_group(void **state) {
     for (int k = 0; k < 3; k++) kern_pool_free(pools[k]);
 }
 
+/* Groups mixing float panels of different types, quant panels and a plain F32 matrix
+   (passes of three activation formats, converted or used as given): each matrix's result
+   equals its own kern_matmul, bit for bit, for small (per-thread conversion) and large batches. */
+static void check_group_mixed(const uint32_t types[4], const bool prep[4], kern_pool **pools, kt_rng *r) {
+    const int64_t rows[4] = {33, 20, 17, 1}, cols = 192, ldy[4] = {35, 20, 17, 3};
+    kern_matrix m[4];
+    uint8_t *data[4];
+    const int64_t max_tok = 200;
+    float *x = malloc(sizeof(float) * max_tok * cols), *alone[4], *grouped[4];
+    make_acts(r, x, max_tok * cols, 0);
+    for (int i = 0; i < 4; i++) {
+        size_t rb = kern_row_bytes(types[i], cols);
+        data[i] = malloc(rb * (size_t)rows[i]);
+        for (int64_t k = 0; k < rows[i]; k++) make_weight_row(types[i], r, data[i] + (size_t)k * rb, cols, 0);
+        m[i] = (kern_matrix){.type = types[i], .rows = rows[i], .cols = cols, .row_bytes = rb, .data = data[i]};
+        if (prep[i]) assert_int_equal(kern_matrix_prepare(&m[i], NULL), HEARTH_OK);
+        alone[i] = malloc(sizeof(float) * (size_t)(max_tok * ldy[i]));
+        grouped[i] = malloc(sizeof(float) * (size_t)(max_tok * ldy[i]));
+    }
+    const kern_matrix *w[4] = {&m[0], &m[1], &m[2], &m[3]};
+    const int64_t toks[] = {1, 5, 9, 40, 200};
+    for (size_t ti = 0; ti < sizeof toks / sizeof toks[0]; ti++)
+        for (int k = 0; k < 3; k++) {
+            for (int i = 0; i < 4; i++) {
+                memset(grouped[i], 0, sizeof(float) * (size_t)(max_tok * ldy[i]));
+                memset(alone[i], 0, sizeof(float) * (size_t)(max_tok * ldy[i]));
+                assert_int_equal(kern_matmul(pools[k], &m[i], x, toks[ti], alone[i], ldy[i]), HEARTH_OK);
+            }
+            assert_int_equal(kern_matmul_group(pools[k], 4, w, x, toks[ti], grouped, ldy), HEARTH_OK);
+            for (int i = 0; i < 4; i++)
+                for (int64_t e = 0; e < toks[ti] * ldy[i]; e++)
+                    if (memcmp(&alone[i][e], &grouped[i][e], sizeof(float)) != 0)
+                        fail_msg("mixed group, %ld tokens, %d threads: matrix %d (%s%s) y[%ld] = %.9g, alone %.9g",
+                                 (long)toks[ti], k + 1, i, kern_scalar_traits(types[i])->name,
+                                 prep[i] ? " prepared" : "", (long)e, grouped[i][e], alone[i][e]);
+        }
+    for (int i = 0; i < 4; i++) {
+        kern_matrix_release(&m[i]);
+        free(data[i]);
+        free(alone[i]);
+        free(grouped[i]);
+    }
+    free(x);
+}
+
+static void test_matmul_group_mixed_float(void **state) {
+    (void)state;
+    kern_pool *pools[3] = {kern_pool_new(1), kern_pool_new(2), kern_pool_new(3)};
+    kt_rng r = {405};
+    const uint32_t a[4] = {GGML_F16, GGML_F32, GGML_Q8_0, GGML_F32}, b[4] = {GGML_Q4_0, GGML_BF16, GGML_F32, GGML_F16};
+    const bool pa[4] = {true, true, true, false}, pb[4] = {true, true, false, true};
+    check_group_mixed(a, pa, pools, &r);
+    check_group_mixed(b, pb, pools, &r);
+    for (int k = 0; k < 3; k++) kern_pool_free(pools[k]);
+}
+
 static void test_prepare_errors_and_level(void **state) {
     printf("  CPU level: %s (best %s)%s%s\n", kern_cpu_level_name(kern_cpu_level_active()),
            kern_cpu_level_name(kern_cpu_level_best()), kern_cpu_notice() ? "; " : "",
@@ -365,6 +424,7 @@ static void test_prepare_errors_and_level(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matmul_group),
+        cmocka_unit_test(test_matmul_group_mixed_float),
         cmocka_unit_test(test_prepare_errors_and_level),
         cmocka_unit_test(test_quantizers_bit_exact),
         cmocka_unit_test(test_act_converters),
