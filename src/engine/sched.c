@@ -104,6 +104,8 @@ static int32_t admit_locked(sched *s, int32_t *admitted) {
         s->slots[i] = (sched_slot){.q = q, .admitted = ++s->tick};
         s->slot_prompt_left[i] = q->n_prompt; /* until the next step publishes */
         s->slot_gen_left[i] = q->cap_tokens - q->n_prompt;
+        s->running_prompt += s->slot_prompt_left[i];
+        s->running_gen += s->slot_gen_left[i];
         admitted[n++] = i;
     }
     if (s->queue_head) drop_queued(s, now, true);

@@ -19,6 +19,11 @@ void step_end(sched *s, int32_t slot, sched_finish why, const hearth_err *err) {
     s->slots[slot] = (sched_slot){0};
     pthread_mutex_lock(&s->mu);
     s->running--;
+    /* its work leaves the admission estimate in the same hold: whoever sees the slot
+       free (sched_stats, /metrics) also sees no wait for it */
+    s->running_prompt -= s->slot_prompt_left[slot];
+    s->running_gen -= s->slot_gen_left[slot];
+    s->slot_prompt_left[slot] = s->slot_gen_left[slot] = 0;
     pthread_mutex_unlock(&s->mu);
     seq_finish(q, why, err);
 }

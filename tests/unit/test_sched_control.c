@@ -5,6 +5,8 @@
  * flight ends every sequence (their handles stay readable until released). */
 #include "testutil.h"
 
+#include <unistd.h>
+
 #include "sched_test_util.h"
 
 #define LONG_RUN 2000 /* tokens no test waits for: the sequence is always ended earlier */
@@ -121,7 +123,7 @@ static void test_stalled_consumer_is_cancelled(void **state) {
     p.n_slots = 2;
     p.n_ctx = 2048;
     p.n_threads = 2;
-    p.max_unread = 8;
+    p.max_unread = 48; /* above the reader's whole reply, so only the stalled one can pass it */
     sched *s = NULL;
     hearth_err err = {0};
     assert_int_equal(sched_new(st_model->model, st_model->vocab, &p, &s, &err), HEARTH_OK);
@@ -135,11 +137,19 @@ static void test_stalled_consumer_is_cancelled(void **state) {
     assert_int_equal(res.finish, SCHED_FINISH_LENGTH);
     assert_int_equal(res.completion_tokens, 40);
 
+    /* the stalled one is never read until the scheduler has let go of it */
+    sched_stats stats;
+    for (int i = 0; i < 60000; i++) {
+        sched_get_stats(s, &stats);
+        if (stats.running == 0) break;
+        usleep(1000);
+    }
+    assert_int_equal(stats.running, 0);
     st_collect(stalled, -1, &res2);
     sched_release(stalled);
     assert_int_equal(res2.finish, SCHED_FINISH_CANCELLED);
     assert_non_null(strstr(res2.err.msg, "unread"));
-    assert_int_equal(res2.n_tokens, 9);
+    assert_int_equal(res2.n_tokens, 49);
     sched_free(s);
 }
 
