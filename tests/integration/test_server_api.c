@@ -375,7 +375,7 @@ static void test_deadline(void **state) {
     NEED_SERVER();
     long st;
     json_t *j = post(&server, "/v1/completions",
-                     "{\"model\":\"MODEL\",\"prompt\":\"Hi\",\"max_tokens\":1900,\"ignore_eos\":true,\"timeout\":0.3}",
+                     "{\"model\":\"MODEL\",\"prompt\":\"Hi\",\"max_tokens\":1900,\"ignore_eos\":true,\"timeout\":0.15}",
                      &st, NULL);
     assert_int_equal(st, 504);
     assert_non_null(str_at(j, "error", "message"));
@@ -384,7 +384,7 @@ static void test_deadline(void **state) {
     srvtest_resp r;
     json_decref(post(&server, "/v1/chat/completions",
                      "{\"model\":\"MODEL\",\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],\"max_tokens\":1900,"
-                     "\"ignore_eos\":true,\"timeout\":0.5,\"stream\":true}",
+                     "\"ignore_eos\":true,\"timeout\":0.25,\"stream\":true}",
                      &st, &r));
     if (st == 200) {
         /* output had begun: the stream ends with an error frame and no [DONE] */
