@@ -1,8 +1,8 @@
 /* Kernel benchmark (not a test): decode matvec GB/s, batched decode (8 tokens) speed-up
- * and prefill matmul GOP/s for Q4_K, Q5_K, Q6_K, Q8_0 and Q4_0 at TinyLlama shapes, 1 and 2
- * threads, for every CPU level this machine has (each level in a child process run
- * with HEARTH_CPU set, so all levels are compared in one run).
- *   kern_bench [--quick] [--type q4_k|q5_k|q6_k|q8_0|q4_0] [--level scalar|avx2|avx512]
+ * and prefill matmul GOP/s for Q4_K, Q5_K, Q6_K, Q8_0, Q4_0, F16, BF16 and F32 at
+ * TinyLlama shapes, 1 and 2 threads, for every CPU level this machine has (each level in
+ * a child process run with HEARTH_CPU set, so all levels are compared in one run).
+ *   kern_bench [--quick] [--type q4_k|q5_k|q6_k|q8_0|q4_0|f16|bf16|f32] [--level scalar|avx2|avx512]
  * GB/s counts the weights' GGUF bytes once per matvec; GOP/s counts 2 ops per MAC.
  * Decode and batch8 cycle through enough stacked copies of the matrix (>= 256 MB) that
  * the weights come from memory, as in a whole model; prefill reuses one copy. */
@@ -30,8 +30,20 @@ static uint64_t rnd(void) {
     return rng_state;
 }
 
-/* Random quant bits with small positive f16 scales (fast: no quantizer search). */
+/* Random quant bits with small positive f16 scales (fast: no quantizer search); float
+   types get values in [-0.1, 0.1]. */
 static void fill_weights(uint32_t type, uint8_t *data, size_t bytes, size_t block_bytes) {
+    if (type == GGML_F32 || type == GGML_F16 || type == GGML_BF16) {
+        for (size_t off = 0; off < bytes; off += block_bytes) {
+            float v = (float)((int64_t)(rnd() % 2001) - 1000) * 1e-4f;
+            if (type == GGML_F32) memcpy(data + off, &v, 4);
+            else {
+                uint16_t h = type == GGML_F16 ? kern_f32_to_f16(v) : kern_f32_to_bf16(v);
+                memcpy(data + off, &h, 2);
+            }
+        }
+        return;
+    }
     for (size_t i = 0; i < bytes; i++) data[i] = (uint8_t)rnd();
     uint16_t d = kern_f32_to_f16(0.001f);
     for (size_t off = 0; off < bytes; off += block_bytes) {
@@ -79,7 +91,8 @@ static double time_matmul(kern_pool *pool, const kern_matrix *big, int64_t rows,
 
 static int run_level(const char *only_type, int quick) {
     static const struct { uint32_t type; const char *name; } types[] = {
-        {GGML_Q4_K, "q4_k"}, {GGML_Q5_K, "q5_k"}, {GGML_Q6_K, "q6_k"}, {GGML_Q8_0, "q8_0"}, {GGML_Q4_0, "q4_0"}};
+        {GGML_Q4_K, "q4_k"}, {GGML_Q5_K, "q5_k"}, {GGML_Q6_K, "q6_k"}, {GGML_Q8_0, "q8_0"}, {GGML_Q4_0, "q4_0"},
+        {GGML_F16, "f16"},   {GGML_BF16, "bf16"}, {GGML_F32, "f32"}};
     static const int64_t shapes[][2] = {{2048, 2048}, {5632, 2048}, {2048, 5632}, {32000, 2048}};
     kern_cpu_level level = kern_cpu_level_active();
     int64_t prefill_tok = level == KERN_CPU_AVX512 ? 512 : level == KERN_CPU_AVX2 ? 64 : 8;
@@ -131,7 +144,8 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--type") == 0 && i + 1 < argc) only_type = argv[++i];
         else if (strcmp(argv[i], "--level") == 0 && i + 1 < argc) only_level = argv[++i];
         else {
-            fprintf(stderr, "usage: kern_bench [--quick] [--type q4_k|q5_k|q6_k|q8_0|q4_0] [--level scalar|avx2|avx512]\n");
+            fprintf(stderr, "usage: kern_bench [--quick] [--type q4_k|q5_k|q6_k|q8_0|q4_0|f16|bf16|f32] "
+                            "[--level scalar|avx2|avx512]\n");
             return 2;
         }
     }

@@ -3,8 +3,8 @@
  * feeds one vpdpbusd per token (unsigned quants x signed int8 activations, with the
  * offset and min terms taken from the activation block sums), and the activation
  * converters that make those sums; F32/F16/BF16 panels widen each column of 16 rows once
- * and FMA it with one broadcast float per token. Per output, the arithmetic is the same whatever the
- * tile's token count, so results do not depend on how work is split.
+ * and FMA it with one broadcast float per token. Per output, the arithmetic is the same
+ * whatever the tile's token count, so results do not depend on how work is split.
  * Compiled with -mavx512f -mavx512bw -mavx512vl -mavx512vnni -mf16c; must never run
  * unless dispatch chose the AVX-512 level. */
 #include <immintrin.h>
@@ -322,66 +322,6 @@ INLINE void tile_q4_0(const kern_panel_q4_0 *P, int64_t units, const uint8_t *ac
     for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + t * ldy, mask, accf[t]);
 }
 
-/* Float panels (F32, F16, BF16 as stored) against float activations: each output sums
-   its columns in FLOAT_CHAINS dependency chains (column c in chain c mod FLOAT_CHAINS),
-   added pairwise at the end, whatever the tile's token count; tokens go FLOAT_GROUP at a
-   time so the accumulators stay in registers. */
-#define FLOAT_CHAINS 4
-#define FLOAT_GROUP 4
-
-INLINE __m512 float_col(int kind, const void *p, int c) {
-    const int64_t at = (int64_t)c * KERN_PANEL;
-    switch (kind) {
-    case GGML_F32: return _mm512_loadu_ps((const float *)p + at);
-    case GGML_F16: return f16x16((const uint16_t *)p + at);
-    default: {
-        __m512i h = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)((const uint16_t *)p + at)));
-        return _mm512_castsi512_ps(_mm512_slli_epi32(h, 16));
-    }
-    }
-}
-
-INLINE void float_group(int kind, size_t es, const uint8_t *P, int64_t units, const float *x, size_t xs, const int T,
-                        float *y, int64_t ldy, __mmask16 mask, bool pf) {
-    const size_t ub = (size_t)KERN_FLOAT_UNIT * KERN_PANEL * es;
-    __m512 acc[FLOAT_GROUP][FLOAT_CHAINS];
-#pragma GCC unroll 4
-    for (int t = 0; t < T; t++)
-        for (int k = 0; k < FLOAT_CHAINS; k++) acc[t][k] = _mm512_setzero_ps();
-    for (int64_t u = 0; u < units; u++) {
-        const uint8_t *p = P + (size_t)u * ub;
-        const float *xu = x + u * KERN_FLOAT_UNIT;
-        if (pf) prefetch_part(p, ub, 0, 1);
-#pragma GCC unroll 32
-        for (int c = 0; c < KERN_FLOAT_UNIT; c++) {
-            __m512 w = float_col(kind, p, c);
-#pragma GCC unroll 4
-            for (int t = 0; t < T; t++)
-                acc[t][c % FLOAT_CHAINS] = _mm512_fmadd_ps(w, _mm512_set1_ps(xu[(size_t)t * xs + (size_t)c]),
-                                                           acc[t][c % FLOAT_CHAINS]);
-        }
-    }
-#pragma GCC unroll 4
-    for (int t = 0; t < T; t++)
-        _mm512_mask_storeu_ps(y + t * ldy, mask,
-                              _mm512_add_ps(_mm512_add_ps(acc[t][0], acc[t][1]), _mm512_add_ps(acc[t][2], acc[t][3])));
-}
-
-#define FLOAT_TILE(name, kind, elem_t)                                                                           \
-    INLINE void name(const uint8_t *P, int64_t units, const uint8_t *act, size_t arb, const int T, float *y,     \
-                     int64_t ldy, __mmask16 mask, bool pf) {                                                     \
-        const float *x = (const float *)act;                                                                     \
-        size_t xs = arb / sizeof(float);                                                                         \
-        float_group(kind, sizeof(elem_t), P, units, x, xs, T < FLOAT_GROUP ? T : FLOAT_GROUP, y, ldy, mask, pf); \
-        if (T > FLOAT_GROUP)                                                                                     \
-            float_group(kind, sizeof(elem_t), P, units, x + FLOAT_GROUP * xs, xs, T - FLOAT_GROUP,               \
-                        y + FLOAT_GROUP * ldy, ldy, mask, false);                                                \
-    }
-FLOAT_TILE(tile_f32, GGML_F32, float)
-FLOAT_TILE(tile_f16, GGML_F16, uint16_t)
-FLOAT_TILE(tile_bf16, GGML_BF16, uint16_t)
-#undef FLOAT_TILE
-
 /* One function per (type, T) so every tile loop is unrolled with constant bounds. */
 #define TILE_FNS(name, ptype)                                                                   \
     static void name##_t(int T, const void *P, int64_t units, const uint8_t *act, size_t arb, \
@@ -403,9 +343,6 @@ TILE_FNS(tile_q5_k, kern_panel_q5_k)
 TILE_FNS(tile_q6_k, kern_panel_q6_k)
 TILE_FNS(tile_q8_0, kern_panel_q8_0)
 TILE_FNS(tile_q4_0, kern_panel_q4_0)
-TILE_FNS(tile_f32, uint8_t)
-TILE_FNS(tile_f16, uint8_t)
-TILE_FNS(tile_bf16, uint8_t)
 
 /* Bias, then GELU, on a tile's T x 16 outputs while they are in L1; the same float
    operations as kern_add and kern_gelu on the stored values. */
@@ -419,9 +356,125 @@ static void finish_tile(int T, float *y, int64_t ldy, __mmask16 mask, const floa
     }
 }
 
+/* ---- float panels (F32, F16, BF16 as stored) against float activations ---------
+   Each output sums column c in chain c mod FLOAT_CHAINS, the chains added in order at the
+   end, whatever the tile: the independent chains that fill the FMA pipes come from
+   FLOAT_GROUP panels and up to 4 tokens side by side, and each broadcast activation
+   feeds every panel of the group. So a token's result never depends on its batch. */
+#define FLOAT_CHAINS 2
+#define FLOAT_GROUP 2
+#define FLOAT_TOKENS 4
+
+INLINE __m512 float_col(int kind, const uint8_t *p, int c) {
+    const int64_t at = (int64_t)c * KERN_PANEL;
+    switch (kind) {
+    case GGML_F32: return _mm512_loadu_ps((const float *)p + at);
+    case GGML_F16: return f16x16((const uint16_t *)p + at);
+    default: {
+        __m512i h = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)((const uint16_t *)p + at)));
+        return _mm512_castsi512_ps(_mm512_slli_epi32(h, 16));
+    }
+    }
+}
+
+/* Panels P, P + pb, ... (G of them) x tokens x, x + xs, ... (T of them) into y (panel g's
+   rows at y + 16g, token t's at y + t * ldy); mask: the rows of the group's last panel. */
+INLINE void float_tile(int kind, size_t es, const uint8_t *P, size_t pb, const int G, int64_t units, const float *x,
+                       size_t xs, const int T, float *y, int64_t ldy, __mmask16 mask, bool pf) {
+    const size_t ub = (size_t)KERN_FLOAT_UNIT * KERN_PANEL * es;
+    __m512 acc[FLOAT_CHAINS][FLOAT_GROUP][FLOAT_TOKENS];
+#pragma GCC unroll 2
+    for (int k = 0; k < FLOAT_CHAINS; k++)
+#pragma GCC unroll 2
+        for (int g = 0; g < G; g++)
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) acc[k][g][t] = _mm512_setzero_ps();
+    for (int64_t u = 0; u < units; u++) {
+        const uint8_t *p = P + (size_t)u * ub;
+        const float *xu = x + u * KERN_FLOAT_UNIT;
+        if (pf)
+            for (int g = 0; g < G; g++) prefetch_part(p + (size_t)g * pb, ub, 0, 1);
+#pragma GCC unroll 4
+        for (int c0 = 0; c0 < KERN_FLOAT_UNIT; c0 += FLOAT_CHAINS)
+#pragma GCC unroll 2
+            for (int k = 0; k < FLOAT_CHAINS; k++) {
+                __m512 w[FLOAT_GROUP];
+#pragma GCC unroll 2
+                for (int g = 0; g < G; g++) w[g] = float_col(kind, p + (size_t)g * pb, c0 + k);
+#pragma GCC unroll 4
+                for (int t = 0; t < T; t++) {
+                    __m512 xb = _mm512_set1_ps(xu[(size_t)t * xs + (size_t)(c0 + k)]);
+#pragma GCC unroll 2
+                    for (int g = 0; g < G; g++) acc[k][g][t] = _mm512_fmadd_ps(w[g], xb, acc[k][g][t]);
+                }
+            }
+    }
+#pragma GCC unroll 2
+    for (int g = 0; g < G; g++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++)
+            _mm512_mask_storeu_ps(y + t * ldy + g * KERN_PANEL, g == G - 1 ? mask : (__mmask16)0xffff,
+                                  _mm512_add_ps(acc[0][g][t], acc[1][g][t]));
+}
+
+/* One function per kind, dispatching to float_tile with constant G (1, 2) and T (1, 2, 4). */
+#define FLOAT_TILES(name, kind, elem_t)                                                                       \
+    static void name(int G, int T, const uint8_t *P, size_t pb, int64_t units, const float *x, size_t xs,    \
+                     float *y, int64_t ldy, __mmask16 mask, bool pf) {                                        \
+        const size_t es = sizeof(elem_t);                                                                     \
+        switch (G * 8 + T) {                                                                                  \
+        case 2 * 8 + 1: float_tile(kind, es, P, pb, 2, units, x, xs, 1, y, ldy, mask, pf); break;            \
+        case 2 * 8 + 2: float_tile(kind, es, P, pb, 2, units, x, xs, 2, y, ldy, mask, pf); break;            \
+        case 2 * 8 + 4: float_tile(kind, es, P, pb, 2, units, x, xs, 4, y, ldy, mask, pf); break;            \
+        case 1 * 8 + 1: float_tile(kind, es, P, pb, 1, units, x, xs, 1, y, ldy, mask, pf); break;            \
+        case 1 * 8 + 2: float_tile(kind, es, P, pb, 1, units, x, xs, 2, y, ldy, mask, pf); break;            \
+        default: float_tile(kind, es, P, pb, 1, units, x, xs, 4, y, ldy, mask, pf); break;                   \
+        }                                                                                                     \
+    }
+FLOAT_TILES(tiles_f32, GGML_F32, float)
+FLOAT_TILES(tiles_f16, GGML_F16, uint16_t)
+FLOAT_TILES(tiles_bf16, GGML_BF16, uint16_t)
+#undef FLOAT_TILES
+
+static __mmask16 rows_mask(int64_t rows, int64_t panel) {
+    int64_t left = rows - panel * KERN_PANEL;
+    return left >= KERN_PANEL ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+}
+
+/* kern_panels_mul_avx512 for the float types: pairs of panels (a last one alone), each
+   against the tokens in parts of 4, 2 and 1. */
+static void float_panels_mul(uint32_t wtype, const void *panels, int64_t rows, int64_t cols, int64_t p0, int64_t p1,
+                             const uint8_t *act, size_t act_row_bytes, int64_t t0, int64_t t1, float *y, int64_t ldy,
+                             const float *bias, bool gelu) {
+    void (*tiles)(int, int, const uint8_t *, size_t, int64_t, const float *, size_t, float *, int64_t, __mmask16,
+                  bool) = wtype == GGML_F32 ? tiles_f32 : wtype == GGML_F16 ? tiles_f16 : tiles_bf16;
+    const int64_t units = cols / KERN_FLOAT_UNIT;
+    const size_t pb = (size_t)units * KERN_FLOAT_UNIT * KERN_PANEL * (wtype == GGML_F32 ? 4 : 2);
+    const size_t xs = act_row_bytes / sizeof(float);
+    for (int64_t pn = p0; pn < p1;) {
+        int G = p1 - pn >= FLOAT_GROUP ? FLOAT_GROUP : 1;
+        const uint8_t *P = (const uint8_t *)panels + (size_t)pn * pb;
+        for (int64_t t = t0; t < t1;) {
+            int T = t1 - t >= 4 ? 4 : t1 - t >= 2 ? 2 : 1;
+            tiles(G, T, P, pb, units, (const float *)act + (size_t)t * xs, xs, y + t * ldy + pn * KERN_PANEL, ldy,
+                  rows_mask(rows, pn + G - 1), t == t0);
+            if (bias || gelu)
+                for (int g = 0; g < G; g++)
+                    finish_tile(T, y + t * ldy + (pn + g) * KERN_PANEL, ldy, rows_mask(rows, pn + g),
+                                bias ? bias + (pn + g) * KERN_PANEL : NULL, gelu);
+            t += T;
+        }
+        pn += G;
+    }
+}
+
 void kern_panels_mul_avx512(uint32_t wtype, const void *panels, int64_t rows, int64_t cols,
                             int64_t p0, int64_t p1, const uint8_t *act, size_t act_row_bytes,
                             int64_t t0, int64_t t1, float *y, int64_t ldy, const float *bias, bool gelu) {
+    if (kern_panel_takes_floats(wtype)) {
+        float_panels_mul(wtype, panels, rows, cols, p0, p1, act, act_row_bytes, t0, t1, y, ldy, bias, gelu);
+        return;
+    }
     void (*tile)(int, const void *, int64_t, const uint8_t *, size_t, float *, int64_t, __mmask16, bool);
     size_t unit_bytes;
     int64_t units;
@@ -430,19 +483,11 @@ void kern_panels_mul_avx512(uint32_t wtype, const void *panels, int64_t rows, in
     case GGML_Q5_K: tile = tile_q5_k_t; unit_bytes = sizeof(kern_panel_q5_k); units = cols / KERN_QKK; break;
     case GGML_Q6_K: tile = tile_q6_k_t; unit_bytes = sizeof(kern_panel_q6_k); units = cols / KERN_QKK; break;
     case GGML_Q4_0: tile = tile_q4_0_t; unit_bytes = sizeof(kern_panel_q4_0); units = cols / (2 * KERN_QK32); break;
-    case GGML_F32: tile = tile_f32_t; unit_bytes = KERN_FLOAT_UNIT * KERN_PANEL * 4; units = cols / KERN_FLOAT_UNIT; break;
-    case GGML_F16:
-    case GGML_BF16:
-        tile = wtype == GGML_F16 ? tile_f16_t : tile_bf16_t;
-        unit_bytes = KERN_FLOAT_UNIT * KERN_PANEL * 2;
-        units = cols / KERN_FLOAT_UNIT;
-        break;
     default: tile = tile_q8_0_t; unit_bytes = sizeof(kern_panel_q8_0); units = cols / (2 * KERN_QK32); break;
     }
     for (int64_t pn = p0; pn < p1; pn++) {
         const uint8_t *P = (const uint8_t *)panels + (size_t)pn * (size_t)units * unit_bytes;
-        int64_t left = rows - pn * KERN_PANEL;
-        __mmask16 mask = left >= KERN_PANEL ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+        __mmask16 mask = rows_mask(rows, pn);
         for (int64_t t = t0; t < t1; t += TILE_T) {
             int T = t1 - t < TILE_T ? (int)(t1 - t) : TILE_T;
             tile(T, P, units, act + (size_t)t * act_row_bytes, act_row_bytes, y + t * ldy + pn * KERN_PANEL, ldy, mask,
