@@ -455,7 +455,7 @@ static void float_panels_mul(uint32_t wtype, const void *panels, int64_t rows, i
         int G = p1 - pn >= FLOAT_GROUP ? FLOAT_GROUP : 1;
         const uint8_t *P = (const uint8_t *)panels + (size_t)pn * pb;
         for (int64_t t = t0; t < t1;) {
-            int T = t1 - t >= 4 ? 4 : t1 - t >= 2 ? 2 : 1;
+            int T = t1 - t >= FLOAT_TOKENS ? FLOAT_TOKENS : t1 - t >= 2 ? 2 : 1;
             tiles(G, T, P, pb, units, (const float *)act + (size_t)t * xs, xs, y + t * ldy + pn * KERN_PANEL, ldy,
                   rows_mask(rows, pn + G - 1), t == t0);
             if (bias || gelu)
