@@ -1,6 +1,6 @@
 /* Reasoning in chat replies (srv_reasoning.h): which fixture templates read replies for
  * <think> blocks and which never do; which fixture renderings open the block in the
- * prompt; the whole split of replies (think block, opened block, skipped thinking, a
+ * prompt, and, rendering real templates, how enable_thinking changes that; the whole split of replies (think block, opened block, skipped thinking, a
  * reply cut inside the block, markers inside the answer); the streamed split agrees with
  * the whole one for every cut of a reply into two and three pieces and for one byte at a
  * time, and never lets part of a marker out; the request controls reasoning_format and
@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "base/mem.h"
+#include "chat/chat.h"
 #include "server/srv_reasoning.h"
 #include "testutil.h"
 
@@ -91,6 +92,53 @@ static void test_template_snippets(void **state) {
     assert_false(srv_reasoning_opened("<|Assistant|><think>\n</think>\n\n", 31));
     assert_false(srv_reasoning_opened("think>", 6));
     assert_false(srv_reasoning_opened("", 0));
+}
+
+/* Whether a real template's prompt opens the block depends on the request: QwQ's and the
+ * R1 distill's close an empty block unless enable_thinking is set, Qwen3's opens none
+ * unless it is false (then it closes one), GLM's opens one unless it is false. */
+static void expect_opened(const char *name, const char *kwargs_json, bool want) {
+    char rel[256];
+    snprintf(rel, sizeof rel, "templates/%s/template.jinja", name);
+    size_t len = 0;
+    char *src = read_file(fixture_path(rel), &len);
+    assert_non_null(src);
+    chat_template *t = NULL;
+    hearth_err err = {0};
+    if (chat_template_new(src, len, &t, &err) != HEARTH_OK) fail_msg("%s: %s", name, err.msg);
+    free(src);
+    snprintf(rel, sizeof rel, "templates/%s/basic.input.json", name);
+    json_t *ctx = json_load_file(fixture_path(rel), 0, NULL);
+    assert_non_null(ctx);
+    json_t *kw = kwargs_json ? json_loads(kwargs_json, 0, NULL) : NULL;
+    if (kw) json_object_update(ctx, kw);
+    json_decref(kw);
+    char *text = NULL;
+    size_t n = 0;
+    if (chat_template_render(t, ctx, NULL, &text, &n, &err) != HEARTH_OK) fail_msg("%s: %s", name, err.msg);
+    bool got = srv_reasoning_opened(text, n);
+    if (got != want)
+        fail_msg("%s with %s: prompt opens a block %d, expected %d; it ends '%s'", name, kwargs_json ? kwargs_json : "{}",
+                 got, want, n > 40 ? text + n - 40 : text);
+    mem_free(text);
+    json_decref(ctx);
+    chat_template_free(t);
+}
+
+static void test_opened_per_request(void **state) {
+    (void)state;
+    if (!fixtures_available()) {
+        printf("SKIP (fixture templates): fixtures not found\n");
+        return;
+    }
+    expect_opened("Qwen-QwQ-32B", NULL, false);
+    expect_opened("Qwen-QwQ-32B", "{\"enable_thinking\": true}", true);
+    expect_opened("deepseek-ai-DeepSeek-R1-Distill-Qwen-32B", "{\"enable_thinking\": true}", true);
+    expect_opened("Qwen-Qwen3-0.6B", NULL, false);
+    expect_opened("Qwen-Qwen3-0.6B", "{\"enable_thinking\": false}", false);
+    expect_opened("GLM-4.7-Flash", NULL, true);
+    expect_opened("GLM-4.7-Flash", "{\"enable_thinking\": false}", false);
+    expect_opened("llama-cpp-deepseek-r1", NULL, true);
 }
 
 typedef struct split_case {
@@ -246,6 +294,7 @@ static void test_request_controls(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fixture_templates),      cmocka_unit_test(test_template_snippets),
+        cmocka_unit_test(test_opened_per_request),
         cmocka_unit_test(test_whole_split),            cmocka_unit_test(test_stream_agrees_with_whole),
         cmocka_unit_test(test_stream_holds_partial_markers), cmocka_unit_test(test_request_controls),
     };
