@@ -1,9 +1,10 @@
 /* Reasoning in chat replies (srv_reasoning.h): which fixture templates read replies for
  * <think> blocks and which never do; which fixture renderings open the block in the
- * prompt, and, rendering real templates, how enable_thinking changes that; the whole split of replies (think block, opened block, skipped thinking, a
- * reply cut inside the block, markers inside the answer); the streamed split agrees with
- * the whole one for every cut of a reply into two and three pieces and for one byte at a
- * time, and never lets part of a marker out; the request controls reasoning_format and
+ * prompt, and, rendering real templates, how enable_thinking changes that; the whole
+ * split of replies (think block, opened block, skipped thinking, a reply cut inside the
+ * block, markers inside the answer); the streamed split agrees with the whole one for
+ * every cut of a reply into two and three pieces and for one byte at a time, and never
+ * lets part of a marker out; the request controls reasoning_format and
  * chat_template_kwargs are validated. */
 #include <dirent.h>
 #include <stdarg.h>
