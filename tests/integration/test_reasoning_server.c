@@ -3,11 +3,12 @@
  * and </tool_call> control tokens, under three chat templates: one where the reply may
  * open a think block (Qwen3's way, with enable_thinking), one whose prompt opens it
  * (DeepSeek-R1's way), one that knows no thinking. Plain and streamed replies agree: the
- * block is reasoning_content and the rest content; a reply cut by max_tokens inside the
- * block is all reasoning with content ""; a <tool_call> inside the block is reasoning, one
- * after it a call; reasoning_format "none" and a template without thinking leave
- * everything in content (control markers hidden as before); chat_template_kwargs reaches
- * the template (enable_thinking false: no block opened); bad kwargs are a 400.
+ * block is reasoning_content and the rest content, also when the markers are text split
+ * across tokens; a reply cut by max_tokens inside the block is all reasoning with
+ * content ""; a <tool_call> inside the block is reasoning, one after it a call;
+ * reasoning_format "none" and a template without thinking leave everything in content
+ * (control markers hidden as before); chat_template_kwargs reaches the template
+ * (enable_thinking false: no block opened); bad kwargs are a 400.
  * The random model is steered at temperature 0 with logit_bias (request fields): biases
  * spaced far apart with repeat_penalty 100 write the biased tokens once each, highest
  * bias first (as in tests/integration/test_toolfmt_control.c). The splitting itself is
@@ -46,9 +47,16 @@ static const struct {
     {"Pondering", TYPE_NORMAL},
     {"\n\nHello", TYPE_NORMAL},
     {"{\"name\":\"get_weather\",\"arguments\":{\"city\":\"Oslo\"}}", TYPE_NORMAL},
+    {"<thi", TYPE_NORMAL}, /* the markers as text, split across tokens */
+    {"nk>Deep", TYPE_NORMAL},
+    {"</t", TYPE_NORMAL},
+    {"hink>\n", TYPE_NORMAL},
 };
 enum { N_EXTRA = sizeof EXTRA / sizeof EXTRA[0], FIRST_EXTRA = 3 + 256 + 95 };
-enum { T_OPEN = FIRST_EXTRA, T_CLOSE, T_TC_OPEN, T_TC_CLOSE, T_PONDER, T_HELLO, T_CALL, N_TOKENS };
+enum {
+    T_OPEN = FIRST_EXTRA, T_CLOSE, T_TC_OPEN, T_TC_CLOSE, T_PONDER, T_HELLO, T_CALL,
+    T_OPEN_A, T_OPEN_B, T_CLOSE_A, T_CLOSE_B, N_TOKENS
+};
 
 /* Qwen3's way: a reply may open a think block; enable_thinking false closes an empty one
  * in the prompt. Tool calls in the <tool_call> form. */
@@ -281,6 +289,14 @@ static void test_think_block_split(void **state) {
     expect("think", ids, 5, "", "Pondering", "Hello", 0, "stop");
 }
 
+/* Markers written as text across tokens: no part of them reaches either field. */
+static void test_text_markers_across_tokens(void **state) {
+    (void)state;
+    if (!up) skip();
+    const int ids[] = {T_OPEN_A, T_OPEN_B, T_CLOSE_A, T_CLOSE_B, T_HELLO, T_EOS};
+    expect("think", ids, 6, "", "Deep", "Hello", 0, "stop");
+}
+
 static void test_opened_block_split(void **state) {
     (void)state;
     if (!up) skip();
@@ -363,7 +379,8 @@ static void test_bad_kwargs_400(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_think_block_split),      cmocka_unit_test(test_opened_block_split),
+        cmocka_unit_test(test_think_block_split),      cmocka_unit_test(test_text_markers_across_tokens),
+        cmocka_unit_test(test_opened_block_split),
         cmocka_unit_test(test_no_block_is_answer),     cmocka_unit_test(test_cut_inside_block),
         cmocka_unit_test(test_call_inside_block_is_reasoning), cmocka_unit_test(test_call_after_block),
         cmocka_unit_test(test_not_split),              cmocka_unit_test(test_kwargs_reach_template),
