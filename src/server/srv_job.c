@@ -49,8 +49,8 @@ static bool forced_call_prompt(srv_job *j, srv_error *e) {
         j->stop[j->n_stop++] = stop;
         j->call_stop = true;
     }
-    ok = srv_prompt_chat_prefill(p, r->messages, r->tools, prefill.data, prefill.len, &j->prompt_ids[0],
-                                 &j->n_prompt_ids[0], e);
+    ok = srv_prompt_chat_kw(p, r->messages, r->tools, r->template_kwargs, prefill.data, prefill.len,
+                            &j->prompt_ids[0], &j->n_prompt_ids[0], NULL, e);
     srv_buf_free(&prefill);
     return ok;
 }
@@ -59,7 +59,9 @@ static bool tokenize_prompts(srv_job *j, srv_error *e) {
     const srv_req *r = j->req;
     const srv_prompter *p = srv_model_prompter(j->model);
     if (r->api == SRV_API_CHAT && r->forced_tool) return forced_call_prompt(j, e);
-    if (r->api == SRV_API_CHAT) return srv_prompt_chat(p, r->messages, r->tools, &j->prompt_ids[0], &j->n_prompt_ids[0], e);
+    if (r->api == SRV_API_CHAT)
+        return srv_prompt_chat_kw(p, r->messages, r->tools, r->template_kwargs, NULL, 0, &j->prompt_ids[0],
+                                  &j->n_prompt_ids[0], &j->think_opened, e);
     for (size_t i = 0; i < r->n_prompts; i++) {
         const srv_prompt_in *in = &r->prompts[i];
         if (in->ids) {
@@ -112,6 +114,7 @@ bool srv_job_prepare(srv_job *j, srv_model *m, const srv_req *r, double timeout_
             c->prompt = pi;
             c->text.max = TEXT_MAX;
             if (r->api == SRV_API_COMPLETION) c->text_offset = prompt_chars(j, pi);
+            srv_reason_stream_init(&c->reason, j->think_opened);
         }
     return true;
 }
@@ -122,10 +125,16 @@ bool srv_job_submit(srv_job *j, srv_error *e) {
     uint64_t base_seed = r->seed_given ? r->sampling.seed : sampler_random_seed();
     /* the format's markers that are control tokens are text where the reply is read for
        calls, and where a forced call ends at one (the stop string </tool_call>) */
-    const int32_t *shown = NULL;
-    size_t n_shown = srv_job_reads_tool_calls(j) || j->call_stop
-                         ? srv_prompter_shown_control(srv_model_prompter(j->model), &shown)
-                         : 0;
+    const int32_t *tool_ids = NULL, *think_ids = NULL;
+    size_t n_tool = srv_job_reads_tool_calls(j) || j->call_stop
+                        ? srv_prompter_shown_control(srv_model_prompter(j->model), &tool_ids)
+                        : 0;
+    /* and so are <think> and </think> where the reply is read for reasoning */
+    size_t n_think = srv_job_reads_reasoning(j) ? srv_prompter_think_control(srv_model_prompter(j->model), &think_ids) : 0;
+    size_t n_shown = 0;
+    for (size_t i = 0; i < n_tool && n_shown < sizeof j->shown / sizeof *j->shown; i++) j->shown[n_shown++] = tool_ids[i];
+    for (size_t i = 0; i < n_think && n_shown < sizeof j->shown / sizeof *j->shown; i++) j->shown[n_shown++] = think_ids[i];
+    const int32_t *shown = j->shown;
     for (size_t i = 0; i < j->n_choices; i++) {
         srv_choice *c = &j->ch[i];
         sched_refusal refusal;
@@ -236,6 +245,11 @@ bool srv_job_echo(const srv_job *j, size_t i, srv_buf *out) {
         if (!srv_buf_add(out, buf, len < sizeof buf ? len : sizeof buf)) return false;
     }
     return true;
+}
+
+bool srv_job_reads_reasoning(const srv_job *j) {
+    return j->req->api == SRV_API_CHAT && !j->req->forced_tool && !j->req->reasoning_none &&
+           srv_prompter_reasoning(srv_model_prompter(j->model));
 }
 
 bool srv_job_reads_tool_calls(const srv_job *j) {

@@ -20,6 +20,7 @@
 #include "server/srv_error.h"
 #include "server/srv_json.h"
 #include "server/srv_model.h"
+#include "server/srv_reasoning.h"
 #include "server/srv_request.h"
 #include "server/srv_toolfmt.h"
 
@@ -35,6 +36,7 @@ typedef struct srv_choice {
     json_t *logprobs;           /* accumulated logprobs (non-streamed replies), or NULL */
     int64_t text_offset;        /* completions logprobs: bytes of token pieces so far */
     srv_tool_stream tools;      /* streamed chat with tool calls read: text held back */
+    srv_reason_stream reason;   /* streamed chat read for reasoning */
 } srv_choice;
 
 typedef struct srv_job {
@@ -54,6 +56,8 @@ typedef struct srv_job {
     bool call_stop;             /* a forced call: the last stop string is the call's end */
     const char *call_close;     /* a forced call: the text closing it (srv_toolfmt_forced_open) */
     int32_t n_lora;
+    bool think_opened;          /* the chat prompt ended inside a think block */
+    int32_t shown[SRV_TOOLFMT_MAX_MARKERS + 2]; /* control tokens shown as text: tool and think markers */
     const char *refused;        /* set when submit was refused for load: the metric reason
                                    (srv_admit.h), static */
 } srv_job;
@@ -88,6 +92,9 @@ bool srv_job_reads_tool_calls(const srv_job *j);
  * the text closing the call (call_close), which is not part of the arguments; else NULL.
  * ev: the choice's last event when streaming (NULL: what srv_job_record kept). */
 const char *srv_job_call_closed_by(const srv_job *j, size_t i, const sched_event *ev);
+/* A chat request (not a forced call, reasoning_format not "none") on a template that knows
+ * think blocks: its replies are split into reasoning and answer (srv_reasoning.h). */
+bool srv_job_reads_reasoning(const srv_job *j);
 void srv_job_cancel(srv_job *j);
 int64_t srv_job_prompt_tokens(const srv_job *j);
 int64_t srv_job_completion_tokens(const srv_job *j);

@@ -10,6 +10,7 @@
 #include "base/mem.h"
 #include "chat/chat.h"
 #include "server/srv_json.h"
+#include "server/srv_reasoning.h"
 
 /* With tools, a system turn lists them (merged with the client's first system message)
  * and teaches the <tool_call> form that srv_tools.c reads back; an assistant message's
@@ -55,6 +56,9 @@ struct srv_prompter {
     srv_toolfmt toolfmt; /* the tool-call form the template teaches */
     int32_t shown[SRV_TOOLFMT_MAX_MARKERS]; /* its markers that are control tokens */
     size_t n_shown;
+    bool reasoning;      /* replies are read for <think> blocks (srv_reasoning.h) */
+    int32_t think[2];    /* <think> and </think> where they are control tokens */
+    size_t n_think;
     special *sp;         /* control tokens, longest text first; then U+E000 and U+E001 as literals */
     size_t n_sp;         /* control tokens only */
     bool first_byte[256];
@@ -90,6 +94,12 @@ hearth_status srv_prompter_new(const tok_vocab *v, const char *template_src, siz
     for (size_t i = 0; i < n_markers && p->n_shown < SRV_TOOLFMT_MAX_MARKERS; i++) {
         int32_t id = tok_control_id(v, markers[i], strlen(markers[i]));
         if (id >= 0) p->shown[p->n_shown++] = id;
+    }
+    p->reasoning = srv_reasoning_of_template(template_src, len);
+    const char *think_markers[2] = {SRV_REASON_OPEN, SRV_REASON_CLOSE};
+    for (size_t i = 0; p->reasoning && i < 2; i++) {
+        int32_t id = tok_control_id(v, think_markers[i], strlen(think_markers[i]));
+        if (id >= 0) p->think[p->n_think++] = id;
     }
     hearth_status st = chat_template_new(template_src, len, &p->tmpl, err);
     if (st != HEARTH_OK) {
@@ -139,6 +149,13 @@ size_t srv_prompter_shown_control(const srv_prompter *p, const int32_t **ids) {
 }
 
 bool srv_prompter_builtin(const srv_prompter *p) { return p->builtin; }
+
+bool srv_prompter_reasoning(const srv_prompter *p) { return p->reasoning; }
+
+size_t srv_prompter_think_control(const srv_prompter *p, const int32_t **ids) {
+    *ids = p->think;
+    return p->n_think;
+}
 
 /* ---- masking user strings ---------------------------------------------------------- */
 
@@ -364,7 +381,26 @@ bool srv_prompt_chat(const srv_prompter *p, const json_t *messages, const json_t
 
 bool srv_prompt_chat_prefill(const srv_prompter *p, const json_t *messages, const json_t *tools, const char *prefill,
                              size_t prefill_len, int32_t **ids, size_t *n, srv_error *e) {
+    return srv_prompt_chat_kw(p, messages, tools, NULL, prefill, prefill_len, ids, n, NULL, e);
+}
+
+/* The client's chat_template_kwargs (masked as messages are) join the context first; the request's own fields,
+ * set after, are never overridden (srv_req_parse refuses those names anyway). */
+static bool add_kwargs(const srv_prompter *p, json_t *ctx, const json_t *kwargs) {
+    json_t *masked = masked_copy(p, kwargs);
+    bool ok = masked && json_object_update(ctx, masked) == 0;
+    json_decref(masked);
+    return ok;
+}
+
+bool srv_prompt_chat_kw(const srv_prompter *p, const json_t *messages, const json_t *tools, const json_t *kwargs,
+                        const char *prefill, size_t prefill_len, int32_t **ids, size_t *n, bool *think_opened,
+                        srv_error *e) {
     json_t *ctx = json_object();
+    if (ctx && kwargs && !add_kwargs(p, ctx, kwargs)) {
+        json_decref(ctx);
+        ctx = NULL;
+    }
     json_t *mm = masked_copy(p, messages);
     json_t *mt = tools ? masked_copy(p, tools) : NULL;
     bool built = ctx && mm && (!tools || mt) && json_object_set_new(ctx, "messages", mm) == 0 &&
@@ -391,6 +427,7 @@ bool srv_prompt_chat_prefill(const srv_prompter *p, const json_t *messages, cons
         return srv_fail(e, 400, "invalid_request_error", "chat_template_error", "messages",
                         "the model's chat template could not render these messages: %s", err.msg);
     if (st != HEARTH_OK) return srv_fail(e, 500, "server_error", NULL, NULL, "out of memory rendering the chat template");
+    if (think_opened) *think_opened = prefill_len == 0 && srv_reasoning_opened(text, len);
     if (prefill_len) {
         char *longer = mem_realloc(text, len + prefill_len + 1);
         if (!longer) {

@@ -41,6 +41,11 @@ hearth_status srv_prompter_new(const tok_vocab *v, const char *template_src, siz
                                hearth_err *err);
 void srv_prompter_free(srv_prompter *p);
 bool srv_prompter_builtin(const srv_prompter *p);
+/* The template knows <think> blocks: chat replies are read for reasoning (srv_reasoning.h). */
+bool srv_prompter_reasoning(const srv_prompter *p);
+/* <think> and </think> where the vocabulary makes them control tokens (none unless the
+ * template knows them): shown as text where replies are read for reasoning. */
+size_t srv_prompter_think_control(const srv_prompter *p, const int32_t **ids);
 /* The template teaches a tool-call form (srv_toolfmt.h): replies are read for tool calls. */
 bool srv_prompter_tool_calls(const srv_prompter *p);
 /* Which form it teaches (SRV_TOOLFMT_NONE: none). */
@@ -63,6 +68,12 @@ bool srv_prompt_chat_prefill(const srv_prompter *p, const json_t *messages, cons
                              size_t prefill_len, int32_t **ids, size_t *n, srv_error *e);
 
 /* Tokenizes a completions prompt (special-token text parsed). *ids is mem_alloc'd. */
+/* srv_prompt_chat_prefill with the client's chat_template_kwargs (an object, or NULL)
+ * joined to the template's context; *think_opened (when not NULL) tells whether the
+ * rendered prompt opened a think block (srv_reasoning_opened; false with a prefill). */
+bool srv_prompt_chat_kw(const srv_prompter *p, const json_t *messages, const json_t *tools, const json_t *kwargs,
+                        const char *prefill, size_t prefill_len, int32_t **ids, size_t *n, bool *think_opened,
+                        srv_error *e);
 bool srv_prompt_text(const srv_prompter *p, const char *text, size_t len, int32_t **ids, size_t *n, srv_error *e);
 
 #endif

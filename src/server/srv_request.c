@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "base/mem.h"
+#include "server/srv_reasoning.h"
 #include "server/srv_tools.h"
 
 /* The member key of obj, treating JSON null as absent. */
@@ -280,6 +281,7 @@ static bool parse_chat(const json_t *root, srv_req *r, srv_error *e) {
     if (!srv_tools_parse_request(root, &tools, &r->forced_tool, e)) return false;
     r->one_tool_call = json_is_false(json_object_get(root, "parallel_tool_calls"));
     r->tools = (json_t *)tools;
+    if (!srv_reasoning_parse_request(root, &r->reasoning_none, &r->template_kwargs, e)) return false;
     json_t *mod = field(root, "modalities");
     if (mod && !json_is_array(mod)) return srv_invalid(e, "modalities", "'modalities' must be an array of strings");
     for (size_t i = 0; mod && i < json_array_size(mod); i++) {

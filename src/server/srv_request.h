@@ -45,6 +45,8 @@ typedef struct srv_req {
     json_t *tools;                /* borrowed from root; NULL when none or tool_choice "none" */
     const char *forced_tool;      /* tool_choice forces a call to this function (borrowed), or NULL */
     bool one_tool_call;           /* parallel_tool_calls: false: a reply keeps its first call only */
+    bool reasoning_none;          /* reasoning_format "none": thinking stays in content (srv_reasoning.h) */
+    const json_t *template_kwargs; /* chat_template_kwargs, borrowed from root, or NULL */
     /* completions */
     srv_prompt_in prompts[SRV_MAX_CHOICES];
     size_t n_prompts;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "server/srv_json.h"
+#include "server/srv_reasoning.h"
 #include "server/srv_toolfmt.h"
 
 const char *srv_finish_reason(sched_finish f) {
@@ -122,6 +123,8 @@ json_t *srv_reply_full(const srv_job *j) {
             if (c->logprobs) lp = json_pack("{s:o, s:n}", "content", lp, "refusal");
             json_t *content = NULL;
             json_t *calls = NULL;
+            json_t *reasoning = NULL; /* tool calls are read from the answer only */
+            if (text && srv_job_reads_reasoning(j)) srv_reason_split_json(j->think_opened, &text, &reasoning);
             if (j->req->forced_tool) {
                 json_t *call = srv_tools_forced_call(j->req->forced_tool, c->text.data, c->text.len,
                                                      srv_job_call_closed_by(j, i, NULL));
@@ -140,6 +143,13 @@ json_t *srv_reply_full(const srv_job *j) {
                                "assistant", "content", text, "refusal", "logprobs", lp, "finish_reason",
                                calls && c->finish != SCHED_FINISH_LENGTH ? json_string("tool_calls")
                                                                          : finish_json(srv_finish_reason(c->finish)));
+            if (reasoning && choice &&
+                json_object_set_new(json_object_get(choice, "message"), "reasoning_content", reasoning) != 0) {
+                json_decref(choice);
+                choice = NULL;
+            } else if (reasoning && !choice) {
+                json_decref(reasoning);
+            }
             if (calls && choice && json_object_set_new(json_object_get(choice, "message"), "tool_calls", calls) != 0) {
                 json_decref(choice);
                 choice = NULL;
@@ -199,6 +209,17 @@ json_t *srv_chunk(const srv_job *j, size_t choice, const char *text, size_t len,
                       srv_json_text(text ? text : "", text ? len : 0), "logprobs", lp, "finish_reason",
                       finish_json(finish));
     }
+    if (!root || !c || json_object_set_new(root, "choices", json_pack("[o]", c)) != 0) {
+        json_decref(root);
+        return NULL;
+    }
+    return usage_placeholder(j, root);
+}
+
+json_t *srv_chunk_reasoning(const srv_job *j, size_t choice, const char *text, size_t len) {
+    json_t *root = envelope(j, "chat.completion.chunk");
+    json_t *c = json_pack("{s:I, s:{s:o}, s:n, s:n}", "index", (json_int_t)choice, "delta", "reasoning_content",
+                          srv_json_text(text, len), "logprobs", "finish_reason");
     if (!root || !c || json_object_set_new(root, "choices", json_pack("[o]", c)) != 0) {
         json_decref(root);
         return NULL;

@@ -33,6 +33,8 @@ json_t *srv_reply_full(const srv_job *j);
  * finish NULL while the choice runs. */
 json_t *srv_chunk_role(const srv_job *j, size_t choice);
 json_t *srv_chunk(const srv_job *j, size_t choice, const char *text, size_t len, json_t *logprobs, const char *finish);
+/* A chat chunk whose delta carries reasoning_content (srv_reasoning.h). */
+json_t *srv_chunk_reasoning(const srv_job *j, size_t choice, const char *text, size_t len);
 /* A chat chunk whose delta carries tool calls (calls stolen; each with its "index"). */
 json_t *srv_chunk_tool_calls(const srv_job *j, size_t choice, json_t *calls);
 json_t *srv_chunk_usage(const srv_job *j);

@@ -11,6 +11,7 @@
 #include "server/srv_internal.h"
 #include "server/srv_job.h"
 #include "server/srv_response.h"
+#include "server/srv_reasoning.h"
 #include "server/srv_toolfmt.h"
 
 #define OUT_MAX ((size_t)64 << 20)
@@ -155,28 +156,51 @@ static bool forced_text(srv_stream *st, size_t which, const sched_event *ev, con
     return ok;
 }
 
+/* A reply read for reasoning: the reasoning in the event's text goes out as a
+ * reasoning_content delta; *answer gets the answer's part, to go on as content. */
+static bool reasoning_text(srv_stream *st, size_t which, const sched_event *ev, srv_buf *answer) {
+    srv_choice *ch = &st->job.ch[which];
+    srv_buf reasoning = {.max = OUT_MAX};
+    bool ok = srv_reason_feed(&ch->reason, ev->text, ev->len, &reasoning, answer) &&
+              (ev->finish == SCHED_FINISH_NONE || srv_reason_finish(&ch->reason, &reasoning, answer)) &&
+              (reasoning.len == 0 || frame(st, srv_chunk_reasoning(&st->job, which, reasoning.data, reasoning.len)));
+    srv_buf_free(&reasoning);
+    return ok;
+}
+
 /* Frames of one event; ends the stream after the last choice finishes. */
 static bool on_event(srv_stream *st, size_t which, const sched_event *ev) {
     srv_job *j = &st->job;
     if (!srv_job_record(j, which, ev, false)) return false;
     const char *finish = srv_finish_reason(ev->finish);
-    srv_buf held = {.max = OUT_MAX};
+    srv_buf held = {.max = OUT_MAX}, answer = {.max = OUT_MAX};
     sched_event shown = *ev;
+    if (srv_job_reads_reasoning(j)) { /* reasoning goes out first; the rest reads on as the answer */
+        bool ok = reasoning_text(st, which, ev, &answer);
+        shown.text = answer.data ? answer.data : "";
+        shown.len = answer.len;
+        if (!ok) {
+            srv_buf_free(&answer);
+            return false;
+        }
+    }
     if (st->req.api == SRV_API_CHAT && st->req.forced_tool) {
         if (!forced_text(st, which, ev, &finish)) return false;
         shown.text = NULL;
         shown.len = 0;
     } else if (srv_job_reads_tool_calls(j)) {
-        bool ok = tool_text(st, which, ev, &held, &finish);
+        bool ok = tool_text(st, which, &shown, &held, &finish);
         shown.text = held.data;
         shown.len = held.len;
         if (!ok) {
             srv_buf_free(&held);
+            srv_buf_free(&answer);
             return false;
         }
     }
     bool ok = emit(st, which, &shown, finish);
     srv_buf_free(&held);
+    srv_buf_free(&answer);
     return ok;
 }
 

@@ -206,6 +206,24 @@ static void seeds_toolfmt(void) {
     }
 }
 
+/* ---- fuzz_reasoning: replies with think blocks ------------------------------------ */
+static void seeds_reasoning(void) {
+    static const struct {
+        uint8_t opened;
+        const char *text;
+    } replies[] = {
+        {0, "<think>\nLet me see: 2 + 2.\n</think>\n\nThe answer is 4."},
+        {1, "Let me see.</think>\n\n<tool_call>\n{\"name\": \"f\", \"arguments\": {}}\n</tool_call>"},
+        {0, "  \n<think></think>answer"},
+        {1, "cut inside </thin"},
+        {0, "no thinking <think>x</think>"},
+    };
+    for (size_t i = 0; i < sizeof replies / sizeof *replies; i++) {
+        uint8_t head[5] = {replies[i].opened, 1, 2, 3, (uint8_t)i};
+        put(head, sizeof head, replies[i].text, strlen(replies[i].text));
+    }
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
         fprintf(stderr, "usage: seed_gen TARGET DIR\n");
@@ -222,6 +240,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(t, "fuzz_config")) seeds_config();
     else if (!strcmp(t, "fuzz_sse")) seeds_sse();
     else if (!strcmp(t, "fuzz_toolfmt")) seeds_toolfmt();
+    else if (!strcmp(t, "fuzz_reasoning")) seeds_reasoning();
     else {
         fprintf(stderr, "seed_gen: unknown target '%s'\n", t);
         return 2;
