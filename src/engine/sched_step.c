@@ -226,7 +226,7 @@ bool step_run(sched *s) {
     publish(s, c, clock_mono_s() - t0);
     /* A consumer woken by these tokens may be queued on this thread's core, behind the
        next step: let it write them first (measured: the top 1% of first-token times lost
-       1.4-1.9 ms there; RELIABILITY.md, session 5). Returns at once when nothing waits. */
+       1.4-1.6 ms there under load; RELIABILITY.md, session 5). Returns at once when nothing waits. */
     if (c.outputs > 0) sched_yield();
     return true;
 }
