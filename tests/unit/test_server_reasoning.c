@@ -166,8 +166,8 @@ static const split_case CASES[] = {
 enum { N_CASES = sizeof CASES / sizeof CASES[0] };
 
 static void check(const char *what, const split_case *c, const char *r, size_t rl, const char *t, size_t tl) {
-    if (rl != strlen(c->reasoning) || memcmp(r, c->reasoning, rl) != 0 || tl != strlen(c->content) ||
-        memcmp(t, c->content, tl) != 0)
+    if (rl != strlen(c->reasoning) || (rl && memcmp(r, c->reasoning, rl) != 0) || tl != strlen(c->content) ||
+        (tl && memcmp(t, c->content, tl) != 0))
         fail_msg("%s of '%s' (opened %d): reasoning '%.*s' content '%.*s'; expected '%s' and '%s'", what, c->reply,
                  c->opened, (int)rl, r ? r : "", (int)tl, t ? t : "", c->reasoning, c->content);
 }
