@@ -25,34 +25,27 @@
 
 #include <cmocka.h>
 
-#include "gguf/writer.h"
-#include "quant/quant.h"
+#include "spm_model.h"
 #include "srvtest.h"
-#include "synth/synth.h"
 #include "testutil.h"
 
 #define T_EOS 2 /* </s>, the end of the turn */
 
-enum { TYPE_NORMAL = 1, TYPE_UNKNOWN = 2, TYPE_CONTROL = 3, TYPE_BYTE = 6 };
-
 /* The vocabulary: <unk> <s> </s>, 256 byte tokens, printable ASCII, then these. */
-static const struct {
-    const char *text;
-    int type;
-} EXTRA[] = {
-    {"<think>", TYPE_CONTROL},
-    {"</think>", TYPE_CONTROL},
-    {"<tool_call>", TYPE_CONTROL},
-    {"</tool_call>", TYPE_CONTROL},
-    {"Pondering", TYPE_NORMAL},
-    {"\n\nHello", TYPE_NORMAL},
-    {"{\"name\":\"get_weather\",\"arguments\":{\"city\":\"Oslo\"}}", TYPE_NORMAL},
-    {"<thi", TYPE_NORMAL}, /* the markers as text, split across tokens */
-    {"nk>Deep", TYPE_NORMAL},
-    {"</t", TYPE_NORMAL},
-    {"hink>\n", TYPE_NORMAL},
+static const spm_token EXTRA[] = {
+    {"<think>", SPM_CONTROL},
+    {"</think>", SPM_CONTROL},
+    {"<tool_call>", SPM_CONTROL},
+    {"</tool_call>", SPM_CONTROL},
+    {"Pondering", SPM_NORMAL},
+    {"\n\nHello", SPM_NORMAL},
+    {"{\"name\":\"get_weather\",\"arguments\":{\"city\":\"Oslo\"}}", SPM_NORMAL},
+    {"<thi", SPM_NORMAL}, /* the markers as text, split across tokens */
+    {"nk>Deep", SPM_NORMAL},
+    {"</t", SPM_NORMAL},
+    {"hink>\n", SPM_NORMAL},
 };
-enum { N_EXTRA = sizeof EXTRA / sizeof EXTRA[0], FIRST_EXTRA = 3 + 256 + 95 };
+enum { N_EXTRA = sizeof EXTRA / sizeof EXTRA[0], FIRST_EXTRA = SPM_FIRST_EXTRA };
 enum {
     T_OPEN = FIRST_EXTRA, T_CLOSE, T_TC_OPEN, T_TC_CLOSE, T_PONDER, T_HELLO, T_CALL,
     T_OPEN_A, T_OPEN_B, T_CLOSE_A, T_CLOSE_B, N_TOKENS
@@ -79,75 +72,22 @@ static const char PLAIN_TEMPLATE[] =
     "{%- for message in messages -%}{{ message['role'] }}: {{ message['content'] }}\n{%- endfor -%}"
     "{%- if add_generation_prompt -%}assistant: {%- endif -%}";
 static char dir[64];
-static char path_vocab[128], path_model[128], path_think[128], path_opened[128], path_plain[128], path_cfg[128];
+static char path_model[160], path_think[128], path_opened[128], path_plain[128], path_cfg[128];
 static srvtest server;
 static bool up;
-
-static void write_text(const char *path, const char *text) {
-    FILE *f = fopen(path, "w");
-    if (!f || fputs(text, f) < 0 || fclose(f) != 0) fail_msg("cannot write %s", path);
-}
-
-static void write_vocab(const char *path) {
-    static char bytes[256][8], chars[95][4];
-    const char *texts[N_TOKENS];
-    float scores[N_TOKENS];
-    int32_t types[N_TOKENS];
-    texts[0] = "<unk>", types[0] = TYPE_UNKNOWN;
-    texts[1] = "<s>", types[1] = TYPE_CONTROL;
-    texts[2] = "</s>", types[2] = TYPE_CONTROL;
-    for (int b = 0; b < 256; b++) {
-        snprintf(bytes[b], sizeof bytes[b], "<0x%02X>", b);
-        texts[3 + b] = bytes[b], types[3 + b] = TYPE_BYTE;
-    }
-    for (int c = 0; c < 95; c++) {
-        if (c == 0) snprintf(chars[c], sizeof chars[c], "\xe2\x96\x81"); /* the space, SPM style */
-        else snprintf(chars[c], sizeof chars[c], "%c", (char)(' ' + c));
-        texts[3 + 256 + c] = chars[c], types[3 + 256 + c] = TYPE_NORMAL;
-    }
-    for (int i = 0; i < N_EXTRA; i++) texts[FIRST_EXTRA + i] = EXTRA[i].text, types[FIRST_EXTRA + i] = EXTRA[i].type;
-    for (int i = 0; i < N_TOKENS; i++) scores[i] = types[i] == TYPE_NORMAL ? -(float)i : 0.0f;
-    gguf_writer *w = gguf_writer_new();
-    hearth_err err = {0};
-    hearth_status st = w ? HEARTH_OK : HEARTH_ERR_NOMEM;
-    if (!st) st = gguf_writer_set_str(w, "tokenizer.ggml.model", "llama", &err);
-    if (!st) st = gguf_writer_set_str_arr(w, "tokenizer.ggml.tokens", texts, N_TOKENS, &err);
-    if (!st) st = gguf_writer_set_arr(w, "tokenizer.ggml.scores", GGUF_V_FLOAT32, scores, N_TOKENS, &err);
-    if (!st) st = gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_V_INT32, types, N_TOKENS, &err);
-    if (!st) st = gguf_writer_set_int(w, "tokenizer.ggml.unknown_token_id", GGUF_V_UINT32, 0, &err);
-    if (!st) st = gguf_writer_set_int(w, "tokenizer.ggml.bos_token_id", GGUF_V_UINT32, 1, &err);
-    if (!st) st = gguf_writer_set_int(w, "tokenizer.ggml.eos_token_id", GGUF_V_UINT32, 2, &err);
-    if (!st) st = gguf_writer_write_file(w, path, &err);
-    gguf_writer_free(w);
-    if (st) fail_msg("writing the vocabulary: %s", err.msg);
-}
-
-static void write_model(void) {
-    write_vocab(path_vocab);
-    gguf_file *vf = NULL;
-    hearth_err err = {0};
-    if (gguf_open(path_vocab, &vf, &err)) fail_msg("%s", err.msg);
-    synth_params p = {.arch = SYNTH_LLAMA, .n_embd = 64, .n_layer = 1, .n_head = 2, .n_head_kv = 2, .n_ff = 128,
-                      .n_ctx = 2048, .seed = 11, .scheme = quant_scheme_find("f16"), .vocab_from = vf};
-    hearth_status st = synth_write_model(&p, NULL, path_model, &err);
-    gguf_close(vf);
-    if (st) fail_msg("synth_write_model: %s", err.msg);
-}
 
 static int setup(void **state) {
     (void)state;
     snprintf(dir, sizeof dir, "/tmp/hearth-reason-XXXXXX");
     if (!mkdtemp(dir)) return -1;
-    snprintf(path_vocab, sizeof path_vocab, "%s/vocab.gguf", dir);
-    snprintf(path_model, sizeof path_model, "%s/model.gguf", dir);
     snprintf(path_think, sizeof path_think, "%s/think.jinja", dir);
     snprintf(path_opened, sizeof path_opened, "%s/opened.jinja", dir);
     snprintf(path_plain, sizeof path_plain, "%s/plain.jinja", dir);
     snprintf(path_cfg, sizeof path_cfg, "%s/hearth.yaml", dir);
-    write_model();
-    write_text(path_think, THINK_TEMPLATE);
-    write_text(path_opened, OPENED_TEMPLATE);
-    write_text(path_plain, PLAIN_TEMPLATE);
+    spm_model_write(dir, EXTRA, N_EXTRA, path_model, sizeof path_model);
+    spm_write_text(path_think, THINK_TEMPLATE);
+    spm_write_text(path_opened, OPENED_TEMPLATE);
+    spm_write_text(path_plain, PLAIN_TEMPLATE);
     char cfg[2048];
     snprintf(cfg, sizeof cfg,
              "defaults: {threads: 1, slots: 1, ctx: 2048}\n"
@@ -156,7 +96,7 @@ static int setup(void **state) {
              "  - {name: opened, path: '%s', chat_template: '%s', preload: true}\n"
              "  - {name: plain, path: '%s', chat_template: '%s', preload: true}\n",
              path_model, path_think, path_model, path_opened, path_model, path_plain);
-    write_text(path_cfg, cfg);
+    spm_write_text(path_cfg, cfg);
     char args[256];
     snprintf(args, sizeof args, "-c '%s'", path_cfg);
     up = srvtest_start_args(&server, args);
@@ -166,8 +106,8 @@ static int setup(void **state) {
 static int teardown(void **state) {
     (void)state;
     if (up) assert_int_equal(srvtest_stop(&server), 0);
-    const char *paths[] = {path_vocab, path_model, path_think, path_opened, path_plain, path_cfg};
-    for (size_t i = 0; i < 6; i++)
+    const char *paths[] = {path_model, path_think, path_opened, path_plain, path_cfg};
+    for (size_t i = 0; i < 5; i++)
         if (paths[i][0]) unlink(paths[i]);
     if (dir[0]) rmdir(dir);
     return 0;

@@ -23,34 +23,27 @@
 
 #include <cmocka.h>
 
-#include "gguf/writer.h"
-#include "quant/quant.h"
+#include "spm_model.h"
 #include "srvtest.h"
-#include "synth/synth.h"
 #include "testutil.h"
 
 #define T_EOS 2 /* </s>, the end of the turn */
 
-enum { TYPE_NORMAL = 1, TYPE_UNKNOWN = 2, TYPE_CONTROL = 3, TYPE_BYTE = 6 };
-
 /* The vocabulary: <unk> <s> </s>, 256 byte tokens, printable ASCII, then these. */
-static const struct {
-    const char *text;
-    int type;
-} EXTRA[] = {
-    {"[TOOL_CALLS]", TYPE_CONTROL},
-    {"[ARGS]", TYPE_CONTROL},
-    {"<|python_tag|>", TYPE_CONTROL},
-    {"<tool_call>", TYPE_CONTROL},
-    {"</tool_call>", TYPE_CONTROL},
-    {"[THINK]", TYPE_CONTROL},
-    {"get_weather", TYPE_NORMAL},
-    {"{\"city\":\"Oslo\"}", TYPE_NORMAL},
-    {"{\"name\":\"get_weather\",\"parameters\":{\"city\":\"Oslo\"}}", TYPE_NORMAL},
-    {"{\"name\":\"get_weather\",\"arguments\":{\"city\":\"Oslo\"}}", TYPE_NORMAL},
-    {"{\"city\":\"Oslo\"}}", TYPE_NORMAL},
+static const spm_token EXTRA[] = {
+    {"[TOOL_CALLS]", SPM_CONTROL},
+    {"[ARGS]", SPM_CONTROL},
+    {"<|python_tag|>", SPM_CONTROL},
+    {"<tool_call>", SPM_CONTROL},
+    {"</tool_call>", SPM_CONTROL},
+    {"[THINK]", SPM_CONTROL},
+    {"get_weather", SPM_NORMAL},
+    {"{\"city\":\"Oslo\"}", SPM_NORMAL},
+    {"{\"name\":\"get_weather\",\"parameters\":{\"city\":\"Oslo\"}}", SPM_NORMAL},
+    {"{\"name\":\"get_weather\",\"arguments\":{\"city\":\"Oslo\"}}", SPM_NORMAL},
+    {"{\"city\":\"Oslo\"}}", SPM_NORMAL},
 };
-enum { N_EXTRA = sizeof EXTRA / sizeof EXTRA[0], FIRST_EXTRA = 3 + 256 + 95 };
+enum { N_EXTRA = sizeof EXTRA / sizeof EXTRA[0], FIRST_EXTRA = SPM_FIRST_EXTRA };
 enum {
     T_CALLS = FIRST_EXTRA, T_ARGS, T_PYTAG, T_TC_OPEN, T_TC_CLOSE, T_THINK,
     T_NAME, T_ARGVAL, T_LLAMA_CALL, T_TAGGED_CALL, T_FORCED_ARGS, N_TOKENS
@@ -74,73 +67,20 @@ static const char LLAMA_TEMPLATE[] =
     "{%- if add_generation_prompt -%}<|start_header_id|>assistant<|end_header_id|>\n\n{%- endif -%}";
 
 static char dir[64];
-static char path_vocab[128], path_model[128], path_mistral[128], path_llama[128], path_cfg[128];
+static char path_model[160], path_mistral[128], path_llama[128], path_cfg[128];
 static srvtest server;
 static bool up;
-
-static void write_text(const char *path, const char *text) {
-    FILE *f = fopen(path, "w");
-    if (!f || fputs(text, f) < 0 || fclose(f) != 0) fail_msg("cannot write %s", path);
-}
-
-static void write_vocab(const char *path) {
-    static char bytes[256][8], chars[95][4];
-    const char *texts[N_TOKENS];
-    float scores[N_TOKENS];
-    int32_t types[N_TOKENS];
-    texts[0] = "<unk>", types[0] = TYPE_UNKNOWN;
-    texts[1] = "<s>", types[1] = TYPE_CONTROL;
-    texts[2] = "</s>", types[2] = TYPE_CONTROL;
-    for (int b = 0; b < 256; b++) {
-        snprintf(bytes[b], sizeof bytes[b], "<0x%02X>", b);
-        texts[3 + b] = bytes[b], types[3 + b] = TYPE_BYTE;
-    }
-    for (int c = 0; c < 95; c++) {
-        if (c == 0) snprintf(chars[c], sizeof chars[c], "\xe2\x96\x81"); /* the space, SPM style */
-        else snprintf(chars[c], sizeof chars[c], "%c", (char)(' ' + c));
-        texts[3 + 256 + c] = chars[c], types[3 + 256 + c] = TYPE_NORMAL;
-    }
-    for (int i = 0; i < N_EXTRA; i++) texts[FIRST_EXTRA + i] = EXTRA[i].text, types[FIRST_EXTRA + i] = EXTRA[i].type;
-    for (int i = 0; i < N_TOKENS; i++) scores[i] = types[i] == TYPE_NORMAL ? -(float)i : 0.0f;
-    gguf_writer *w = gguf_writer_new();
-    hearth_err err = {0};
-    hearth_status st = w ? HEARTH_OK : HEARTH_ERR_NOMEM;
-    if (!st) st = gguf_writer_set_str(w, "tokenizer.ggml.model", "llama", &err);
-    if (!st) st = gguf_writer_set_str_arr(w, "tokenizer.ggml.tokens", texts, N_TOKENS, &err);
-    if (!st) st = gguf_writer_set_arr(w, "tokenizer.ggml.scores", GGUF_V_FLOAT32, scores, N_TOKENS, &err);
-    if (!st) st = gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_V_INT32, types, N_TOKENS, &err);
-    if (!st) st = gguf_writer_set_int(w, "tokenizer.ggml.unknown_token_id", GGUF_V_UINT32, 0, &err);
-    if (!st) st = gguf_writer_set_int(w, "tokenizer.ggml.bos_token_id", GGUF_V_UINT32, 1, &err);
-    if (!st) st = gguf_writer_set_int(w, "tokenizer.ggml.eos_token_id", GGUF_V_UINT32, 2, &err);
-    if (!st) st = gguf_writer_write_file(w, path, &err);
-    gguf_writer_free(w);
-    if (st) fail_msg("writing the vocabulary: %s", err.msg);
-}
-
-static void write_model(void) {
-    write_vocab(path_vocab);
-    gguf_file *vf = NULL;
-    hearth_err err = {0};
-    if (gguf_open(path_vocab, &vf, &err)) fail_msg("%s", err.msg);
-    synth_params p = {.arch = SYNTH_LLAMA, .n_embd = 64, .n_layer = 1, .n_head = 2, .n_head_kv = 2, .n_ff = 128,
-                      .n_ctx = 2048, .seed = 11, .scheme = quant_scheme_find("f16"), .vocab_from = vf};
-    hearth_status st = synth_write_model(&p, NULL, path_model, &err);
-    gguf_close(vf);
-    if (st) fail_msg("synth_write_model: %s", err.msg);
-}
 
 static int setup(void **state) {
     (void)state;
     snprintf(dir, sizeof dir, "/tmp/hearth-toolctl-XXXXXX");
     if (!mkdtemp(dir)) return -1;
-    snprintf(path_vocab, sizeof path_vocab, "%s/vocab.gguf", dir);
-    snprintf(path_model, sizeof path_model, "%s/model.gguf", dir);
     snprintf(path_mistral, sizeof path_mistral, "%s/mistral.jinja", dir);
     snprintf(path_llama, sizeof path_llama, "%s/llama.jinja", dir);
     snprintf(path_cfg, sizeof path_cfg, "%s/hearth.yaml", dir);
-    write_model();
-    write_text(path_mistral, MISTRAL_TEMPLATE);
-    write_text(path_llama, LLAMA_TEMPLATE);
+    spm_model_write(dir, EXTRA, N_EXTRA, path_model, sizeof path_model);
+    spm_write_text(path_mistral, MISTRAL_TEMPLATE);
+    spm_write_text(path_llama, LLAMA_TEMPLATE);
     char cfg[2048];
     snprintf(cfg, sizeof cfg,
              "defaults: {threads: 1, slots: 1, ctx: 2048}\n"
@@ -149,7 +89,7 @@ static int setup(void **state) {
              "  - {name: mistral, path: '%s', chat_template: '%s', preload: true}\n"
              "  - {name: llama, path: '%s', chat_template: '%s', preload: true}\n",
              path_model, path_model, path_mistral, path_model, path_llama);
-    write_text(path_cfg, cfg);
+    spm_write_text(path_cfg, cfg);
     char args[256];
     snprintf(args, sizeof args, "-c '%s'", path_cfg);
     up = srvtest_start_args(&server, args);
@@ -159,8 +99,8 @@ static int setup(void **state) {
 static int teardown(void **state) {
     (void)state;
     if (up) assert_int_equal(srvtest_stop(&server), 0);
-    const char *paths[] = {path_vocab, path_model, path_mistral, path_llama, path_cfg};
-    for (size_t i = 0; i < 5; i++)
+    const char *paths[] = {path_model, path_mistral, path_llama, path_cfg};
+    for (size_t i = 0; i < 4; i++)
         if (paths[i][0]) unlink(paths[i]);
     if (dir[0]) rmdir(dir);
     return 0;
