@@ -131,19 +131,7 @@ static void body_of(char *out, size_t cap, const char *model, bool stream, const
 }
 
 static json_t *post(const char *body, bool stream) {
-    srvtest_resp r;
-    assert_true(srvtest_http(&server, "POST", "/v1/chat/completions", body, NULL, &r));
-    if (r.status != 200) fail_msg("status %ld: %s", r.status, r.body ? r.body : "");
-    json_t *j = NULL;
-    if (stream) {
-        bool done = false;
-        j = srvtest_sse(r.body, &done);
-        if (!j || !done) fail_msg("bad stream: %s", r.body ? r.body : "");
-    } else if (!(j = srvtest_json(&r))) {
-        fail_msg("not JSON: %s", r.body ? r.body : "");
-    }
-    srvtest_resp_free(&r);
-    return j;
+    return srvtest_post_ok(&server, "/v1/chat/completions", body, stream);
 }
 
 static json_t *choice0(json_t *reply) { return json_array_get(json_object_get(reply, "choices"), 0); }

@@ -193,3 +193,19 @@ json_t *srvtest_sse(const char *body, bool *done) {
 }
 
 json_t *srvtest_json(const srvtest_resp *r) { return json_loadb(r->body, r->len, JSON_ALLOW_NUL, NULL); }
+
+json_t *srvtest_post_ok(const srvtest *t, const char *path, const char *body, bool stream) {
+    srvtest_resp r;
+    assert_true(srvtest_http(t, "POST", path, body, NULL, &r));
+    if (r.status != 200) fail_msg("status %ld: %s", r.status, r.body ? r.body : "");
+    json_t *j = NULL;
+    if (stream) {
+        bool done = false;
+        j = srvtest_sse(r.body, &done);
+        if (!j || !done) fail_msg("bad stream: %s", r.body ? r.body : "");
+    } else if (!(j = srvtest_json(&r))) {
+        fail_msg("not JSON: %s", r.body ? r.body : "");
+    }
+    srvtest_resp_free(&r);
+    return j;
+}

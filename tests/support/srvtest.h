@@ -50,4 +50,8 @@ json_t *srvtest_sse(const char *body, bool *done);
 /* Parses r->body as JSON (NULL when it is not). */
 json_t *srvtest_json(const srvtest_resp *r);
 
+/* POSTs body to path and fails the test unless the answer is 200 with a JSON body, or
+ * (stream) a whole SSE stream ending in [DONE]: returns the JSON, or the array of events. */
+json_t *srvtest_post_ok(const srvtest *t, const char *path, const char *body, bool stream);
+
 #endif
