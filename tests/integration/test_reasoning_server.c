@@ -21,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -71,45 +70,20 @@ static const char OPENED_TEMPLATE[] =
 static const char PLAIN_TEMPLATE[] =
     "{%- for message in messages -%}{{ message['role'] }}: {{ message['content'] }}\n{%- endfor -%}"
     "{%- if add_generation_prompt -%}assistant: {%- endif -%}";
-static char dir[64];
-static char path_model[160], path_think[128], path_opened[128], path_plain[128], path_cfg[128];
+static char dir[64] = "/tmp/hearth-reason-XXXXXX";
 static srvtest server;
 static bool up;
 
 static int setup(void **state) {
     (void)state;
-    snprintf(dir, sizeof dir, "/tmp/hearth-reason-XXXXXX");
-    if (!mkdtemp(dir)) return -1;
-    snprintf(path_think, sizeof path_think, "%s/think.jinja", dir);
-    snprintf(path_opened, sizeof path_opened, "%s/opened.jinja", dir);
-    snprintf(path_plain, sizeof path_plain, "%s/plain.jinja", dir);
-    snprintf(path_cfg, sizeof path_cfg, "%s/hearth.yaml", dir);
-    spm_model_write(dir, EXTRA, N_EXTRA, path_model, sizeof path_model);
-    spm_write_text(path_think, THINK_TEMPLATE);
-    spm_write_text(path_opened, OPENED_TEMPLATE);
-    spm_write_text(path_plain, PLAIN_TEMPLATE);
-    char cfg[2048];
-    snprintf(cfg, sizeof cfg,
-             "defaults: {threads: 1, slots: 1, ctx: 2048}\n"
-             "models:\n"
-             "  - {name: think, path: '%s', chat_template: '%s', preload: true}\n"
-             "  - {name: opened, path: '%s', chat_template: '%s', preload: true}\n"
-             "  - {name: plain, path: '%s', chat_template: '%s', preload: true}\n",
-             path_model, path_think, path_model, path_opened, path_model, path_plain);
-    spm_write_text(path_cfg, cfg);
-    char args[256];
-    snprintf(args, sizeof args, "-c '%s'", path_cfg);
-    up = srvtest_start_args(&server, args);
+    const spm_served models[] = {{"think", THINK_TEMPLATE}, {"opened", OPENED_TEMPLATE}, {"plain", PLAIN_TEMPLATE}};
+    up = spm_serve(&server, dir, EXTRA, N_EXTRA, models, 3);
     return up ? 0 : -1;
 }
 
 static int teardown(void **state) {
     (void)state;
-    if (up) assert_int_equal(srvtest_stop(&server), 0);
-    const char *paths[] = {path_model, path_think, path_opened, path_plain, path_cfg};
-    for (size_t i = 0; i < 5; i++)
-        if (paths[i][0]) unlink(paths[i]);
-    if (dir[0]) rmdir(dir);
+    spm_serve_end(&server, up, dir);
     return 0;
 }
 

@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -66,43 +65,20 @@ static const char LLAMA_TEMPLATE[] =
     "{%- endfor -%}"
     "{%- if add_generation_prompt -%}<|start_header_id|>assistant<|end_header_id|>\n\n{%- endif -%}";
 
-static char dir[64];
-static char path_model[160], path_mistral[128], path_llama[128], path_cfg[128];
+static char dir[64] = "/tmp/hearth-toolctl-XXXXXX";
 static srvtest server;
 static bool up;
 
 static int setup(void **state) {
     (void)state;
-    snprintf(dir, sizeof dir, "/tmp/hearth-toolctl-XXXXXX");
-    if (!mkdtemp(dir)) return -1;
-    snprintf(path_mistral, sizeof path_mistral, "%s/mistral.jinja", dir);
-    snprintf(path_llama, sizeof path_llama, "%s/llama.jinja", dir);
-    snprintf(path_cfg, sizeof path_cfg, "%s/hearth.yaml", dir);
-    spm_model_write(dir, EXTRA, N_EXTRA, path_model, sizeof path_model);
-    spm_write_text(path_mistral, MISTRAL_TEMPLATE);
-    spm_write_text(path_llama, LLAMA_TEMPLATE);
-    char cfg[2048];
-    snprintf(cfg, sizeof cfg,
-             "defaults: {threads: 1, slots: 1, ctx: 2048}\n"
-             "models:\n"
-             "  - {name: chatml, path: '%s', preload: true}\n"
-             "  - {name: mistral, path: '%s', chat_template: '%s', preload: true}\n"
-             "  - {name: llama, path: '%s', chat_template: '%s', preload: true}\n",
-             path_model, path_model, path_mistral, path_model, path_llama);
-    spm_write_text(path_cfg, cfg);
-    char args[256];
-    snprintf(args, sizeof args, "-c '%s'", path_cfg);
-    up = srvtest_start_args(&server, args);
+    const spm_served models[] = {{"chatml", NULL}, {"mistral", MISTRAL_TEMPLATE}, {"llama", LLAMA_TEMPLATE}};
+    up = spm_serve(&server, dir, EXTRA, N_EXTRA, models, 3);
     return up ? 0 : -1;
 }
 
 static int teardown(void **state) {
     (void)state;
-    if (up) assert_int_equal(srvtest_stop(&server), 0);
-    const char *paths[] = {path_model, path_mistral, path_llama, path_cfg};
-    for (size_t i = 0; i < 4; i++)
-        if (paths[i][0]) unlink(paths[i]);
-    if (dir[0]) rmdir(dir);
+    spm_serve_end(&server, up, dir);
     return 0;
 }
 

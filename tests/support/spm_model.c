@@ -1,8 +1,12 @@
-/* The tiny SPM-vocabulary model of the server tests that force chosen tokens (spm_model.h). */
+/* The tiny SPM-vocabulary model, and a server on it, of the tests that force chosen tokens
+ * (spm_model.h). */
 #include "spm_model.h"
 
+#include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "gguf/gguf.h"
@@ -13,7 +17,7 @@
 
 enum { TYPE_UNKNOWN = 2, TYPE_BYTE = 6, MAX_TOKENS = SPM_FIRST_EXTRA + SPM_MAX_EXTRA };
 
-void spm_write_text(const char *path, const char *text) {
+static void write_text(const char *path, const char *text) {
     FILE *f = fopen(path, "w");
     if (!f || fputs(text, f) < 0 || fclose(f) != 0) fail_msg("cannot write %s", path);
 }
@@ -71,4 +75,43 @@ void spm_model_write(const char *dir, const spm_token *extra, int n_extra, char 
     gguf_close(vf);
     unlink(vocab);
     if (st) fail_msg("synth_write_model: %s", err.msg);
+}
+
+bool spm_serve(srvtest *t, char *dir, const spm_token *extra, int n_extra, const spm_served *models, int n_models) {
+    if (n_models < 1 || n_models > 8) fail_msg("%d models: 1 to 8", n_models);
+    if (!mkdtemp(dir)) fail_msg("mkdtemp %s failed", dir);
+    char model[512], path[512], cfg[8192];
+    spm_model_write(dir, extra, n_extra, model, sizeof model);
+    size_t len = (size_t)snprintf(cfg, sizeof cfg, "defaults: {threads: 1, slots: 1, ctx: 2048}\nmodels:\n");
+    for (int i = 0; i < n_models; i++) {
+        len += (size_t)snprintf(cfg + len, sizeof cfg - len, "  - {name: %s, path: '%s', preload: true", models[i].name,
+                                model);
+        if (models[i].chat_template) {
+            snprintf(path, sizeof path, "%s/template%d.jinja", dir, i);
+            write_text(path, models[i].chat_template);
+            len += (size_t)snprintf(cfg + len, sizeof cfg - len, ", chat_template: '%s'", path);
+        }
+        len += (size_t)snprintf(cfg + len, sizeof cfg - len, "}\n");
+        if (len >= sizeof cfg) fail_msg("config too long");
+    }
+    snprintf(path, sizeof path, "%s/hearth.yaml", dir);
+    write_text(path, cfg);
+    char args[600];
+    snprintf(args, sizeof args, "-c '%s'", path);
+    return srvtest_start_args(t, args);
+}
+
+void spm_serve_end(srvtest *t, bool up, const char *dir) {
+    if (up) assert_int_equal(srvtest_stop(t), 0);
+    DIR *d = dir[0] ? opendir(dir) : NULL;
+    if (!d) return;
+    struct dirent *e;
+    char path[512];
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            unlink(path);
+        }
+    closedir(d);
+    rmdir(dir);
 }

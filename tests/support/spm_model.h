@@ -2,11 +2,14 @@
  * that force chosen tokens (through logit_bias): <unk> <s> </s>, the 256 byte tokens,
  * printable ASCII (the space as U+2581), then the caller's extra tokens from id
  * SPM_FIRST_EXTRA on; random F16 weights (synth_write_model: 1 layer, 64 wide, context
- * 2048). Fails the test on any error. */
+ * 2048), and `hearth serve` on it. Fails the test on any error. */
 #ifndef TESTS_SPM_MODEL_H
 #define TESTS_SPM_MODEL_H
 
+#include <stdbool.h>
 #include <stddef.h>
+
+#include "srvtest.h"
 
 #define SPM_FIRST_EXTRA (3 + 256 + 95)
 #define SPM_MAX_EXTRA 64
@@ -20,7 +23,18 @@ typedef struct spm_token {
 
 /* Writes dir/model.gguf (through a dir/vocab.gguf it removes); its path into model (cap bytes). */
 void spm_model_write(const char *dir, const spm_token *extra, int n_extra, char *model, size_t cap);
-/* Writes text to path. */
-void spm_write_text(const char *path, const char *text);
+/* One model of a served config: its name and chat template (NULL: the built-in). */
+typedef struct spm_served {
+    const char *name;
+    const char *chat_template;
+} spm_served;
+
+/* Writes the model into a new directory dir (a mkdtemp pattern, rewritten in place),
+ * each model's template and a config serving them all from that one file (preloaded,
+ * 1 thread, 1 slot, context 2048), and starts `hearth serve -c` on it into t. False when
+ * the server did not come up. At most 8 models. */
+bool spm_serve(srvtest *t, char *dir, const spm_token *extra, int n_extra, const spm_served *models, int n_models);
+/* Stops t when up and removes everything spm_serve wrote into dir (dir "" : nothing). */
+void spm_serve_end(srvtest *t, bool up, const char *dir);
 
 #endif
