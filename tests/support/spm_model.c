@@ -60,7 +60,8 @@ static void write_vocab(const char *path, const spm_token *extra, int n_extra) {
     if (st) fail_msg("writing the vocabulary: %s", err.msg);
 }
 
-void spm_model_write(const char *dir, const spm_token *extra, int n_extra, char *model, size_t cap) {
+/* Writes dir/model.gguf (through a dir/vocab.gguf it removes); its path into model. */
+static void model_write(const char *dir, const spm_token *extra, int n_extra, char *model, size_t cap) {
     if (n_extra < 0 || n_extra > SPM_MAX_EXTRA) fail_msg("%d extra tokens: at most %d", n_extra, SPM_MAX_EXTRA);
     char vocab[512];
     snprintf(vocab, sizeof vocab, "%s/vocab.gguf", dir);
@@ -81,7 +82,7 @@ bool spm_serve(srvtest *t, char *dir, const spm_token *extra, int n_extra, const
     if (n_models < 1 || n_models > 8) fail_msg("%d models: 1 to 8", n_models);
     if (!mkdtemp(dir)) fail_msg("mkdtemp %s failed", dir);
     char model[512], path[512], cfg[8192];
-    spm_model_write(dir, extra, n_extra, model, sizeof model);
+    model_write(dir, extra, n_extra, model, sizeof model);
     size_t len = (size_t)snprintf(cfg, sizeof cfg, "defaults: {threads: 1, slots: 1, ctx: 2048}\nmodels:\n");
     for (int i = 0; i < n_models; i++) {
         len += (size_t)snprintf(cfg + len, sizeof cfg - len, "  - {name: %s, path: '%s', preload: true", models[i].name,

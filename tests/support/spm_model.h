@@ -21,8 +21,6 @@ typedef struct spm_token {
     int type;
 } spm_token;
 
-/* Writes dir/model.gguf (through a dir/vocab.gguf it removes); its path into model (cap bytes). */
-void spm_model_write(const char *dir, const spm_token *extra, int n_extra, char *model, size_t cap);
 /* One model of a served config: its name and chat template (NULL: the built-in). */
 typedef struct spm_served {
     const char *name;
