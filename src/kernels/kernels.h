@@ -140,6 +140,13 @@ typedef struct kern_mm_fuse {
 hearth_status kern_matmul_fused(kern_pool *p, int n, const kern_matrix *const *w, const float *x, int64_t n_tok,
                                 float *const *y, const int64_t *ldy, const kern_mm_fuse *f);
 
+/* Rows [r0, r0 + n) of w as a matrix of its own that shares w's memory, prepared panels
+   included: kern_matmul over it gives exactly those rows of w's result (a long matmul
+   can run in pieces). r0 must be a multiple of KERN_SLICE_ROWS and the rows inside w;
+   else INVALID. The view owns nothing: never release it. */
+#define KERN_SLICE_ROWS 16
+hearth_status kern_matrix_slice(const kern_matrix *w, int64_t r0, int64_t n, kern_matrix *out);
+
 /* Dequantizes row r (< rows) of w into out[cols]; w->type must have kernels. */
 void kern_get_row(const kern_matrix *w, int64_t r, float *out);
 

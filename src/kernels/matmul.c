@@ -5,7 +5,7 @@
  * active level. Prepared matrices (kern_matrix_prepare, AVX-512): 16-row panels times
  * tiles of up to 8 tokens, work items being (token block of up to 64, panel) pairs
  * shared out by tokens x panels. Either way the result is the same for any thread
- * count. Fused work (kern_mm_fuse) rides along:
+ * count, and a row slice (kern_matrix_slice) gives the same rows as the whole. Fused work (kern_mm_fuse) rides along:
  * per-token preparation inside the conversion run, bias and GELU right after each tile
  * (panels) or chunk of rows (plain) is computed. Must never allocate per call when given
  * a pool whose scratch is already large enough, nor run a level's kernels dispatch did
@@ -313,6 +313,23 @@ hearth_status kern_matmul_fused(kern_pool *p, int n, const kern_matrix *const *w
     if (prep) {   /* no matrix had rows: the preparation still happens */
         mm_job j = {.n_tok = n_tok, .prep = prep};
         kern_pool_run(p, prepare_part, &j);
+    }
+    return HEARTH_OK;
+}
+
+_Static_assert(KERN_SLICE_ROWS % KERN_PANEL == 0, "a slice starts on a panel");
+
+hearth_status kern_matrix_slice(const kern_matrix *w, int64_t r0, int64_t n, kern_matrix *out) {
+    if (r0 < 0 || n <= 0 || r0 % KERN_SLICE_ROWS != 0 || r0 > w->rows || n > w->rows - r0) return HEARTH_ERR_INVALID;
+    *out = *w;
+    out->rows = n;
+    out->data = (const uint8_t *)w->data + (size_t)r0 * w->row_bytes;
+    if (panels_usable(w)) {   /* panels follow one another, each the same size */
+        out->packed = (uint8_t *)w->packed + (r0 > 0 ? kern_panel_bytes(w->type, r0, w->cols) : 0);
+        out->packed_bytes = kern_panel_bytes(w->type, n, w->cols);
+    } else {
+        out->packed = NULL;
+        out->packed_bytes = 0;
     }
     return HEARTH_OK;
 }

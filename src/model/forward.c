@@ -9,8 +9,10 @@
  * (lora_apply.c: the low-rank paths of the adapters the batch's sequences selected).
  * Attention is causal within each
  * sequence and reads keys/values back from the F16 paged cache, so prefill and decode
- * are the same code. This file never allocates during a forward and never validates
- * model data (loading did); it does validate the batch. */
+ * are the same code. A caller's interrupt check (model_ctx_set_interrupt) may stop a
+ * pass between layers or output pieces; the cache is then rolled back as on any failure.
+ * This file never allocates during a forward and never validates model data (loading
+ * did); it does validate the batch. */
 #include <math.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -20,6 +22,8 @@
 #include "base/mem.h"
 #include "model/lora_impl.h"
 #include "model/model_impl.h"
+
+#define OUTPUT_PIECES 8 /* pieces of the output projection when it may be interrupted */
 
 static float *alloc_floats(int64_t a, int64_t b, bool *ok) {
     size_t n;
@@ -423,6 +427,36 @@ static void rollback(kv_cache *kv, const model_batch *b) {
         if (prev_in_seq(b, i) < 0) kv_seq_truncate(kv, b->seq[i], b->pos[i]);
 }
 
+void model_ctx_set_interrupt(model_ctx *c, model_interrupt_fn fn, void *arg) {
+    c->interrupt = fn;
+    c->interrupt_arg = arg;
+}
+
+static hearth_status interrupted(const model_ctx *c, hearth_err *err) {
+    if (!c->interrupt || !c->interrupt(c->interrupt_arg)) return HEARTH_OK;
+    return err_set(err, HEARTH_ERR_CANCELLED, "the forward pass was interrupted");
+}
+
+/* logits = Wout · out_x. With an interrupt check, in OUTPUT_PIECES pieces of rows with a
+   check before each (the projection of a small model's large vocabulary can be most of
+   a decode step); each row's result is the same either way. */
+static hearth_status project_output(model_ctx *c, int32_t n_out, hearth_err *err) {
+    const kern_matrix *w = &c->m->output;
+    int64_t rows = w->rows, ldy = c->m->hp.n_vocab;
+    int64_t piece = c->interrupt ? (rows + OUTPUT_PIECES - 1) / OUTPUT_PIECES : rows;
+    piece = (piece + KERN_SLICE_ROWS - 1) / KERN_SLICE_ROWS * KERN_SLICE_ROWS;
+    hearth_status st;
+    for (int64_t r0 = 0; r0 < rows; r0 += piece) {
+        if ((st = interrupted(c, err))) return st;
+        kern_matrix part;
+        int64_t n = rows - r0 < piece ? rows - r0 : piece;
+        if (!(st = kern_matrix_slice(w, r0, n, &part))) st = kern_matmul(c->pool, &part, c->out_x, n_out, c->logits + r0, ldy);
+        if (st) return err_set(err, st, "output matmul of %lld x %lld weights over %d tokens failed: %s",
+                               (long long)rows, (long long)w->cols, n_out, hearth_strerror(st));
+    }
+    return model_lora_apply(&c->lora, c->pool, w, c->out_x, n_out, c->logits, ldy, err);
+}
+
 static hearth_status run_layers(model_ctx *c, kv_cache *kv, const model_batch *b, hearth_err *err) {
     const model *m = c->m;
     int64_t e = m->hp.n_embd;
@@ -434,7 +468,9 @@ static hearth_status run_layers(model_ctx *c, kv_cache *kv, const model_batch *b
     tok_job nj = {c, b->n, m->layers[0].attn_norm};
     run_tokens(c, b->n, norm_worker, &nj);
     for (int32_t il = 0; il < m->hp.n_layer; il++)
-        if ((st = attention_block(c, kv, b, il, err)) || (st = ffn_block(c, b->n, il, err))) return st;
+        if ((st = interrupted(c, err)) || (st = attention_block(c, kv, b, il, err)) ||
+            (st = ffn_block(c, b->n, il, err)))
+            return st;
     int32_t n_out = 0;
     for (int32_t t = 0; t < b->n; t++) {
         if (!b->logits[t]) continue;
@@ -443,9 +479,7 @@ static hearth_status run_layers(model_ctx *c, kv_cache *kv, const model_batch *b
         n_out++;
     }
     model_lora_use_output_rows(&c->lora);
-    if (n_out > 0 && !c->p.embeddings &&
-        (st = matmul(c, &m->output, c->out_x, n_out, c->logits, m->hp.n_vocab, err)))
-        return st;
+    if (n_out > 0 && !c->p.embeddings && (st = project_output(c, n_out, err))) return st;
     c->n_out = n_out;
     return HEARTH_OK;
 }

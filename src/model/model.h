@@ -95,6 +95,13 @@ hearth_status model_ctx_new(const model *m, const model_ctx_params *p, kern_pool
                             model_ctx **out, hearth_err *err);
 void model_ctx_free(model_ctx *c); /* accepts NULL */
 
+/* A check the decoder's forward pass makes before each layer and before each piece of
+ * the output projection (which then runs in pieces): when it returns true the pass stops,
+ * leaves the cache as it was and returns HEARTH_ERR_CANCELLED. For a caller that would
+ * rather redo a pass than keep new work waiting behind it. fn NULL: no checks. */
+typedef bool (*model_interrupt_fn)(void *arg);
+void model_ctx_set_interrupt(model_ctx *c, model_interrupt_fn fn, void *arg);
+
 /* A KV cache configuration matching m's layers and heads, for n_ctx positions per
  * sequence and n_seq sequences. */
 kv_config model_kv_config(const model *m, int64_t n_ctx, int32_t n_seq);
@@ -104,7 +111,7 @@ kv_config model_kv_config(const model *m, int64_t n_ctx, int32_t n_seq);
  * order, into the context's output buffer (read it with model_logits/model_embedding).
  * Checks the whole batch first (token ids, sizes, positions, cache room) and changes
  * nothing when it fails: INVALID for a malformed batch or an encoder model, RANGE when a
- * sequence would exceed its capacity. */
+ * sequence would exceed its capacity, CANCELLED when the interrupt check stopped it. */
 hearth_status model_forward(model_ctx *c, kv_cache *kv, const model_batch *b, hearth_err *err);
 
 /* Runs an encoder over batch b, without a cache: a token at position 0 starts an input,

@@ -90,6 +90,8 @@ struct model_ctx {
     float *logits;   /* [n_outputs][n_vocab]; NULL with embeddings */
     int32_t n_out;   /* rows in out_x (and logits) from the last forward */
     model_lora_run lora; /* adapters selected for the current forward (lora_apply.c) */
+    model_interrupt_fn interrupt; /* checked between layers and output pieces; NULL: never */
+    void *interrupt_arg;
 };
 
 /* Fills hp from f's metadata (hparams.c). n_vocab is set later from token_embd. */

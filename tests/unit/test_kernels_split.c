@@ -3,7 +3,9 @@
  * different offsets of the prompt and run on 1, 2 or 3 threads, gives bit for bit what
  * the token gives alone. Batches cross the 8-token tile and the 64-token work block, and
  * uneven sizes exercise the work split between threads (every output must be written
- * exactly as alone, none left out). Runs on every CPU path (CTest repeats it). */
+ * exactly as alone, none left out). Likewise a matrix cut into row slices
+ * (kern_matrix_slice) gives bit for bit the rows of the whole, prepared or not.
+ * Runs on every CPU path (CTest repeats it). */
 #include "testutil.h"
 
 #include <stdio.h>
@@ -72,9 +74,66 @@ static void test_token_output_independent_of_batch(void **state) {
     for (int k = 0; k < 3; k++) kern_pool_free(pools[k]);
 }
 
+#define SLICE_TOK 5
+
+/* Every slice [r0, r0 + n) of m over SLICE_TOK tokens equals those rows of the whole. */
+static void check_slices(const kern_matrix *m, const char *name, kern_pool *pool, const float *x) {
+    float whole[SLICE_TOK * ROWS], y[SLICE_TOK * ROWS];
+    assert_int_equal(kern_matmul(pool, m, x, SLICE_TOK, whole, ROWS), HEARTH_OK);
+    for (int r0 = 0; r0 < ROWS; r0 += KERN_SLICE_ROWS)
+        for (int n = 1; r0 + n <= ROWS; n += 7) {
+            kern_matrix part;
+            assert_int_equal(kern_matrix_slice(m, r0, n, &part), HEARTH_OK);
+            for (int i = 0; i < SLICE_TOK * ROWS; i++) y[i] = -777.0f;
+            assert_int_equal(kern_matmul(pool, &part, x, SLICE_TOK, y + r0, ROWS), HEARTH_OK);
+            for (int t = 0; t < SLICE_TOK; t++)
+                for (int i = 0; i < ROWS; i++) {
+                    float got = y[t * ROWS + i], want = i >= r0 && i < r0 + n ? whole[t * ROWS + i] : -777.0f;
+                    if (memcmp(&got, &want, sizeof got) != 0)
+                        fail_msg("%s: slice [%d, %d), token %d, row %d: %.9g, want %.9g", name, r0, r0 + n, t, i, got,
+                                 want);
+                }
+        }
+    kern_matrix part;
+    assert_int_equal(kern_matrix_slice(m, KERN_SLICE_ROWS / 2, 4, &part), HEARTH_ERR_INVALID);
+    assert_int_equal(kern_matrix_slice(m, KERN_SLICE_ROWS, ROWS, &part), HEARTH_ERR_INVALID);
+    assert_int_equal(kern_matrix_slice(m, 0, 0, &part), HEARTH_ERR_INVALID);
+}
+
+static void test_row_slices_equal_the_whole(void **state) {
+    (void)state;
+    kern_pool *pool = kern_pool_new(2);
+    kt_rng r = {77};
+    static const uint32_t types[] = {GGML_Q4_K, GGML_Q6_K, GGML_Q8_0, GGML_F32, GGML_F16, GGML_BF16};
+    float *row = malloc(sizeof(float) * COLS), *x = malloc(sizeof(float) * SLICE_TOK * COLS);
+    assert_non_null(row);
+    assert_non_null(x);
+    kt_fill_normal(&r, x, SLICE_TOK * COLS, 1.0f);
+    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+        const kern_type_traits *t = kern_scalar_traits(types[k]);
+        size_t rb = kern_row_bytes(types[k], COLS);
+        uint8_t *data = malloc(rb * ROWS);
+        assert_non_null(data);
+        for (int i = 0; i < ROWS; i++) {
+            kt_fill_normal(&r, row, COLS, 0.1f);
+            t->from_float(row, data + (size_t)i * rb, COLS);
+        }
+        kern_matrix m = {.type = types[k], .rows = ROWS, .cols = COLS, .row_bytes = rb, .data = data};
+        check_slices(&m, t->name, pool, x);   /* rows as stored */
+        assert_int_equal(kern_matrix_prepare(&m, NULL), HEARTH_OK);
+        check_slices(&m, t->name, pool, x);   /* panels, where the CPU has them */
+        kern_matrix_release(&m);
+        free(data);
+    }
+    free(row);
+    free(x);
+    kern_pool_free(pool);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_token_output_independent_of_batch),
+        cmocka_unit_test(test_row_slices_equal_the_whole),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
