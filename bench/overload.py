@@ -339,8 +339,8 @@ def slowloris(srv, model_id, a, tool):
     return rep
 
 
-def refused_by_reason(port):
-    """hearth_requests_refused_total from /metrics, by reason (the server's own count)."""
+def metrics_text(port):
+    """The server's /metrics page."""
     s = socket.create_connection(("127.0.0.1", port), timeout=30)
     s.sendall(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
     buf = b""
@@ -350,11 +350,21 @@ def refused_by_reason(port):
             break
         buf += d
     s.close()
+    return buf.decode(errors="replace")
+
+
+def refused_by_reason(text):
+    """hearth_requests_refused_total by reason (the server's own count)."""
     out = {}
-    for line in buf.decode(errors="replace").splitlines():
+    for line in text.splitlines():
         if line.startswith("hearth_requests_refused_total{") and 'reason="' in line:
             out[line.split('reason="')[1].split('"')[0]] = float(line.rsplit(" ", 1)[1])
     return out
+
+
+def counter_total(text, name):
+    """A counter summed over its labels."""
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{"))
 
 
 def main():
@@ -416,7 +426,9 @@ def main():
                                 "health_ms": summary(raw_l["health"]),
                                 "other": summed(r["loaded"]["other"] for r in rounds)}
             report["rounds"] = rounds
-        report["refused_by_reason"] = refused_by_reason(srv.port)
+        metrics = metrics_text(srv.port)
+        report["refused_by_reason"] = refused_by_reason(metrics)
+        report["steps_interrupted"] = counter_total(metrics, "hearth_steps_interrupted_total")
         u, l = report["unloaded"]["ttft_ms"]["p99"], report["loaded"]["admitted_ttft_ms"]["p99"]
         if u and l:
             report["loaded_ttft_p99_vs_unloaded"] = round(l / u, 2)

@@ -90,6 +90,7 @@ static void drop_queued(sched *s, uint64_t now, bool waiting) {
  * Returns how many were admitted into admitted[]. */
 static int32_t admit_locked(sched *s, int32_t *admitted) {
     uint64_t now = clock_mono_ns();
+    atomic_store(&s->arrival, false);
     drop_queued(s, now, false);
     int32_t n = 0;
     for (int32_t i = 0; i < s->p.n_slots && s->queue_head; i++) {
@@ -222,6 +223,7 @@ hearth_status sched_new(const model *m, const tok_vocab *v, const sched_params *
         mem_free(s);
         return err_set(err, HEARTH_ERR_NOMEM, "scheduler: cannot make a condition variable");
     }
+    atomic_init(&s->arrival, false);
     s->m = m;
     s->v = v;
     s->p = sp;
@@ -302,6 +304,7 @@ hearth_status sched_submit(sched *s, const sched_request *r, sched_seq **out, he
     s->queued++;
     s->queued_prompt += q->n_prompt;
     s->queued_gen += q->cap_tokens - q->n_prompt;
+    if (s->queued <= free_slots) atomic_store(&s->arrival, true);
     pthread_cond_signal(&s->wake);
     pthread_mutex_unlock(&s->mu);
     *out = q;
@@ -320,6 +323,7 @@ void sched_get_stats(const sched *s, sched_stats *st) {
                         .decode_tps = s->decode_tps,
                         .prefill_tps = s->prefill_tps,
                         .steps = s->steps,
+                        .steps_interrupted = s->steps_interrupted,
                         .decode_step_s = s->decode_step_s,
                         .queue_wait_s = admit_wait_locked(s, 0)};
     pthread_mutex_unlock(&w->mu);

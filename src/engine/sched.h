@@ -187,6 +187,7 @@ typedef struct sched_stats {
     int64_t prefix_hits_tokens;     /* prompt tokens served from cached pages, total */
     double decode_tps, prefill_tps; /* recent measured throughput (tokens/s, all slots) */
     int64_t steps;                  /* forward steps run */
+    int64_t steps_interrupted;      /* decode steps stopped for an arriving prompt (redone with it) */
     double decode_step_s;           /* recent duration of a step without prompt tokens (until
                                        one ran, of the last step); 0 before any step */
     double queue_wait_s;            /* sched_queue_wait_s now */

@@ -96,8 +96,13 @@ struct sched {
     uint64_t tick;
     model_lora_set *lora_sets; /* [n_slots] the last step's adapter map (sched_lora.c) */
 
+    bool interrupted_last;   /* the last step was interrupted: the next one may not be */
+
     pthread_t thread;
     bool thread_started;
+    /* set by a submission that can take a free slot at once, cleared by admission: a
+       decode-only step in flight stops at its next check so the prompt need not wait */
+    atomic_bool arrival;
 
     /* under mu */
     pthread_mutex_t mu;
@@ -114,6 +119,7 @@ struct sched {
                                             of the last step; 0 before any) */
     bool decode_step_pure;               /* decode_step_s was measured on decode-only steps */
     int64_t steps;
+    int64_t steps_interrupted;
     int64_t *slot_prompt_left;           /* [n_slots] prompt tokens each slot still has to prefill */
     int64_t *slot_gen_left;              /* [n_slots] tokens each slot may still generate; 0: free */
     double *admit_free_at;               /* [n_slots] scratch of the wait estimate */

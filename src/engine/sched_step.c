@@ -1,7 +1,8 @@
 /* One scheduler step: end cancelled and expired sequences, batch one decode token per
  * running sequence and then prompt chunks (earliest admitted first, so prompts finish one
  * after another in arrival order) up to the step's prefill budget, cutting only prompts
- * longer than what is left of it when nothing else was taken, run one forward pass,
+ * longer than what is left of it when nothing else was taken, run one forward pass
+ * (a decode-only pass stops early for an arriving prompt and is redone with it),
  * and sample, detokenize, match stops and publish for every sequence that got logits.
  * Scheduler thread only; it never waits for a consumer. */
 #include <sched.h>
@@ -205,6 +206,17 @@ static void publish(sched *s, step_counts c, double seconds) {
     pthread_mutex_unlock(&s->mu);
 }
 
+static bool prompt_arrived(void *arg) { return atomic_load_explicit(&((sched *)arg)->arrival, memory_order_relaxed); }
+
+/* A step without prompt tokens stops for an arriving prompt, so that the prompt's first
+ * token need not wait for it: the step is redone with the prompt (its tokens' results do
+ * not depend on the batch). Never two steps in a row, so decoding always advances. */
+static bool interrupt_for_arrival(sched *s, step_counts c) {
+    bool may = c.prefill == 0 && !s->interrupted_last;
+    model_ctx_set_interrupt(s->ctx, may ? prompt_arrived : NULL, s);
+    return may;
+}
+
 bool step_run(sched *s) {
     end_cancelled_and_expired(s);
     step_counts c = build_batch(s);
@@ -215,7 +227,15 @@ bool step_run(sched *s) {
     double t0 = clock_mono_s();
     hearth_err err;
     model_lora_map map;
+    bool may_interrupt = interrupt_for_arrival(s, c);
     hearth_status st = model_forward_lora(s->ctx, s->kv, &s->batch, sched_lora_map(s, &map), &err);
+    s->interrupted_last = may_interrupt && st == HEARTH_ERR_CANCELLED;
+    if (s->interrupted_last) {
+        pthread_mutex_lock(&s->mu);
+        s->steps_interrupted++;
+        pthread_mutex_unlock(&s->mu);
+        return true;
+    }
     if (st) {
         for (int32_t t = 0; t < s->batch.n; t++)
             if (s->slots[s->batch.seq[t]].q) step_end(s, s->batch.seq[t], SCHED_FINISH_ERROR, &err);

@@ -115,6 +115,9 @@ static bool register_families(obs *o) {
         0);
     FAM(prefix_hits, OBS_COUNTER, "hearth_prefix_cache_hit_tokens_total",
         "Prompt tokens served from cached KV pages instead of being recomputed.", LABELS("model"), NULL, 0);
+    FAM(steps_interrupted, OBS_COUNTER, "hearth_steps_interrupted_total",
+        "Decode steps stopped so that an arriving prompt did not wait for them (redone with it).", LABELS("model"),
+        NULL, 0);
     FAM(decode_tps, OBS_GAUGE, "hearth_decode_tokens_per_second", "Recent decode throughput of the scheduler.",
         LABELS("model"), NULL, 0);
     FAM(prefill_tps, OBS_GAUGE, "hearth_prefill_tokens_per_second", "Recent prompt throughput of the scheduler.",
@@ -270,6 +273,7 @@ void obs_model_sample_set(obs *o, const char *model, const obs_model_sample *s) 
     obs_set(f->kv_used, VALUES(model), (double)s->kv_pages_used);
     obs_set(f->kv_total, VALUES(model), (double)s->kv_pages_total);
     obs_set(f->prefix_hits, VALUES(model), (double)s->prefix_hit_tokens);
+    obs_set(f->steps_interrupted, VALUES(model), (double)s->steps_interrupted);
     obs_set(f->decode_tps, VALUES(model), s->decode_tps);
     obs_set(f->prefill_tps, VALUES(model), s->prefill_tps);
     obs_set(f->queue_wait, VALUES(model), s->queue_wait_s);

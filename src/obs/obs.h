@@ -127,6 +127,7 @@ typedef struct obs_model_sample {
     int32_t queued, running, n_slots;
     int64_t kv_pages_used, kv_pages_total;
     int64_t prefix_hit_tokens;         /* total since the model loaded */
+    int64_t steps_interrupted;         /* total since the model loaded */
     double decode_tps, prefill_tps;
     double queue_wait_s;               /* the scheduler's estimated wait for a slot now */
     uint64_t weights_bytes, repacked_bytes, kv_bytes;

@@ -14,7 +14,7 @@
 
 typedef struct obs_families {
     obs_family *requests, *duration, *ttft, *itl, *prompt_tokens, *gen_tokens;
-    obs_family *queue, *slots_busy, *slots_total, *kv_used, *kv_total, *prefix_hits, *decode_tps, *prefill_tps;
+    obs_family *queue, *slots_busy, *slots_total, *kv_used, *kv_total, *prefix_hits, *steps_interrupted, *decode_tps, *prefill_tps;
     obs_family *model_state, *load_duration, *load_failures, *memory;
     obs_family *upstream, *retries, *breaker, *rate_limited, *auth_failures;
     obs_family *refused, *queue_wait;

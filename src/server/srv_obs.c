@@ -31,6 +31,7 @@ static void collect_one(void *ud, const fleet_loaded *m) {
         .kv_pages_used = st.kv_pages_used,
         .kv_pages_total = st.kv_pages_total,
         .prefix_hit_tokens = st.prefix_hits_tokens,
+        .steps_interrupted = st.steps_interrupted,
         .decode_tps = st.decode_tps,
         .prefill_tps = st.prefill_tps,
         .queue_wait_s = st.queue_wait_s,

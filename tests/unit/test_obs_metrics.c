@@ -252,6 +252,7 @@ static void test_catalogue_complete(void **state) {
         {"hearth_model_load_failures_total", "counter"},
         {"hearth_memory_bytes", "gauge"},
         {"hearth_prefix_cache_hit_tokens_total", "counter"},
+        {"hearth_steps_interrupted_total", "counter"},
         {"hearth_upstream_requests_total", "counter"},
         {"hearth_upstream_retries_total", "counter"},
         {"hearth_breaker_state", "gauge"},
@@ -293,7 +294,7 @@ static void test_model_states(void **state) {
     obs_model_state(o, "bad", "loading", NULL);
     obs_model_state(o, "bad", "failed", "bad.gguf: not a GGUF file");
     obs_model_sample smp = {.queued = 3, .running = 2, .n_slots = 4, .kv_pages_used = 10, .kv_pages_total = 64,
-                            .prefix_hit_tokens = 77, .weights_bytes = 1000, .repacked_bytes = 200, .kv_bytes = 300};
+                            .prefix_hit_tokens = 77, .steps_interrupted = 5, .weights_bytes = 1000, .repacked_bytes = 200, .kv_bytes = 300};
     obs_model_sample_set(o, "m", &smp);
     prom_doc d = hub_metrics(o);
     expect(&d, 1, "hearth_model_state", "model", "m", "state", "ready");
@@ -310,6 +311,7 @@ static void test_model_states(void **state) {
     expect(&d, 2, "hearth_slots_busy", "model", "m", NULL, NULL);
     expect(&d, 10, "hearth_kv_cache_pages_used", "model", "m", NULL, NULL);
     expect(&d, 77, "hearth_prefix_cache_hit_tokens_total", "model", "m", NULL, NULL);
+    expect(&d, 5, "hearth_steps_interrupted_total", "model", "m", NULL, NULL);
     expect(&d, 1000, "hearth_memory_bytes", "model", "m", "kind", "weights");
     expect(&d, 200, "hearth_memory_bytes", "model", "m", "kind", "repacked");
     expect(&d, 300, "hearth_memory_bytes", "model", "m", "kind", "kv");

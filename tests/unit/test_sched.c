@@ -2,8 +2,8 @@
  * different lengths prefilled in chunks next to decodes, submitted from several threads)
  * produces exactly what the single-sequence loop produces, greedy and sampled; a prompt
  * sharing a prefix with an earlier one reuses its pages and still gives the same output;
- * logprobs, stop strings across tokens, ignore_eos, a full context, and the per-step prefill
- * budget (steps a long prompt takes). */
+ * logprobs, stop strings across tokens, ignore_eos, a full context, the per-step prefill
+ * budget (steps a long prompt takes), and decode steps stopped for arriving prompts. */
 #include "testutil.h"
 
 #include <pthread.h>
@@ -321,6 +321,42 @@ static void test_prefill_budget(void **state) {
                                            (long long)small, (long long)whole);
 }
 
+/* Prompts arriving one after another while a long sequence decodes: each may stop the
+ * decode step in flight (redone with the prompt). Every output still equals the
+ * single-sequence loop's, the long sampled one included. */
+static void test_arrivals_during_decode_same_output(void **state) {
+    ST_NEED_MODEL();
+    conc_job *a = &jobs[0];
+    st_prompt(a->prompt, 20, 500);
+    st_request(&a->req, a->prompt, 20, 160);
+    a->req.sampling.temperature = 0.8f;
+    a->req.sampling.seed = 77;
+    a->req.ignore_eos = true;
+    st_reference(&a->req, 512, &a->want);
+    sched *s = st_sched(2, 0, 64, 512);
+    a->s = s;
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, conc_thread, a), 0);
+    for (int i = 1; i < N_CONC; i++) {
+        conc_job *b = &jobs[i];
+        st_prompt(b->prompt, 4 + (size_t)i * 5, 600 + (uint32_t)i);
+        st_request(&b->req, b->prompt, 4 + (size_t)i * 5, 3);
+        st_reference(&b->req, 512, &b->want);
+        sched_seq *q = st_submit(s, &b->req);
+        st_collect(q, -1, &b->got);
+        sched_release(q);
+        char name[64];
+        snprintf(name, sizeof name, "arrival %d", i);
+        st_expect_same(&b->want, &b->got, name);
+    }
+    pthread_join(th, NULL);
+    st_expect_same(&a->want, &a->got, "the decoding sequence");
+    sched_stats st;
+    sched_get_stats(s, &st);
+    printf("%lld of %lld steps interrupted by arrivals\n", (long long)st.steps_interrupted, (long long)st.steps);
+    sched_free(s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_greedy_batched_equals_single),
@@ -332,6 +368,7 @@ int main(void) {
         cmocka_unit_test(test_ignore_eos_and_eog_stop),
         cmocka_unit_test(test_context_full_is_length),
         cmocka_unit_test(test_bad_requests),
+        cmocka_unit_test(test_arrivals_during_decode_same_output),
     };
     return cmocka_run_group_tests(tests, setup, st_close);
 }
